@@ -1,0 +1,65 @@
+/*
+ * fsutil — small file-system helpers shared by the worker-side modules
+ * (scan, copy, hash): the compact per-entry metadata, opening a directory
+ * beneath a root without following symlinks, and the temporary-name rule.
+ *
+ * Stateless apart from the process's temporary prefix, which main.c sets
+ * once before any worker starts; safe from any thread after that.
+ */
+#ifndef TREESYNC_FSUTIL_H
+#define TREESYNC_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Every temporary in a destination starts with this (SPEC guarantee 2). */
+#define TEMP_PREFIX ".treesync."
+
+/* What we keep of an lstat: enough to compare and to restore metadata. */
+typedef struct FileMeta {
+	uint64_t dev;
+	uint64_t ino;
+	int64_t size;
+	int64_t mtime_sec;
+	int64_t atime_sec;
+	int32_t mtime_nsec;
+	int32_t atime_nsec;
+	uint32_t mode;		/* type and permission bits */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;
+	uint64_t rdev;
+	int64_t ctime_sec;
+	int32_t ctime_nsec;
+} FileMeta;
+
+void fsutil_meta_from_stat(const struct stat *st, FileMeta *out);
+
+/*
+ * Opens the directory relpath ("" for the root itself) beneath root_fd with
+ * no symlink anywhere on the way (openat2 RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH,
+ * or a component walk with O_NOFOLLOW where openat2 is missing).
+ * Returns an fd (O_DIRECTORY|O_CLOEXEC) or -errno.
+ */
+int fsutil_open_dir_beneath(int root_fd, const char *relpath);
+
+/*
+ * Sets this process's temporary prefix: TEMP_PREFIX plus a random tag
+ * unique to this run, so a scan can tell our in-flight temporaries
+ * from an earlier crash's leftovers.
+ */
+void fsutil_init_temp_tag(void);
+/* Writes a fresh temporary name ("<prefix><tag>.<counter>") into buf. */
+void fsutil_temp_name(char *buf, size_t size);
+/* True for any name starting with TEMP_PREFIX. */
+bool fsutil_is_temp_name(const char *name);
+/* True for a temporary of this run (not a crash leftover). */
+bool fsutil_is_own_temp(const char *name);
+
+/* Joins a relative directory path and a name ("" + "a" = "a"). malloc'd. */
+char *fsutil_join(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * fullsync — one full compare-and-repair pass of one destination of a sync
+ * pair: walks the source and the destination together, directory by
+ * directory, and makes the destination equal to the source.
+ *
+ * Runs on the reactor thread and owns all of the pass's state: the
+ * directories in progress, the queue of work not yet handed to the pool,
+ * the hard-link groups seen so far and the figures. Workers only see
+ * self-contained scan and batch jobs. Memory is bounded by the directories
+ * in progress and a capped number of jobs, not by the size of the tree.
+ */
+#ifndef TREESYNC_FULLSYNC_H
+#define TREESYNC_FULLSYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pool.h"
+
+typedef struct SyncStats {
+	uint64_t entries_seen;	/* source entries considered */
+	uint64_t bytes_seen;	/* their regular-file bytes */
+	uint64_t entries_done;	/* entries settled: up to date or acted on */
+	uint64_t bytes_done;
+	uint64_t files_copied;
+	uint64_t bytes_copied;
+	uint64_t dirs_created;
+	uint64_t symlinks;
+	uint64_t hardlinks;
+	uint64_t deleted;	/* destination entries removed */
+	uint64_t meta_fixed;
+	uint64_t skipped;	/* fifos, sockets, devices */
+	uint64_t errors;	/* entries that could not be synced */
+	bool scan_done;		/* every directory has been read */
+} SyncStats;
+
+typedef struct FullSync FullSync;
+typedef void (*FullSyncDoneFn)(FullSync *fs, void *arg);
+
+typedef struct FullSyncOptions {
+	bool preserve_owner;	/* running as root */
+	bool will_retry;	/* failures are retried later (live daemon) */
+} FullSyncOptions;
+
+/*
+ * Prepares a pass of pair (which must outlive it) into destination dest.
+ * done is called on the reactor thread once the pass is over (successful
+ * or not: see fullsync_stats).
+ */
+int fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
+    const FullSyncOptions *opt, FullSyncDoneFn done, void *arg,
+    FullSync **ret);
+void fullsync_start(FullSync *fs);
+const SyncStats *fullsync_stats(const FullSync *fs);
+const char *fullsync_dest(const FullSync *fs);
+const char *fullsync_pair_name(const FullSync *fs);
+/* Frees a pass whose done callback has run (or that never started). */
+void fullsync_free(FullSync *fs);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * main — treesyncd: arguments, start-up, the one-shot full sync (--once),
+ * exit codes. Exit status: 0 success, 1 runtime failure, 2 usage or config
+ * error (SPEC "Programs").
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "fullsync.h"
+#include "pool.h"
+#include "synclog.h"
+
+#ifndef TREESYNC_VERSION
+#define TREESYNC_VERSION "unknown"
+#endif
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+typedef struct Once {
+	struct event_base *base;
+	Config *cfg;
+	Pool *pool;
+	FullSync **passes;
+	size_t n_passes;
+	size_t n_finished;
+	struct timespec started;
+	struct event *progress;
+	bool interrupted;
+} Once;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+"Usage: treesyncd [OPTION]...\n"
+"Mirror source directory trees into destinations, as the config file says.\n"
+"\n"
+"  -c, --config FILE     config file (default " CONFIG_DEFAULT_PATH ")\n"
+"  -f, --foreground      stay in the foreground; log to stderr unless the\n"
+"                        config names a log_file\n"
+"      --once            full sync of every sync pair, then exit: 0 when every\n"
+"                        destination matches its source, 1 when some entries\n"
+"                        failed (each is listed in the log)\n"
+"  -t, --check-config    check the config file, print each problem as\n"
+"                        FILE:LINE: message; exit 0 when valid, 2 when not\n"
+"  -h, --help            show this help and exit\n"
+"  -V, --version         show the version and exit\n"
+"\n"
+"Exit status: 0 success, 1 runtime failure, 2 usage or config error.\n"
+"The config file format is described in the commented example\n"
+"conf/treesync.conf shipped with treesync.\n");
+}
+
+static double
+elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) +
+	    (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+/* Sums the figures of every pass into *total. */
+static void
+sum_stats(const Once *once, SyncStats *total)
+{
+	memset(total, 0, sizeof *total);
+	total->scan_done = true;
+	for (size_t i = 0; i < once->n_passes; i++) {
+		const SyncStats *s = fullsync_stats(once->passes[i]);
+		total->entries_seen += s->entries_seen;
+		total->bytes_seen += s->bytes_seen;
+		total->entries_done += s->entries_done;
+		total->bytes_done += s->bytes_done;
+		total->files_copied += s->files_copied;
+		total->bytes_copied += s->bytes_copied;
+		total->deleted += s->deleted;
+		total->errors += s->errors;
+		if (!s->scan_done)
+			total->scan_done = false;
+	}
+}
+
+/* The TTY progress line: files and bytes done of total, rate, ETA. */
+static void
+on_progress(evutil_socket_t fd, short what, void *arg)
+{
+	Once *once = arg;
+	SyncStats t;
+	char done[32], total[32], rate[32], line[200];
+	double secs = elapsed_s(&once->started);
+	double bps;
+
+	(void)fd;
+	(void)what;
+	sum_stats(once, &t);
+	bps = secs > 0 ? (double)t.bytes_copied / secs : 0;
+	synclog_format_size(t.bytes_done, done, sizeof done);
+	synclog_format_size(t.bytes_seen, total, sizeof total);
+	synclog_format_size((unsigned long long)bps, rate, sizeof rate);
+	if (t.scan_done && bps > 0 && t.bytes_seen > t.bytes_done) {
+		double eta = (double)(t.bytes_seen - t.bytes_done) / bps;
+		snprintf(line, sizeof line, "%llu/%llu files, %s/%s, %s/s, "
+		    "ETA %.0f s", (unsigned long long)t.entries_done,
+		    (unsigned long long)t.entries_seen, done, total, rate, eta);
+	} else {
+		snprintf(line, sizeof line, "%llu/%llu%s files, %s/%s%s, %s/s",
+		    (unsigned long long)t.entries_done,
+		    (unsigned long long)t.entries_seen,
+		    t.scan_done ? "" : "+", done, total,
+		    t.scan_done ? "" : "+ (scanning)", rate);
+	}
+	synclog_set_progress(line);
+}
+
+static void
+on_pass_done(FullSync *fs, void *arg)
+{
+	Once *once = arg;
+	const SyncStats *s = fullsync_stats(fs);
+	char copied[32];
+
+	synclog_format_size(s->bytes_copied, copied, sizeof copied);
+	synclog_msg(s->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+	    "%s: full sync -> %s done: %llu entries checked, %llu files "
+	    "copied (%s), %llu links, %llu symlinks, %llu dirs created, "
+	    "%llu deleted, %llu errors",
+	    fullsync_pair_name(fs), fullsync_dest(fs),
+	    (unsigned long long)s->entries_seen,
+	    (unsigned long long)s->files_copied, copied,
+	    (unsigned long long)s->hardlinks,
+	    (unsigned long long)s->symlinks,
+	    (unsigned long long)s->dirs_created,
+	    (unsigned long long)s->deleted, (unsigned long long)s->errors);
+	if (++once->n_finished == once->n_passes)
+		event_base_loopexit(once->base, NULL);
+}
+
+static void
+on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	Once *once = arg;
+
+	(void)what;
+	synclog_msg(LOG_LEVEL_WARN, "%s received: stopping; operations in "
+	    "progress finish, nothing is left half-written",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	once->interrupted = true;
+	event_base_loopbreak(once->base);
+}
+
+/* treesyncd --once: every destination of every pair, in parallel. */
+static int
+run_once(Config *cfg)
+{
+	Once once = { .cfg = cfg };
+	FullSyncOptions opt = { .preserve_owner = geteuid() == 0 };
+	struct event *sigint = NULL, *sigterm = NULL;
+	SyncStats total;
+	int r, status = EXIT_RUNTIME;
+	size_t n = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &once.started);
+	if ((once.base = event_base_new()) == NULL) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot create the event loop");
+		return EXIT_RUNTIME;
+	}
+	if ((r = pool_new(once.base, cfg->workers, &once.pool)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot start %d workers: %s",
+		    cfg->workers, strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_syncs; i++)
+		n += cfg->syncs[i].n_destinations;
+	if ((once.passes = calloc(n, sizeof *once.passes)) == NULL)
+		goto out;
+	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s: full sync of %zu sync "
+	    "pair%s (%zu destination%s), %d workers, config %s",
+	    TREESYNC_VERSION, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", n,
+	    n == 1 ? "" : "s", cfg->workers, cfg->path);
+	for (size_t i = 0; i < cfg->n_syncs; i++) {
+		const SyncPairConfig *p = &cfg->syncs[i];
+		for (size_t d = 0; d < p->n_destinations; d++) {
+			r = fullsync_new(once.pool, p, p->destinations[d], &opt,
+			    on_pass_done, &once, &once.passes[once.n_passes]);
+			if (r < 0)
+				goto out;
+			once.n_passes++;
+		}
+	}
+	sigint = evsignal_new(once.base, SIGINT, on_stop_signal, &once);
+	sigterm = evsignal_new(once.base, SIGTERM, on_stop_signal, &once);
+	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0
+	    || evsignal_add(sigterm, NULL) < 0)
+		goto out;
+	if (synclog_is_tty()) {
+		struct timeval tv = { 0, 250000 };
+		once.progress = event_new(once.base, -1, EV_PERSIST,
+		    on_progress, &once);
+		if (once.progress != NULL)
+			event_add(once.progress, &tv);
+	}
+	for (size_t i = 0; i < once.n_passes; i++)
+		fullsync_start(once.passes[i]);
+	event_base_dispatch(once.base);
+	synclog_set_progress(NULL);
+
+	sum_stats(&once, &total);
+	if (once.interrupted) {
+		synclog_msg(LOG_LEVEL_WARN, "full sync interrupted after %.1f s: "
+		    "destinations are not complete", elapsed_s(&once.started));
+	} else {
+		char copied[32];
+		synclog_format_size(total.bytes_copied, copied, sizeof copied);
+		synclog_msg(total.errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+		    "full sync %s in %.2f s: %llu entries checked, %llu files "
+		    "copied (%s), %llu deleted, %llu error%s",
+		    total.errors ? "finished with errors" : "complete",
+		    elapsed_s(&once.started),
+		    (unsigned long long)total.entries_seen,
+		    (unsigned long long)total.files_copied, copied,
+		    (unsigned long long)total.deleted,
+		    (unsigned long long)total.errors,
+		    total.errors == 1 ? "" : "s");
+		status = total.errors == 0 ? 0 : EXIT_RUNTIME;
+	}
+out:
+	/* Workers finish what they are doing; queued work is dropped. */
+	pool_free(once.pool);
+	for (size_t i = 0; i < once.n_passes; i++)
+		fullsync_free(once.passes[i]);
+	free(once.passes);
+	if (once.progress != NULL)
+		event_free(once.progress);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (sigterm != NULL)
+		event_free(sigterm);
+	event_base_free(once.base);
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "once", no_argument, NULL, 'O' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	bool once = false, check = false;
+	Config *cfg = NULL;
+	char *errors = NULL;
+	int c, r, status;
+
+	while ((c = getopt_long(argc, argv, "c:fthV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			break;	/* --once and the live daemon both stay in
+				 * the foreground; there is no fork. */
+		case 'O':
+			once = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("treesyncd %s\n", TREESYNC_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'treesyncd --help' for more "
+			    "information.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "treesyncd: unexpected argument '%s'\n"
+		    "Try 'treesyncd --help' for more information.\n",
+		    argv[optind]);
+		return EXIT_USAGE;
+	}
+
+	r = config_load(path, &cfg, &errors);
+	if (r == 0 && check)
+		r = config_check_sources(cfg, &errors);
+	if (r < 0) {
+		fputs(errors != NULL ? errors : "invalid config\n", stderr);
+		free(errors);
+		config_free(cfg);
+		return EXIT_USAGE;
+	}
+	if (check) {
+		printf("%s: configuration OK (%zu sync pair%s)\n", path,
+		    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+		config_free(cfg);
+		return 0;
+	}
+	if (!once) {
+		fprintf(stderr, "treesyncd: the live daemon is not in this "
+		    "build yet; run a full sync with --once\n");
+		config_free(cfg);
+		return EXIT_USAGE;
+	}
+
+	if ((r = synclog_open(cfg->log_file, cfg->log_level)) < 0) {
+		fprintf(stderr, "treesyncd: cannot open log file '%s': %s\n",
+		    cfg->log_file, strerror(-r));
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	fsutil_init_temp_tag();
+	status = run_once(cfg);
+	config_free(cfg);
+	synclog_close();
+	return status;
+}

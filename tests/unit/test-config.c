@@ -1,0 +1,1016 @@
+/*
+ * Unit tests for config: one test per class of problem, each checking the
+ * FILE:LINE the operator is sent to and the substance of the message.
+ * Every config text is written one setting per line so that the line
+ * numbers in the assertions can be counted in the source.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char tmpdir[PATH_MAX];
+static char conf_path[PATH_MAX + 32];
+
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/treesync-test-config.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(conf_path, sizeof conf_path, "%s/treesync.conf", tmpdir);
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+teardown(void)
+{
+	nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+write_conf(const char *text)
+{
+	FILE *f = fopen(conf_path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Loads text expecting success. */
+static Config *
+load_ok(const char *text)
+{
+	Config *cfg = NULL;
+	char *errors = NULL;
+	int r;
+
+	write_conf(text);
+	r = config_load(conf_path, &cfg, &errors);
+	ck_assert_msg(r == 0, "config_load: %d\n%s", r, errors ? errors : "");
+	ck_assert_ptr_null(errors);
+	ck_assert_ptr_nonnull(cfg);
+	return cfg;
+}
+
+/* Loads text expecting -EINVAL; returns the error text (caller frees). */
+static char *
+load_fail(const char *text)
+{
+	Config *cfg = (Config *)0x1;
+	char *errors = NULL;
+	int r;
+
+	write_conf(text);
+	r = config_load(conf_path, &cfg, &errors);
+	ck_assert_int_eq(r, -EINVAL);
+	ck_assert_ptr_eq(cfg, (Config *)0x1);
+	ck_assert_ptr_nonnull(errors);
+	ck_assert(errors[0] != '\0');
+	ck_assert(errors[strlen(errors) - 1] == '\n');
+	return errors;
+}
+
+static size_t
+count_lines(const char *text)
+{
+	size_t n = 0;
+
+	for (; *text != '\0'; text++)
+		n += *text == '\n';
+	return n;
+}
+
+/*
+ * Asserts that errors holds a line "CONF:LINE: ..." (or "CONF: ..." for
+ * line 0) containing every one of the NULL-terminated fragments.
+ */
+static void
+assert_problem(const char *errors, int line, ...)
+{
+	char prefix[PATH_MAX + 64];
+	const char *p = errors;
+
+	if (line > 0)
+		snprintf(prefix, sizeof prefix, "%s:%d: ", conf_path, line);
+	else
+		snprintf(prefix, sizeof prefix, "%s: ", conf_path);
+	while (*p != '\0') {
+		const char *end = strchr(p, '\n');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		char *one = strndup(p, len);
+		bool all = strncmp(one, prefix, strlen(prefix)) == 0;
+		const char *frag;
+		va_list ap;
+
+		va_start(ap, line);
+		while (all && (frag = va_arg(ap, const char *)) != NULL)
+			all = strstr(one, frag) != NULL;
+		va_end(ap);
+		free(one);
+		if (all)
+			return;
+		p += len + (end != NULL);
+	}
+	ck_abort_msg("no problem at line %d with the expected text in:\n%s",
+	    line, errors);
+}
+
+#define ASSERT_PROBLEM(errors, line, ...) \
+	assert_problem(errors, line, __VA_ARGS__, (const char *)NULL)
+
+/* A config with one sync whose group lines are given; sync starts line 2. */
+#define ONE_SYNC(...) \
+	"workers = 4;\n"		/* 1 */ \
+	"syncs = (\n"			/* 2 */ \
+	"  {\n"				/* 3 */ \
+	__VA_ARGS__			/* 4.. */ \
+	"  }\n" \
+	");\n"
+
+START_TEST(test_valid_spec_example)
+{
+	const char *text =
+	    "# global settings\n"					/* 1 */
+	    "workers   = 4;\n"						/* 2 */
+	    "delay_ms  = 50;\n"						/* 3 */
+	    "log_file  = \"/var/log/treesync/treesync.log\";\n"	/* 4 */
+	    "log_level = \"info\";\n"					/* 5 */
+	    "control_socket = \"/run/treesync/control.sock\";\n"	/* 6 */
+	    "\n"							/* 7 */
+	    "syncs = (\n"						/* 8 */
+	    "  {\n"							/* 9 */
+	    "    name         = \"projects\";\n"			/* 10 */
+	    "    source       = \"/srv/projects\";\n"			/* 11 */
+	    "    destinations = ( \"/backup/projects\", \"/mnt/mirror/projects\" );\n"
+	    "    exclude      = ( \"*.swp\", \"*~\", \".git/\", \"node_modules/\" );\n"
+	    "    delete       = true;\n"
+	    "    compare      = \"mtime\";\n"
+	    "  }\n"
+	    ");\n";
+	Config *cfg = load_ok(text);
+	const SyncPairConfig *p;
+
+	ck_assert_str_eq(cfg->path, conf_path);
+	ck_assert_int_eq(cfg->workers, 4);
+	ck_assert_int_eq(cfg->delay_ms, 50);
+	ck_assert_str_eq(cfg->log_file, "/var/log/treesync/treesync.log");
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
+	ck_assert_str_eq(cfg->control_socket, "/run/treesync/control.sock");
+	ck_assert_uint_eq(cfg->n_syncs, 1);
+	p = &cfg->syncs[0];
+	ck_assert_str_eq(p->name, "projects");
+	ck_assert_str_eq(p->source, "/srv/projects");
+	ck_assert_uint_eq(p->n_destinations, 2);
+	ck_assert_str_eq(p->destinations[0], "/backup/projects");
+	ck_assert_str_eq(p->destinations[1], "/mnt/mirror/projects");
+	ck_assert_ptr_nonnull(p->exclude);
+	ck_assert_uint_eq(exclude_count(p->exclude), 4);
+	ck_assert(exclude_match(p->exclude, "a/.main.c.swp", false));
+	ck_assert(exclude_match(p->exclude, "a/b~", false));
+	ck_assert(exclude_match(p->exclude, "lib/.git", true));
+	ck_assert(!exclude_match(p->exclude, "lib/.git", false));
+	ck_assert(exclude_match(p->exclude, "web/node_modules", true));
+	ck_assert(!exclude_match(p->exclude, "src/main.c", false));
+	ck_assert(p->delete);
+	ck_assert_int_eq(p->compare, COMPARE_MTIME);
+	ck_assert_int_eq(p->line, 9);
+	ck_assert_int_eq(p->source_line, 11);
+	ck_assert_ptr_eq(config_find_sync(cfg, "projects"), p);
+	ck_assert_ptr_null(config_find_sync(cfg, "project"));
+	ck_assert_ptr_null(config_find_sync(cfg, NULL));
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_valid_other_values)
+{
+	static const char format[] =
+	    "workers = 256;\n"						/* 1 */
+	    "delay_ms = 0;\n"						/* 2 */
+	    "log_level = \"debug\";\n"					/* 3 */
+	    "control_socket = \"/run//ts/./ctl.sock\";\n"		/* 4 */
+	    "syncs = (\n"						/* 5 */
+	    "  {\n"							/* 6 */
+	    "    name = \"a.b_c-1\";\n"					/* 7 */
+	    "    source = \"/srv//a/./\";\n"				/* 8 */
+	    "    destinations = [ \"/backup/a/\", \"/mnt/a\" ];\n"	/* 9 */
+	    "    exclude = [ ];\n"					/* 10 */
+	    "    delete = false;\n"					/* 11 */
+	    "    compare = \"hash\";\n"				/* 12 */
+	    "  },\n"							/* 13 */
+	    "  {\n"							/* 14 */
+	    "    name = \"B\";\n"					/* 15 */
+	    "    source = \"/x\";\n"					/* 16 */
+	    "    destinations = ( %s );\n"				/* 17 */
+	    "  }\n"
+	    ");\n";
+	const SyncPairConfig *p;
+	char *text, *errors;
+	Config *cfg;
+
+	/* First with no destination in the second sync, then with one. */
+	ck_assert_int_ge(asprintf(&text, format, ""), 0);
+	errors = load_fail(text);
+	free(text);
+	ASSERT_PROBLEM(errors, 17, "sync 'B': destinations: must hold at least "
+	    "one path");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+
+	ck_assert_int_ge(asprintf(&text, format, "\"/y\""), 0);
+	cfg = load_ok(text);
+	free(text);
+	ck_assert_int_eq(cfg->workers, 256);
+	ck_assert_int_eq(cfg->delay_ms, 0);
+	ck_assert_ptr_null(cfg->log_file);
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
+	ck_assert_str_eq(cfg->control_socket, "/run/ts/ctl.sock");
+	ck_assert_uint_eq(cfg->n_syncs, 2);
+	p = &cfg->syncs[0];
+	ck_assert_str_eq(p->name, "a.b_c-1");
+	ck_assert_str_eq(p->source, "/srv/a");
+	ck_assert_int_eq(p->line, 6);
+	ck_assert_int_eq(p->source_line, 8);
+	ck_assert_uint_eq(p->n_destinations, 2);
+	ck_assert_str_eq(p->destinations[0], "/backup/a");
+	ck_assert_str_eq(p->destinations[1], "/mnt/a");
+	ck_assert_uint_eq(exclude_count(p->exclude), 0);
+	ck_assert(!p->delete);
+	ck_assert_int_eq(p->compare, COMPARE_HASH);
+	ck_assert_ptr_eq(config_find_sync(cfg, "B"), &cfg->syncs[1]);
+	ck_assert_ptr_null(config_find_sync(cfg, "b"));
+	ck_assert_str_eq(cfg->syncs[1].source, "/x");
+	ck_assert_str_eq(cfg->syncs[1].destinations[0], "/y");
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+	Config *cfg = load_ok(
+	    "syncs = ( { name = \"p\"; source = \"/srv/p\"; "
+	    "destinations = ( \"/backup/p\" ); } );\n");
+	const SyncPairConfig *p = &cfg->syncs[0];
+
+	ck_assert_int_eq(cfg->workers, CONFIG_DEFAULT_WORKERS);
+	ck_assert_int_eq(cfg->workers, 4);
+	ck_assert_int_eq(cfg->delay_ms, 50);
+	ck_assert_ptr_null(cfg->log_file);
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
+	ck_assert_str_eq(cfg->control_socket, "/run/treesync/control.sock");
+	ck_assert_ptr_nonnull(p->exclude);
+	ck_assert_uint_eq(exclude_count(p->exclude), 0);
+	ck_assert(p->delete);
+	ck_assert_int_eq(p->compare, COMPARE_MTIME);
+	ck_assert_int_eq(p->line, 1);
+	ck_assert_int_eq(p->source_line, 1);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_syntax_error)
+{
+	char *errors = load_fail(
+	    "workers = 4;\n"
+	    "delay_ms = 50\n"
+	    "log_level = ;\n");
+
+	ASSERT_PROBLEM(errors, 3, "syntax error: ");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_unknown_top_level_key)
+{
+	char *errors = load_fail(
+	    "wrokers = 4;\n"						/* 1 */
+	    "colour = \"blue\";\n"					/* 2 */
+	    "source = \"/srv\";\n"					/* 3 */
+	    "syncs = ( { name = \"p\"; source = \"/srv/p\"; "
+	    "destinations = ( \"/b\" ); } );\n");
+
+	ASSERT_PROBLEM(errors, 1, "unknown key 'wrokers'",
+	    "did you mean 'workers'?");
+	ASSERT_PROBLEM(errors, 2, "unknown key 'colour'");
+	ck_assert_ptr_null(strstr(errors, "did you mean 'log_level'"));
+	ASSERT_PROBLEM(errors, 3, "unknown key 'source'", "sync group");
+	ck_assert_uint_eq(count_lines(errors), 3);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_unknown_sync_key)
+{
+	char *errors = load_fail(ONE_SYNC(
+	    "    name = \"projects\";\n"				/* 4 */
+	    "    source = \"/srv/projects\";\n"			/* 5 */
+	    "    destination = ( \"/backup/projects\" );\n"		/* 6 */
+	    "    workers = 2;\n"					/* 7 */
+	    "    colour = 1;\n"));					/* 8 */
+
+	ASSERT_PROBLEM(errors, 6,
+	    "unknown key 'destination' in sync 'projects' "
+	    "(did you mean 'destinations'?)");
+	ASSERT_PROBLEM(errors, 7, "unknown key 'workers' in sync 'projects'",
+	    "global setting");
+	ASSERT_PROBLEM(errors, 8, "unknown key 'colour' in sync 'projects'");
+	ASSERT_PROBLEM(errors, 3, "sync 'projects'",
+	    "missing required key 'destinations'");
+	ck_assert_uint_eq(count_lines(errors), 4);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+	char *errors = load_fail(
+	    "workers = \"4\";\n"					/* 1 */
+	    "delay_ms = 1.5;\n"						/* 2 */
+	    "log_file = 5;\n"						/* 3 */
+	    "log_level = 3;\n"						/* 4 */
+	    "control_socket = true;\n"					/* 5 */
+	    "syncs = (\n"						/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = 5;\n"						/* 8 */
+	    "    source = ( \"/srv/p\" );\n"				/* 9 */
+	    "    destinations = ( \"/b\",\n"				/* 10 */
+	    "        7 );\n"						/* 11 */
+	    "    exclude = ( \"*.o\", 1 );\n"				/* 12 */
+	    "    delete = 1;\n"						/* 13 */
+	    "    compare = 2;\n"					/* 14 */
+	    "  },\n"							/* 15 */
+	    "  {\n"							/* 16 */
+	    "    name = \"q\";\n"					/* 17 */
+	    "    source = \"/srv/q\";\n"				/* 18 */
+	    "    destinations = \"/backup/q\";\n"			/* 19 */
+	    "    exclude = \"*.o\";\n"					/* 20 */
+	    "  },\n"							/* 21 */
+	    "  \"r\"\n"							/* 22 */
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 1, "workers: must be an integer from 1 to 256",
+	    "got string \"4\"");
+	ASSERT_PROBLEM(errors, 2, "delay_ms: must be an integer from 0 to 60000",
+	    "got float 1.5");
+	ASSERT_PROBLEM(errors, 3, "log_file: must be a string",
+	    "absolute path", "got integer 5");
+	ASSERT_PROBLEM(errors, 4, "log_level: must be one of \"error\"",
+	    "got integer 3");
+	ASSERT_PROBLEM(errors, 5, "control_socket: must be a string",
+	    "got boolean true");
+	ASSERT_PROBLEM(errors, 8, "sync #1: name: must be a string",
+	    "got integer 5");
+	ASSERT_PROBLEM(errors, 9, "sync #1: source: must be a string",
+	    "got a list");
+	ASSERT_PROBLEM(errors, 11, "sync #1: destinations: entry 2: must be a "
+	    "string", "got integer 7");
+	ASSERT_PROBLEM(errors, 12, "sync #1: exclude: entry 2: must be a string",
+	    "got integer 1");
+	ASSERT_PROBLEM(errors, 13, "sync #1: delete: must be true or false",
+	    "got integer 1");
+	ASSERT_PROBLEM(errors, 14, "sync #1: compare: must be \"mtime\" or "
+	    "\"hash\"", "got integer 2");
+	ASSERT_PROBLEM(errors, 19, "sync 'q': destinations: must be a list",
+	    "got string \"/backup/q\"");
+	ASSERT_PROBLEM(errors, 20, "sync 'q': exclude: must be a list",
+	    "got string \"*.o\"");
+	ASSERT_PROBLEM(errors, 22, "syncs: entry 3: must be a group",
+	    "got string \"r\"");
+	ck_assert_uint_eq(count_lines(errors), 14);
+	free(errors);
+
+	errors = load_fail("syncs = 5;\n");
+	ASSERT_PROBLEM(errors, 1, "syncs: must be a list of sync groups",
+	    "got integer 5");
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_out_of_range)
+{
+	static const struct {
+		const char *setting;
+		const char *message;
+	} cases[] = {
+		{ "workers = 0;", "workers: must be an integer from 1 to 256, got 0" },
+		{ "workers = 257;", "workers: must be an integer from 1 to 256, got 257" },
+		{ "workers = -3;", "workers: must be an integer from 1 to 256, got -3" },
+		{ "delay_ms = -1;", "delay_ms: must be an integer from 0 to 60000, got -1" },
+		{ "delay_ms = 60001;", "delay_ms: must be an integer from 0 to 60000, got 60001" },
+		{ "delay_ms = 100000L;", "delay_ms: must be an integer from 0 to 60000, got 100000" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text, *errors;
+
+		ck_assert_int_ge(asprintf(&text, "log_level = \"warn\";\n%s\n"
+		    "syncs = ( { name = \"p\"; source = \"/s\"; "
+		    "destinations = ( \"/d\" ); } );\n", cases[i].setting), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 2, cases[i].message);
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+	}
+}
+END_TEST
+
+START_TEST(test_relative_paths)
+{
+	char *errors = load_fail(
+	    "log_file = \"log/treesync.log\";\n"			/* 1 */
+	    "control_socket = \"ctl.sock\";\n"				/* 2 */
+	    "syncs = (\n"						/* 3 */
+	    "  {\n"							/* 4 */
+	    "    name = \"p\";\n"					/* 5 */
+	    "    source = \"srv/projects\";\n"				/* 6 */
+	    "    destinations = ( \"/backup/p\",\n"			/* 7 */
+	    "      \"backup\",\n"					/* 8 */
+	    "      \"\" );\n"						/* 9 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 1, "log_file: must be an absolute path",
+	    "\"log/treesync.log\"");
+	ASSERT_PROBLEM(errors, 2, "control_socket: must be an absolute path",
+	    "\"ctl.sock\"");
+	ASSERT_PROBLEM(errors, 6, "sync 'p': source: must be an absolute path",
+	    "\"srv/projects\"");
+	ASSERT_PROBLEM(errors, 8, "sync 'p': destinations: entry 2: must be an "
+	    "absolute path", "\"backup\"");
+	ASSERT_PROBLEM(errors, 9, "sync 'p': destinations: entry 3: must be an "
+	    "absolute path", "got string \"\"");
+	ck_assert_uint_eq(count_lines(errors), 5);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_dotdot_in_path)
+{
+	char *errors = load_fail(
+	    "log_file = \"/var/log/../tmp/t.log\";\n"			/* 1 */
+	    "syncs = (\n"						/* 2 */
+	    "  {\n"							/* 3 */
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/srv/../etc\";\n"				/* 5 */
+	    "    destinations = ( \"/backup/p/..\" );\n"		/* 6 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 1, "log_file: must not contain a '..'",
+	    "symlinks", "\"/var/log/../tmp/t.log\"");
+	ASSERT_PROBLEM(errors, 5, "sync 'p': source: must not contain a '..'",
+	    "\"/srv/../etc\"");
+	ASSERT_PROBLEM(errors, 6, "sync 'p': destinations: entry 1: must not "
+	    "contain a '..'", "\"/backup/p/..\"");
+	ck_assert_uint_eq(count_lines(errors), 3);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_missing_required)
+{
+	char *errors;
+
+	errors = load_fail("workers = 2;\n");
+	ASSERT_PROBLEM(errors, 0, "missing required key 'syncs'");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+
+	errors = load_fail(
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    source = \"/srv/p\";\n"				/* 3 */
+	    "    destinations = ( \"/b/p\" );\n"			/* 4 */
+	    "  },\n"							/* 5 */
+	    "  {\n"							/* 6 */
+	    "    name = \"q\";\n"					/* 7 */
+	    "    destinations = ( \"/b/q\" );\n"			/* 8 */
+	    "  },\n"							/* 9 */
+	    "  {\n"							/* 10 */
+	    "    name = \"r\";\n"					/* 11 */
+	    "    source = \"/srv/r\";\n"				/* 12 */
+	    "  }\n"							/* 13 */
+	    ");\n");
+	ASSERT_PROBLEM(errors, 2, "sync #1: missing required key 'name'");
+	ASSERT_PROBLEM(errors, 6, "sync 'q': missing required key 'source'");
+	ASSERT_PROBLEM(errors, 10, "sync 'r': missing required key "
+	    "'destinations'");
+	ck_assert_uint_eq(count_lines(errors), 3);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_empty_lists)
+{
+	char *errors;
+
+	errors = load_fail(ONE_SYNC(
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/srv/p\";\n"				/* 5 */
+	    "    destinations = ( );\n"));				/* 6 */
+	ASSERT_PROBLEM(errors, 6, "sync 'p': destinations: must hold at least "
+	    "one path");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+
+	errors = load_fail("workers = 1;\nsyncs = ( );\n");
+	ASSERT_PROBLEM(errors, 2, "syncs: must hold at least one sync group");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_duplicate_name)
+{
+	char *errors = load_fail(
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"p\";\n"					/* 3 */
+	    "    source = \"/srv/p\";\n"				/* 4 */
+	    "    destinations = ( \"/b/p\" );\n"			/* 5 */
+	    "  },\n"							/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = \"p\";\n"					/* 8 */
+	    "    source = \"/srv/q\";\n"				/* 9 */
+	    "    destinations = ( \"/b/q\" );\n"			/* 10 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 8, "'p' is already the name of the sync at "
+	    "line 2", "unique");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_bad_name)
+{
+	static const struct {
+		const char *name;
+		const char *message;
+	} cases[] = {
+		{ "my projects", "may hold only letters, digits, '.', '_' and '-'" },
+		{ "a/b", "may hold only letters" },
+		{ "caf\xc3\xa9", "may hold only letters" },
+		{ "", "must not be empty" },
+		{ "-rf", "must not start with '-'" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text, *errors;
+
+		ck_assert_int_ge(asprintf(&text, ONE_SYNC(
+		    "    name = \"%s\";\n"				/* 4 */
+		    "    source = \"/srv/p\";\n"
+		    "    destinations = ( \"/b/p\" );\n"), cases[i].name), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 4, "sync #1: name: ", cases[i].message);
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+	}
+}
+END_TEST
+
+START_TEST(test_destination_inside_source)
+{
+	char *errors = load_fail(
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"p\";\n"					/* 3 */
+	    "    source = \"/srv/p\";\n"				/* 4 */
+	    "    destinations = ( \"/backup/p\",\n"			/* 5 */
+	    "      \"/srv/p/backup\" );\n"				/* 6 */
+	    "  },\n"							/* 7 */
+	    "  {\n"							/* 8 */
+	    "    name = \"q\";\n"					/* 9 */
+	    "    source = \"/srv/q\";\n"				/* 10 */
+	    "    destinations = ( \"/srv//q/\" );\n"			/* 11 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 6, "sync 'p': destination '/srv/p/backup' is "
+	    "inside its source '/srv/p'");
+	ASSERT_PROBLEM(errors, 11, "sync 'q': destination '/srv/q' is the same "
+	    "directory as its source '/srv/q'");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_source_inside_destination)
+{
+	char *errors = load_fail(ONE_SYNC(
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/backup/p/src\";\n"				/* 5 */
+	    "    destinations = ( \"/mnt/p\",\n"			/* 6 */
+	    "      \"/backup/p\" );\n"));				/* 7 */
+
+	ASSERT_PROBLEM(errors, 7, "sync 'p': source '/backup/p/src' is inside "
+	    "its destination '/backup/p'");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+
+	/* The root contains everything. */
+	errors = load_fail(ONE_SYNC(
+	    "    name = \"p\";\n"
+	    "    source = \"/srv/p\";\n"
+	    "    destinations = ( \"/\" );\n"));
+	ASSERT_PROBLEM(errors, 6, "source '/srv/p' is inside its destination "
+	    "'/'");
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_same_destination_twice)
+{
+	char *errors = load_fail(ONE_SYNC(
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/srv/p\";\n"				/* 5 */
+	    "    destinations = ( \"/backup/p\",\n"			/* 6 */
+	    "      \"/mnt/p\",\n"					/* 7 */
+	    "      \"/backup//p/\",\n"					/* 8 */
+	    "      \"/mnt/p/inner\" );\n"));				/* 9 */
+
+	ASSERT_PROBLEM(errors, 8, "sync 'p': destination '/backup/p' is listed "
+	    "twice (also at line 6)");
+	ASSERT_PROBLEM(errors, 9, "sync 'p': destination '/mnt/p/inner' is "
+	    "inside destination '/mnt/p' of the same sync (line 7)");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_two_syncs_same_destination)
+{
+	char *errors = load_fail(
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"a\";\n"					/* 3 */
+	    "    source = \"/srv/a\";\n"				/* 4 */
+	    "    destinations = ( \"/backup/shared\" );\n"		/* 5 */
+	    "  },\n"							/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = \"b\";\n"					/* 8 */
+	    "    source = \"/srv/b\";\n"				/* 9 */
+	    "    destinations = ( \"/mnt/b\",\n"			/* 10 */
+	    "      \"/backup/shared/\"\n"				/* 11 */
+	    "    );\n"							/* 12 */
+	    "  }\n"
+	    ");\n");
+
+	/* libconfig itself would say 12, the line of the ')'. */
+	ASSERT_PROBLEM(errors, 11, "sync 'b': destination '/backup/shared' is "
+	    "also written by sync 'a' (line 5)");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_nested_destinations_across_syncs)
+{
+	char *errors = load_fail(
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"a\";\n"					/* 3 */
+	    "    source = \"/srv/a\";\n"				/* 4 */
+	    "    destinations = ( \"/backup\" );\n"			/* 5 */
+	    "  },\n"							/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = \"b\";\n"					/* 8 */
+	    "    source = \"/srv/b\";\n"				/* 9 */
+	    "    destinations = ( \"/backup/b\" );\n"			/* 10 */
+	    "  },\n"							/* 11 */
+	    "  {\n"							/* 12 */
+	    "    name = \"c\";\n"					/* 13 */
+	    "    source = \"/srv/c\";\n"				/* 14 */
+	    "    destinations = ( \"/mnt/c/deep\" );\n"		/* 15 */
+	    "  },\n"							/* 16 */
+	    "  {\n"							/* 17 */
+	    "    name = \"d\";\n"					/* 18 */
+	    "    source = \"/srv/d\";\n"				/* 19 */
+	    "    destinations = ( \"/mnt/c\" );\n"			/* 20 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 10, "sync 'b': destination '/backup/b' is inside "
+	    "destination '/backup' of sync 'a' (line 5)");
+	ASSERT_PROBLEM(errors, 20, "sync 'd': destination '/mnt/c' contains "
+	    "destination '/mnt/c/deep' of sync 'c' (line 15)");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_component_boundaries)
+{
+	Config *cfg = load_ok(
+	    "syncs = (\n"
+	    "  { name = \"a\"; source = \"/a/b\"; destinations = ( \"/a/bc\", \"/a/b-\" ); },\n"
+	    "  { name = \"b\"; source = \"/a/bcd\"; destinations = ( \"/a/bc.d\", \"/x/y\" ); },\n"
+	    "  { name = \"c\"; source = \"/x/yz\"; destinations = ( \"/x/yy\", \"/x/y.z\" ); }\n"
+	    ");\n");
+
+	ck_assert_uint_eq(cfg->n_syncs, 3);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_symlinked_alias)
+{
+	char real[PATH_MAX + 16], link_[PATH_MAX + 16], *text, *errors;
+
+	snprintf(real, sizeof real, "%s/real", tmpdir);
+	snprintf(link_, sizeof link_, "%s/alias", tmpdir);
+	ck_assert_int_eq(mkdir(real, 0755), 0);
+	ck_assert_int_eq(symlink("real", link_), 0);
+	ck_assert_int_ge(asprintf(&text,
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"p\";\n"					/* 3 */
+	    "    source = \"%s\";\n"					/* 4 */
+	    "    destinations = ( \"%s/not-yet/backup\" );\n"		/* 5 */
+	    "  },\n"							/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = \"q\";\n"					/* 8 */
+	    "    source = \"/srv/q\";\n"				/* 9 */
+	    "    destinations = ( \"%s/../elsewhere\",\n"		/* 10 */
+	    "      \"%s\" );\n"						/* 11 */
+	    "  }\n"
+	    ");\n", real, link_, tmpdir, real), 0);
+	/* Line 10 only checks that '..' stays refused. */
+	errors = load_fail(text);
+	ASSERT_PROBLEM(errors, 5, "sync 'p': destination", "/alias/not-yet/"
+	    "backup' is inside its source", "after resolving symlinks");
+	ASSERT_PROBLEM(errors, 10, "must not contain a '..'");
+	ASSERT_PROBLEM(errors, 11, "sync 'q': destination", "/real' contains "
+	    "destination", "of sync 'p' (line 5)", "after resolving symlinks");
+	ck_assert_uint_eq(count_lines(errors), 3);
+	free(errors);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_multiple_errors_together)
+{
+	char *errors = load_fail(
+	    "workers = 0;\n"						/* 1 */
+	    "log_level = \"loud\";\n"					/* 2 */
+	    "syncs = (\n"						/* 3 */
+	    "  {\n"							/* 4 */
+	    "    name = \"p\";\n"					/* 5 */
+	    "    source = \"/srv/p\";\n"				/* 6 */
+	    "    destinations = ( \"/srv/p/b\" );\n"			/* 7 */
+	    "    delete = \"yes\";\n"					/* 8 */
+	    "    exclude = ( \"*.o\", \"/\" );\n"			/* 9 */
+	    "  }\n"
+	    ");\n"
+	    "delay_ms = 70000;\n");					/* 12 */
+	const char *l1, *l2, *l7, *l12;
+	char at[PATH_MAX + 64];
+
+	ASSERT_PROBLEM(errors, 1, "workers: must be an integer from 1 to 256, "
+	    "got 0");
+	ASSERT_PROBLEM(errors, 2, "log_level");
+	ASSERT_PROBLEM(errors, 7, "inside its source");
+	ASSERT_PROBLEM(errors, 8, "delete: must be true or false");
+	ASSERT_PROBLEM(errors, 9, "sync 'p': exclude: entry 2", "\"/\"");
+	ASSERT_PROBLEM(errors, 12, "delay_ms");
+	ck_assert_uint_eq(count_lines(errors), 6);
+	/* In file order, whichever pass found them. */
+	snprintf(at, sizeof at, "%s:1:", conf_path);
+	l1 = strstr(errors, at);
+	snprintf(at, sizeof at, "%s:2:", conf_path);
+	l2 = strstr(errors, at);
+	snprintf(at, sizeof at, "%s:7:", conf_path);
+	l7 = strstr(errors, at);
+	snprintf(at, sizeof at, "%s:12:", conf_path);
+	l12 = strstr(errors, at);
+	ck_assert(errors == l1 && l1 < l2 && l2 < l7 && l7 < l12);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_invalid_words)
+{
+	char *errors = load_fail(
+	    "log_level = \"verbose\";\n"				/* 1 */
+	    "syncs = (\n"						/* 2 */
+	    "  {\n"							/* 3 */
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/srv/p\";\n"				/* 5 */
+	    "    destinations = ( \"/b/p\" );\n"			/* 6 */
+	    "    compare = \"sha1\";\n"					/* 7 */
+	    "  }\n"
+	    ");\n");
+
+	ASSERT_PROBLEM(errors, 1, "log_level: must be one of \"error\", "
+	    "\"warn\", \"info\", \"debug\", got string \"verbose\"");
+	ASSERT_PROBLEM(errors, 7, "sync 'p': compare: must be \"mtime\" or "
+	    "\"hash\", got string \"sha1\"");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_unreadable_file)
+{
+	Config *cfg = (Config *)0x1;
+	char *errors = NULL, expected[PATH_MAX + 128];
+
+	snprintf(conf_path, sizeof conf_path, "%s/missing.conf", tmpdir);
+	ck_assert_int_eq(config_load(conf_path, &cfg, &errors), -ENOENT);
+	ck_assert_ptr_eq(cfg, (Config *)0x1);
+	snprintf(expected, sizeof expected,
+	    "%s: cannot read: No such file or directory\n", conf_path);
+	ck_assert_str_eq(errors, expected);
+	free(errors);
+
+	errors = NULL;
+	ck_assert_int_eq(config_load(tmpdir, &cfg, &errors), -EISDIR);
+	snprintf(expected, sizeof expected, "%s: cannot read: Is a directory\n",
+	    tmpdir);
+	ck_assert_str_eq(errors, expected);
+	free(errors);
+
+	if (geteuid() != 0) {
+		snprintf(conf_path, sizeof conf_path, "%s/treesync.conf",
+		    tmpdir);
+		write_conf("workers = 4;\n");
+		ck_assert_int_eq(chmod(conf_path, 0), 0);
+		errors = NULL;
+		ck_assert_int_eq(config_load(conf_path, &cfg, &errors),
+		    -EACCES);
+		ck_assert(strstr(errors, ": cannot read: Permission denied\n"));
+		free(errors);
+	}
+}
+END_TEST
+
+START_TEST(test_check_sources)
+{
+	char *text, *errors = NULL;
+	char dir[PATH_MAX + 16], file[PATH_MAX + 16];
+	Config *cfg;
+	FILE *f;
+
+	snprintf(dir, sizeof dir, "%s/src", tmpdir);
+	snprintf(file, sizeof file, "%s/file", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_ge(asprintf(&text,
+	    "syncs = (\n"						/* 1 */
+	    "  {\n"							/* 2 */
+	    "    name = \"ok\";\n"					/* 3 */
+	    "    source = \"%s\";\n"					/* 4 */
+	    "    destinations = ( \"/backup/ok\" );\n"			/* 5 */
+	    "  },\n"							/* 6 */
+	    "  {\n"							/* 7 */
+	    "    name = \"gone\";\n"					/* 8 */
+	    "    destinations = ( \"/backup/gone\" );\n"		/* 9 */
+	    "    source = \"%s/missing\";\n"				/* 10 */
+	    "  },\n"							/* 11 */
+	    "  {\n"							/* 12 */
+	    "    name = \"file\";\n"					/* 13 */
+	    "    source = \"%s\";\n"					/* 14 */
+	    "    destinations = ( \"/backup/file\" );\n"		/* 15 */
+	    "  }\n"
+	    ");\n", dir, tmpdir, file), 0);
+	cfg = load_ok(text);
+	free(text);
+	ck_assert_int_eq(cfg->syncs[1].source_line, 10);
+
+	ck_assert_int_eq(config_check_sources(cfg, &errors), -EINVAL);
+	ck_assert_ptr_nonnull(errors);
+	ASSERT_PROBLEM(errors, 10, "sync 'gone': source '", "/missing': No "
+	    "such file or directory");
+	ASSERT_PROBLEM(errors, 14, "sync 'file': source '", "/file': Not a "
+	    "directory");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+	config_free(cfg);
+
+	ck_assert_int_ge(asprintf(&text, "syncs = ( { name = \"ok\"; "
+	    "source = \"%s\"; destinations = ( \"/b\" ); } );\n", dir), 0);
+	cfg = load_ok(text);
+	free(text);
+	errors = (char *)0x1;
+	ck_assert_int_eq(config_check_sources(cfg, &errors), 0);
+	ck_assert_ptr_null(errors);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_invalid_exclude)
+{
+	char *errors = load_fail(ONE_SYNC(
+	    "    name = \"p\";\n"					/* 4 */
+	    "    source = \"/srv/p\";\n"				/* 5 */
+	    "    destinations = ( \"/b/p\" );\n"			/* 6 */
+	    "    exclude = ( \"*.o\",\n"				/* 7 */
+	    "      \"\",\n"						/* 8 */
+	    "      \"//\" );\n"));					/* 9 */
+
+	ASSERT_PROBLEM(errors, 8, "sync 'p': exclude: entry 2: a pattern may "
+	    "not be empty");
+	ASSERT_PROBLEM(errors, 9, "sync 'p': exclude: entry 3", "\"//\"");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+}
+END_TEST
+
+#ifdef TREESYNC_SOURCE_ROOT
+/* The commented example that ships must itself be valid. */
+START_TEST(test_shipped_example)
+{
+	Config *cfg = NULL;
+	char *errors = NULL;
+	int r;
+
+	r = config_load(TREESYNC_SOURCE_ROOT "/conf/treesync.conf", &cfg,
+	    &errors);
+	ck_assert_msg(r == 0, "%s", errors ? errors : "");
+	ck_assert_uint_eq(cfg->n_syncs, 1);
+	ck_assert_str_eq(cfg->syncs[0].name, "projects");
+	ck_assert_uint_eq(exclude_count(cfg->syncs[0].exclude), 4);
+	config_free(cfg);
+}
+END_TEST
+#endif
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_valid_spec_example);
+	tcase_add_test(tc, test_valid_other_values);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_syntax_error);
+	tcase_add_test(tc, test_unknown_top_level_key);
+	tcase_add_test(tc, test_unknown_sync_key);
+	tcase_add_test(tc, test_wrong_types);
+	tcase_add_test(tc, test_out_of_range);
+	tcase_add_test(tc, test_relative_paths);
+	tcase_add_test(tc, test_dotdot_in_path);
+	tcase_add_test(tc, test_missing_required);
+	tcase_add_test(tc, test_empty_lists);
+	tcase_add_test(tc, test_duplicate_name);
+	tcase_add_test(tc, test_bad_name);
+	tcase_add_test(tc, test_destination_inside_source);
+	tcase_add_test(tc, test_source_inside_destination);
+	tcase_add_test(tc, test_same_destination_twice);
+	tcase_add_test(tc, test_two_syncs_same_destination);
+	tcase_add_test(tc, test_nested_destinations_across_syncs);
+	tcase_add_test(tc, test_component_boundaries);
+	tcase_add_test(tc, test_symlinked_alias);
+	tcase_add_test(tc, test_multiple_errors_together);
+	tcase_add_test(tc, test_invalid_words);
+	tcase_add_test(tc, test_unreadable_file);
+	tcase_add_test(tc, test_check_sources);
+	tcase_add_test(tc, test_invalid_exclude);
+#ifdef TREESYNC_SOURCE_ROOT
+	tcase_add_test(tc, test_shipped_example);
+#endif
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
