@@ -13,6 +13,8 @@
 #   SEED       gentree seed             (default: 1)
 #   WARMUP     untimed full-tree copies with each tool before run 1
 #                                       (default: 1; 0 to skip)
+#   SETTLE     seconds to wait after a mass delete in WORK (by this script,
+#              now or in an earlier run) before measuring (default: 120)
 #
 # Measures, RUNS times each, with the tools interleaved within every run
 # (treesync, rsync, cp; treesync, rsync, cp; ...) and always into a fresh,
@@ -46,11 +48,12 @@ WORK=${WORK:-/var/tmp/treesync-bench}
 WORKERS=${WORKERS:-4}
 SEED=${SEED:-1}
 WARMUP=${WARMUP:-1}
+SETTLE=${SETTLE:-120}
 
 die() { echo "bench-once.sh: $*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ checks
-for v in RUNS FILES DIRS WORKERS SEED WARMUP; do
+for v in RUNS FILES DIRS WORKERS SEED WARMUP SETTLE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, not '${!v}'"
 done
 ((RUNS >= 1)) || die "RUNS must be >= 1"
@@ -75,6 +78,7 @@ esac
 SRC_TREE=$WORK/src-tree
 SRC_BIG=$WORK/src-big
 STAMP_FILE=$WORK/sources.stamp
+DELETED_FILE=$WORK/last-mass-delete   # mtime = end of the last big rm -rf
 INFO_FILE=$WORK/sources.info
 STAMP=$(date +%Y%m%d-%H%M%S)
 RUN_DIR=$WORK/bench.$STAMP
@@ -93,13 +97,14 @@ if [[ -d $SRC_TREE && -d $SRC_BIG && -f $STAMP_FILE && $(cat "$STAMP_FILE") == "
 else
     echo "# generating sources in $WORK ($stamp)"
     rm -f "$STAMP_FILE"
-    rm -rf "$SRC_TREE" "$SRC_BIG"
+    if [[ -e $SRC_TREE || -e $SRC_BIG ]]; then
+        rm -rf "$SRC_TREE" "$SRC_BIG"
+        touch "$DELETED_FILE"
+    fi
     {
         python3 "$GENTREE" "$SRC_TREE" --files "$FILES" --dirs "$DIRS" --seed "$SEED" --plain
         python3 "$GENTREE" "$SRC_BIG" --files 0 --dirs 0 --seed "$SEED" --plain --big-file "$BIG"
     } | tee "$INFO_FILE"
-    # once, before any measurement: do not start the first run under writeback
-    sync -f "$WORK"
     echo "$stamp" >"$STAMP_FILE"
 fi
 
@@ -110,7 +115,7 @@ shopt -u nullglob
 if ((${#old[@]})); then
     echo "# removing destinations left by an earlier run: ${old[*]}"
     rm -rf "${old[@]}"
-    echo "# note: ext4 may allocate inodes more slowly for a minute after a mass delete"
+    touch "$DELETED_FILE"
 fi
 
 # disk space: (RUNS + WARMUP) x 3 tree copies, plus 3 big-file copies (removed each run)
@@ -123,9 +128,22 @@ mkdir -p "$DST" "$CONF_DIR" "$LOG_DIR" "$SOCK_DIR" "$RESULTS_DIR"
 ((${#SOCK_DIR} + 12 < 108)) || die "WORK is too long for a unix socket path under it"
 : >"$TSV"
 
-# warm the page cache with the sources (the benchmark measures warm caches)
+# ext4 here re-creates files 2-3x slower for a minute or two after a mass
+# rm -rf (FIELD-NOTES): let it settle before measuring
+if [[ -e $DELETED_FILE ]]; then
+    wait_s=$((SETTLE - ($(date +%s) - $(stat -c %Y "$DELETED_FILE"))))
+    if ((wait_s > 0)); then
+        echo "# waiting ${wait_s}s: a mass delete in $WORK ended less than ${SETTLE}s ago (SETTLE)"
+        sleep "$wait_s"
+    fi
+fi
+
+# warm the page cache with the sources (the benchmark measures warm caches);
+# one sync before the first run so that it does not start under the writeback
+# of earlier activity -- there is none between runs
 echo "# reading the sources once (warm page cache)"
 find "$SRC_TREE" "$SRC_BIG" -type f -print0 | xargs -0 cat >/dev/null
+sync -f "$WORK"
 
 # ------------------------------------------------------------------ helpers
 # Runs "$@" and writes its wall time (monotonic clock, seconds) to $1.
@@ -240,7 +258,7 @@ os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/
 ts_version=$(timeout 5 "$TREESYNCD" --version 2>&1 | head -n 1 || true)
 warn_lines=$(cat "$LOG_DIR"/treesyncd.*.log 2>/dev/null | wc -l || true)
 
-export TSV RESULTS STAMP RUNS FILES DIRS BIG WORKERS SEED WARMUP WORK FSTYPE MNT_FSTYPE SRC_TREE SRC_BIG DST \
+export TSV RESULTS STAMP RUNS FILES DIRS BIG WORKERS SEED WARMUP SETTLE WORK FSTYPE MNT_FSTYPE SRC_TREE SRC_BIG DST \
     TREESYNCD CONF_DIR LOG_DIR INFO_FILE VERIFY_LOG cpu mem os ts_version warn_lines
 python3 - <<'PY'
 import os, platform, statistics, subprocess
@@ -312,6 +330,8 @@ for line in info.splitlines():
 w("- warm page cache: the sources are read once before the first run; no "
   "`sync` or `drop_caches` between runs (dirty pages of earlier runs may "
   "still be written back during later ones).")
+w("- before run 1: waited until %s s after the last mass delete in WORK (ext4 "
+  "allocates inodes slowly for a while after one), one `sync -f WORK`." % E["SETTLE"])
 w("- before run 1: %s untimed warm-up round(s) of full-tree copies with each tool." % E["WARMUP"])
 w("- every copy goes into a fresh, never-used directory; the tools run "
   "interleaved (treesync, rsync, cp in each run); the tree destinations are "
@@ -357,4 +377,6 @@ PY
 echo "# results: $RESULTS"
 echo "# removing destinations"
 rm -rf "$DST"
+touch "$DELETED_FILE"
+echo "# note: the next benchmark in $WORK waits until ${SETTLE}s after this delete"
 rm -f "$RUN_DIR"/time.tmp "$RUN_DIR"/rss.tmp

@@ -93,6 +93,9 @@ out:
 	return r;
 }
 
+/* Set once openat2 answered ENOSYS; never cleared. */
+static atomic_bool openat2_missing;
+
 int
 fsutil_open_dir_beneath(int root_fd, const char *relpath)
 {
@@ -107,13 +110,19 @@ fsutil_open_dir_beneath(int root_fd, const char *relpath)
 	/* Test hook: TREESYNC_NO_OPENAT2 (any value) forces the walk.
 	 * Read per call so tests can toggle it; getenv is cheap and
 	 * thread-safe as long as nobody calls setenv concurrently. */
-	if (getenv("TREESYNC_NO_OPENAT2") != NULL)
+	if (getenv("TREESYNC_NO_OPENAT2") != NULL ||
+	    atomic_load_explicit(&openat2_missing, memory_order_relaxed))
 		return open_dir_walk(root_fd, path);
 	fd = syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 	if (fd >= 0)
 		return (int)fd;
-	/* EPERM: older container seccomp profiles deny unknown syscalls
-	 * with it; the walk reports any real permission error itself. */
+	/* ENOSYS: remembered, so a kernel (or valgrind) without openat2
+	 * costs one failed call, not one per directory. EPERM: older
+	 * container seccomp profiles deny unknown syscalls with it; the
+	 * walk reports any real permission error itself. */
+	if (errno == ENOSYS)
+		atomic_store_explicit(&openat2_missing, true,
+		    memory_order_relaxed);
 	if (errno == ENOSYS || errno == EPERM)
 		return open_dir_walk(root_fd, path);
 	return -errno;

@@ -1180,9 +1180,18 @@ root_done(Job *job)
 
 	fs->jobs_out--;
 	if (job->cancelled || rj->src_err < 0 || rj->dst_err < 0) {
-		if (!job->cancelled)
-			log_failure(fs, "open", "", rj->src_err < 0 ?
-			    rj->src_err : rj->dst_err);
+		if (!job->cancelled) {
+			bool src = rj->src_err < 0;
+			fs->stats.errors++;
+			synclog_event(fs->opt.will_retry ? LOG_LEVEL_WARN :
+			    LOG_LEVEL_ERROR, fs->pair->name, "open", "",
+			    fs->dest, "failed: %s '%s': %s%s",
+			    src ? "source" : "destination",
+			    src ? fs->pair->source : fs->dest,
+			    strerror(src ? -rj->src_err : -rj->dst_err),
+			    fs->opt.will_retry ? " (will retry)" :
+			    ", nothing done for this destination");
+		}
 		if (rj->src_fd >= 0)
 			close(rj->src_fd);
 		if (rj->dst_fd >= 0)

@@ -24,6 +24,8 @@ GENTREE = os.path.join(ROOT, "tests", "tools", "gentree.py")
 TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
 BIG_FILES = int(os.environ.get("TREESYNC_TEST_BIG_FILES", "50000"))
 TEST_USER = "treesync-test"
+# A command prefix for the daemon, e.g. "valgrind -q --error-exitcode=88".
+WRAP = os.environ.get("TREESYNC_WRAP", "").split()
 
 
 def write(path, data=b"", mode=None, mtime_ns=None):
@@ -73,13 +75,15 @@ class Once(unittest.TestCase):
         return path
 
     def once(self, conf, user=None, expect=0):
-        cmd = [TREESYNCD, "--once", "-c", conf]
+        cmd = WRAP + [TREESYNCD, "--once", "-c", conf]
         if user:
             cmd = ["setpriv", "--reuid", user, "--regid", user,
                    "--clear-groups", "--"] + cmd
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        log = open(self.log, errors="replace").read() \
-            if os.path.exists(self.log) else ""
+        log = ""
+        if os.path.exists(self.log):
+            with open(self.log, errors="replace") as f:
+                log = f.read()
         self.assertEqual(p.returncode, expect,
                          "exit %d, expected %d\nstderr: %s\nlog tail:\n%s" % (
                              p.returncode, expect, p.stderr[-2000:],
@@ -318,7 +322,8 @@ class Once(unittest.TestCase):
             for i in range(6):
                 write(os.path.join(self.src, "big%d.bin" % i),
                       os.urandom(3 << 20))
-            write(os.path.join(self.src, "small.txt"), b"fits")
+            # Sorted first, so it is written before the disk fills up.
+            write(os.path.join(self.src, "a-small.txt"), b"fits")
             log = self.once(self.config(), expect=1)
             lines = [l for l in log.splitlines()
                      if "No space left on device" in l]
@@ -331,7 +336,7 @@ class Once(unittest.TestCase):
                         open(os.path.join(self.dst, n), "rb") as b:
                     self.assertEqual(a.read(), b.read(), n)
             self.assertTrue(os.path.exists(os.path.join(self.dst,
-                                                        "small.txt")))
+                                                        "a-small.txt")))
         finally:
             subprocess.run(["umount", self.dst])
 

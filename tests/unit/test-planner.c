@@ -43,7 +43,9 @@ by_name(const void *a, const void *b)
 static void
 sort(Listing *l)
 {
-	qsort(l->list.entries, l->list.n, sizeof *l->list.entries, by_name);
+	if (l->list.n > 1)
+		qsort(l->list.entries, l->list.n, sizeof *l->list.entries,
+		    by_name);
 }
 
 static ScanEntry *

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages treesync needs to build, test and benchmark,
+# when any is missing. Safe to run again; needs root (or sudo) only when
+# something must be installed.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config
+  libevent-dev libconfig-dev libinotifytools0-dev libxxhash-dev
+  libsystemd-dev check
+  python3 rsync valgrind util-linux passwd procps
+)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(lsyncd inotify-tools time hyperfine)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "treesync: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

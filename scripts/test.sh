@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds treesync and runs every test: the unit suites and the integration
+# suites, first in a normal build, then in an ASan+UBSan build, then the
+# unit suites and a small integration run under valgrind memcheck.
+# Installs missing Debian packages first. Run as root: the tests mount
+# tmpfs file systems and add a temporary unprivileged user (both undone).
+#
+#   ./scripts/test.sh            everything
+#   QUICK=1 ./scripts/test.sh    the normal build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+"$top/scripts/deps.sh"
+
+results=()
+logs=$(mktemp -d /tmp/treesync-testlogs.XXXXXX)
+run_suite() {  # name builddir [meson test args...]
+  local name=$1 dir=$2
+  shift 2
+  echo "=== $name"
+  local rc=0
+  meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || rc=$?
+  # meson names the log after the wrapper (testlog-valgrind.json): newest.
+  cp "$(ls -t "$dir"/meson-logs/testlog*.json | head -n 1)" \
+    "$logs/${#results[@]}.json" 2>/dev/null || true
+  results+=("$logs/${#results[@]}.json")
+  return $rc
+}
+
+status=0
+meson setup build --reconfigure >/dev/null 2>&1 || meson setup build >/dev/null
+meson compile -C build
+run_suite "normal build" build || status=1
+
+if [ -z "${QUICK:-}" ]; then
+  # Sanitizers: a failure exits with its own code, so no test mistakes it
+  # for the daemon's exit 1.
+  export ASAN_OPTIONS=exitcode=86:detect_leaks=1:abort_on_error=0
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
+  meson setup build-asan -Db_sanitize=address,undefined --reconfigure >/dev/null 2>&1 ||
+    meson setup build-asan -Db_sanitize=address,undefined >/dev/null
+  meson compile -C build-asan
+  run_suite "ASan+UBSan build" build-asan || status=1
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+
+  # valgrind: the unit suites, and the daemon in the integration suite
+  # on a smaller tree (TREESYNC_WRAP runs every treesyncd under it).
+  vg="valgrind -q --error-exitcode=88 --leak-check=full --errors-for-leak-kinds=definite"
+  CK_FORK=no run_suite "valgrind: unit" build --suite unit --wrap "$vg" \
+    --timeout-multiplier 5 || status=1
+  TREESYNC_WRAP="$vg" TREESYNC_TEST_BIG_FILES=3000 \
+    run_suite "valgrind: integration" build --suite integration \
+    --timeout-multiplier 3 || status=1
+fi
+
+# One closing line that CI reads: totals over every run above.
+python3 - "${results[@]}" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)["result"]
+                if r in ("OK", "EXPECTEDFAIL"):
+                    passed += 1
+                elif r == "SKIP":
+                    skipped += 1
+                else:
+                    failed += 1
+    except FileNotFoundError:
+        failed += 1
+print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+PY
+exit $status
