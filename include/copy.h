@@ -20,6 +20,8 @@
 
 typedef struct CopyOptions {
 	bool preserve_owner;	/* chown to the source's uid/gid (root) */
+	bool umask_zero;	/* the process umask is 0: a new file gets
+				 * its permission bits at creation */
 } CopyOptions;
 
 /*
@@ -31,6 +33,7 @@ typedef struct CopyOptions {
  * returns COPY_SOURCE_CHANGED. On success fills *bytes (data bytes copied)
  * and *dst_meta (the new file's metadata, for inode bookkeeping) when given.
  */
+/* dst_meta may be NULL: it costs an fstat, needed for hard links only. */
 int copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
     const char *dst_name, const CopyOptions *opt, uint64_t *bytes,
     FileMeta *dst_meta);

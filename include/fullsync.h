@@ -41,6 +41,7 @@ typedef void (*FullSyncDoneFn)(FullSync *fs, void *arg);
 typedef struct FullSyncOptions {
 	bool preserve_owner;	/* running as root */
 	bool will_retry;	/* failures are retried later (live daemon) */
+	bool umask_zero;	/* main set umask 0: see CopyOptions */
 } FullSyncOptions;
 
 /*

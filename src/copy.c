@@ -187,8 +187,9 @@ same_time(const struct timespec *a, const struct timespec *b)
 
 /*
  * A source that is not a regular file (it changed type since the scan)
- * is -EINVAL: the caller rescans it. We lstat before opening so a device
- * or FIFO is never opened at all, and fstat after to close the race.
+ * is -EINVAL. The scan saw a regular file, so no lstat first (one
+ * syscall per file saved); O_NONBLOCK keeps a FIFO swapped in since from
+ * blocking the open, and the fstat after it refuses anything else.
  */
 int
 copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
@@ -199,13 +200,10 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 	char tmp[TEMP_NAME_SIZE];
 	struct stat before, after, st;
 	struct timespec times[2];
-	bool have_tmp = false;
+	bool have_tmp = false, sparse;
+	mode_t create_mode;
 	int r;
 
-	if (fstatat(src_dir, src_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
 	if ((dc.src = open_source(src_dir, src_name)) < 0)
 		return dc.src;
 	dc.fallback = getenv("TREESYNC_NO_COPY_FILE_RANGE") != NULL;
@@ -219,21 +217,30 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 	}
 
 	fsutil_temp_name(tmp, sizeof tmp);
+	/* With umask 0 the permission bits are right from the start, and
+	 * only setuid/setgid/sticky need the fchmod below. */
+	create_mode = opt != NULL && opt->umask_zero ?
+	    (before.st_mode & 0777) : 0600;
 	dc.dst = openat(dst_dir, tmp,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create_mode);
 	if (dc.dst < 0) {
 		r = -errno;
 		goto out;
 	}
 	have_tmp = true;
 
-	if ((r = copy_data(&dc, before.st_size)) < 0)
+	/* Fewer allocated bytes than the size: there may be holes to keep.
+	 * Otherwise one copy_file_range over the whole file does it. */
+	sparse = (off_t)before.st_blocks * 512 < before.st_size;
+	r = sparse ? copy_data(&dc, before.st_size) :
+	    copy_range(&dc, 0, before.st_size);
+	if (r < 0)
 		goto out;
 	if (dc.short_source) {
 		r = COPY_SOURCE_CHANGED;
 		goto out;
 	}
-	if (ftruncate(dc.dst, before.st_size) < 0) {
+	if (sparse && ftruncate(dc.dst, before.st_size) < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -243,7 +250,8 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 		r = -errno;
 		goto out;
 	}
-	if (fchmod(dc.dst, before.st_mode & 07777) < 0) {
+	if ((create_mode != (before.st_mode & 07777)) &&
+	    fchmod(dc.dst, before.st_mode & 07777) < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -267,7 +275,7 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 		goto out;
 	}
 
-	if (fstat(dc.dst, &st) < 0) {
+	if (dst_meta != NULL && fstat(dc.dst, &st) < 0) {
 		r = -errno;
 		goto out;
 	}

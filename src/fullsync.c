@@ -591,8 +591,8 @@ op_run(FullSync *fs, int src, int dst, Op *op)
 	case OP_COPY: {
 		FileMeta out;
 		op->err = copy_file_atomic(src, op->name, dst, op->name,
-		    &fs->copy_opt, &op->bytes, &out);
-		if (op->err == 0)
+		    &fs->copy_opt, &op->bytes, op->group != NULL ? &out : NULL);
+		if (op->err == 0 && op->group != NULL)
 			op->dst_ino = out.ino;
 		break;
 	}
@@ -1244,6 +1244,7 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
 	fs->pair = pair;
 	fs->opt = *opt;
 	fs->copy_opt.preserve_owner = opt->preserve_owner;
+	fs->copy_opt.umask_zero = opt->umask_zero;
 	fs->plan_opt.exclude = pair->exclude;
 	fs->plan_opt.delete = pair->delete;
 	fs->plan_opt.compare = pair->compare;

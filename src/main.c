@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,7 +168,8 @@ static int
 run_once(Config *cfg)
 {
 	Once once = { .cfg = cfg };
-	FullSyncOptions opt = { .preserve_owner = geteuid() == 0 };
+	FullSyncOptions opt = { .preserve_owner = geteuid() == 0,
+	    .umask_zero = true };
 	struct event *sigint = NULL, *sigterm = NULL;
 	SyncStats total;
 	int r, status = EXIT_RUNTIME;
@@ -333,6 +335,9 @@ main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Modes come from the source, not from our umask; every file and
+	 * directory we create gets its mode set explicitly. */
+	umask(0);
 	fsutil_init_temp_tag();
 	status = run_once(cfg);
 	config_free(cfg);

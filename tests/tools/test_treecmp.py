@@ -34,11 +34,15 @@ def lst(p):
 
 @contextlib.contextmanager
 def keep_mtime(path):
-    """Restore a directory's mtime after changing its entries, so that a test
-    changes only the one thing it means to."""
+    """Make a directory writable and restore its mode and mtime after changing
+    its entries, so that a test changes only the one thing it means to."""
     st = os.lstat(path)
-    yield
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)    # 0555 dirs, when not root
+    try:
+        yield
+    finally:
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 class Base(unittest.TestCase):

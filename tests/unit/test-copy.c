@@ -266,6 +266,38 @@ START_TEST(test_copy_basic)
 }
 END_TEST
 
+START_TEST(test_copy_umask_zero)
+{
+	static const CopyOptions opt_zero = { .preserve_owner = true,
+	    .umask_zero = true };
+	static const mode_t modes[] = { 0644, 0600, 0777, 04755, 02750,
+	    01700, 0 };
+	int s = new_dir("umask-src", NULL, 0), d = new_dir("umask-dst", NULL, 0);
+	mode_t old = umask(0);
+
+	/* With umask 0 the permission bits are set at creation; the
+	 * special bits still need (and get) the fchmod after chown. */
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		char name[16];
+		struct stat ds;
+
+		snprintf(name, sizeof name, "m%zu", i);
+		write_random(s, name, 5000, (int)i);
+		ck_assert_int_eq(fchownat(s, name, 1234, 5678, 0), 0);
+		ck_assert_int_eq(fchmodat(s, name, modes[i], 0), 0);
+		ck_assert_int_eq(copy_file_atomic(s, name, d, name, &opt_zero,
+		    NULL, NULL), 0);
+		ds = lstat_at(d, name);
+		ck_assert_uint_eq(ds.st_mode & 07777, modes[i]);
+		ck_assert_uint_eq(ds.st_uid, 1234);
+		ck_assert(same_content(s, name, d, name));
+	}
+	umask(old);
+	close(s);
+	close(d);
+}
+END_TEST
+
 START_TEST(test_copy_negative_mtime)
 {
 	int s = new_dir("neg-src", NULL, 0), d = new_dir("neg-dst", NULL, 0);
@@ -430,8 +462,9 @@ START_TEST(test_copy_bad_sources)
 	    NULL, NULL), -EINVAL);
 	write_text(s, "target", "x");
 	ck_assert_int_eq(symlinkat("target", s, "link"), 0);
+	/* O_NOFOLLOW: a symlink swapped in for a file is never followed. */
 	ck_assert_int_eq(copy_file_atomic(s, "link", d, "link", &opt_owner,
-	    NULL, NULL), -EINVAL);
+	    NULL, NULL), -ELOOP);
 	ck_assert_int_eq(copy_file_atomic(s, "missing", d, "m", &opt_owner,
 	    NULL, NULL), -ENOENT);
 	ck_assert_int_eq(mkdirat(s, "dir", 0755), 0);
@@ -1058,6 +1091,7 @@ copy_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_copy_basic);
+	tcase_add_test(tc, test_copy_umask_zero);
 	tcase_add_test(tc, test_copy_negative_mtime);
 	tcase_add_test(tc, test_copy_empty);
 	tcase_add_test(tc, test_copy_replaces);
