@@ -2,7 +2,8 @@
 # bench-once.sh -- full-sync benchmark: `treesyncd --once` vs `rsync -a` vs `cp -a`.
 #
 # Environment (all optional):
-#   TREESYNCD  daemon binary            (default: <repo>/build/src/treesyncd)
+#   TREESYNCD  daemon binary            (default: <repo>/build/src/treesyncd,
+#                                       else <repo>/build/treesyncd)
 #   RUNS       samples per measurement  (default: 3)
 #   FILES      files in the tree        (default: 50000)
 #   DIRS       directories in the tree  (default: FILES/20, i.e. 2500)
@@ -18,7 +19,7 @@
 #
 # Measures, RUNS times each, with the tools interleaved within every run
 # (treesync, rsync, cp; treesync, rsync, cp; ...) and always into a fresh,
-# never-used destination directory:
+# never-used destination directory (all tree runs first, then the big file):
 #   full   copy of the FILES-file tree into an empty destination
 #   noop   re-run onto the destination that is already in sync (treesync, rsync)
 #   big    copy of a tree holding only one BIG-byte file, under /usr/bin/time
@@ -39,7 +40,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GENTREE=$ROOT/tests/tools/gentree.py
 TREECMP=$ROOT/tests/tools/treecmp.py
 
-TREESYNCD=${TREESYNCD:-$ROOT/build/src/treesyncd}
+if [[ -z ${TREESYNCD:-} ]]; then
+    TREESYNCD=$ROOT/build/src/treesyncd
+    [[ -x $TREESYNCD || ! -x $ROOT/build/treesyncd ]] || TREESYNCD=$ROOT/build/treesyncd
+fi
 RUNS=${RUNS:-3}
 FILES=${FILES:-50000}
 DIRS=${DIRS:-$((FILES / 20))}
@@ -221,9 +225,11 @@ for ((i = 1; i <= WARMUP; i++)); do
 done
 
 # ------------------------------------------------------------------ runs
-echo "# $RUNS runs, order per run: treesync rsync cp; destinations under $DST"
+echo "# $RUNS runs per measurement, order in each run: treesync rsync cp; destinations under $DST"
+# Phase 1: the tree (full sync and no-op re-run); phase 2: the big file.
+# Separate phases keep the big files' writeback out of the tree timings.
 for ((i = 1; i <= RUNS; i++)); do
-    echo "# run $i/$RUNS"
+    echo "# tree, run $i/$RUNS"
     # full sync of the tree
     d_ts=$DST/treesync.tree.$i d_rs=$DST/rsync.tree.$i d_cp=$DST/cp.tree.$i
     write_conf "$CONF_DIR/full.$i.conf" "full$i" "$SRC_TREE" "$d_ts"
@@ -238,8 +244,10 @@ for ((i = 1; i <= RUNS; i++)); do
     measure noop treesync "$i" "$TREESYNCD" --once -c "$CONF_DIR/noop.$i.conf"
     measure noop rsync "$i" rsync -a "$SRC_TREE/" "$d_rs/"
     verify "run $i no-op" "$SRC_TREE" "$d_ts"
+done
 
-    # one big file
+for ((i = 1; i <= RUNS; i++)); do
+    echo "# big file, run $i/$RUNS"
     b_ts=$DST/treesync.big.$i b_rs=$DST/rsync.big.$i b_cp=$DST/cp.big.$i
     write_conf "$CONF_DIR/big.$i.conf" "big$i" "$SRC_BIG" "$b_ts"
     mkdir "$b_ts" "$b_rs"
@@ -330,12 +338,14 @@ for line in info.splitlines():
 w("- warm page cache: the sources are read once before the first run; no "
   "`sync` or `drop_caches` between runs (dirty pages of earlier runs may "
   "still be written back during later ones).")
-w("- before run 1: waited until %s s after the last mass delete in WORK (ext4 "
+w("- before run 1: waited, if needed, until %s s after the last mass delete in WORK (ext4 "
   "allocates inodes slowly for a while after one), one `sync -f WORK`." % E["SETTLE"])
 w("- before run 1: %s untimed warm-up round(s) of full-tree copies with each tool." % E["WARMUP"])
 w("- every copy goes into a fresh, never-used directory; the tools run "
-  "interleaved (treesync, rsync, cp in each run); the tree destinations are "
-  "removed only after the last run, the big-file destinations after each run.")
+  "interleaved (treesync, rsync, cp in each run); first RUNS runs of the tree "
+  "(full sync, then the no-op re-run), then RUNS runs of the big file; the tree "
+  "destinations are removed only after the last run, the big-file destinations "
+  "after each run.")
 w("- treesync and rsync get an empty, just-created destination directory; "
   "cp -a creates its own.")
 w("- treesync `log_level = \"warn\"`: %s log lines written in total." % E["warn_lines"])
