@@ -53,6 +53,11 @@ int fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
     const FullSyncOptions *opt, FullSyncDoneFn done, void *arg,
     FullSync **ret);
 void fullsync_start(FullSync *fs);
+/*
+ * Hands no more work to the pool (shutdown): jobs already submitted finish
+ * or are cancelled by pool_free; the done callback is not called.
+ */
+void fullsync_stop(FullSync *fs);
 const SyncStats *fullsync_stats(const FullSync *fs);
 const char *fullsync_dest(const FullSync *fs);
 const char *fullsync_pair_name(const FullSync *fs);

@@ -170,6 +170,7 @@ struct FullSync {
 	DirNode *root;
 	bool root_done;
 	bool finished;
+	bool stopping;		/* fullsync_stop: hand out no more work */
 
 	DirNode *scan_stack;
 	Batch *ready_head;
@@ -1142,6 +1143,8 @@ out:
 static void
 pump(FullSync *fs)
 {
+	if (fs->stopping)
+		return;
 	while (fs->jobs_out < fs->max_jobs) {
 		if (fs->ready_head != NULL) {
 			Batch *b = fs->ready_head;
@@ -1265,6 +1268,12 @@ fullsync_start(FullSync *fs)
 	rj->fs = fs;
 	rj->src_fd = rj->dst_fd = -1;
 	submit(fs, &rj->job, root_run, root_done);
+}
+
+void
+fullsync_stop(FullSync *fs)
+{
+	fs->stopping = true;
 }
 
 const SyncStats *

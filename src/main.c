@@ -240,7 +240,10 @@ run_once(Config *cfg)
 		status = total.errors == 0 ? 0 : EXIT_RUNTIME;
 	}
 out:
-	/* Workers finish what they are doing; queued work is dropped. */
+	/* Workers finish what they are doing (a copy in progress is renamed
+	 * into place or its temporary removed); queued work is dropped. */
+	for (size_t i = 0; i < once.n_passes; i++)
+		fullsync_stop(once.passes[i]);
 	pool_free(once.pool);
 	for (size_t i = 0; i < once.n_passes; i++)
 		fullsync_free(once.passes[i]);

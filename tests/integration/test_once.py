@@ -9,10 +9,12 @@ Needs root for the tmpfs and unprivileged-user tests (skipped otherwise).
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
@@ -276,6 +278,38 @@ class Once(unittest.TestCase):
         self.once(self.config(dests=[self.dst, d2]))
         self.assert_mirror()
         self.assert_mirror(dst=d2)
+
+    def test_sigterm_leaves_no_partial_file(self):
+        self.gentree(3000, "--seed", "5", "--plain")
+        with open(os.path.join(self.src, "big.bin"), "wb") as f:
+            for _ in range(256):
+                f.write(os.urandom(1 << 20))
+        conf = self.config()
+        p = subprocess.Popen(WRAP + [TREESYNCD, "--once", "-c", conf],
+                             stderr=subprocess.PIPE)
+        # Stop it while it works (as soon as the destination exists).
+        for _ in range(500):
+            if os.path.isdir(self.dst) and os.listdir(self.dst):
+                break
+            time.sleep(0.01)
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=60)
+        with open(self.log) as f:
+            log = f.read()
+        # Finished before the signal (0) or stopped early (1): either way
+        # nothing half-written is left under any name.
+        self.assertIn(rc, (0, 1), log[-2000:])
+        if rc == 1:
+            self.assertIn("SIGTERM received", log)
+        self.assertEqual(temp_files(self.dst), [])
+        for dirpath, _, filenames in os.walk(self.dst):
+            for n in filenames:
+                d = os.path.join(dirpath, n)
+                s = os.path.join(self.src, os.path.relpath(d, self.dst))
+                if os.path.getsize(d) != os.path.getsize(s):
+                    self.fail("partial file under its final name: " + d)
+        self.once(conf)
+        self.assert_mirror()
 
     def test_missing_source_is_a_runtime_failure(self):
         os.rmdir(self.src)
