@@ -26,7 +26,8 @@ typedef struct ScanList {
 } ScanList;
 
 /*
- * Reads every entry of the open directory dir (not "." or ".."). Entries
+ * Reads every entry of the directory dir (not "." or ".."), which must be
+ * freshly opened: reading starts at its current position. Entries
  * that vanish between readdir and lstat are left out. Returns 0 or -errno
  * when the directory itself cannot be read; per-entry failures are in
  * ScanEntry.err. Does not close dir.

@@ -1255,7 +1255,7 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
 	fs->done = done;
 	fs->done_arg = arg;
 	fs->src_root = fs->dst_root = -1;
-	fs->max_jobs = (size_t)pool_threads(pool) * 2 + 2;
+	fs->max_jobs = (size_t)pool_threads(pool) * 4 + 2;
 	*ret = fs;
 	return 0;
 }
