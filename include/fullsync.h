@@ -45,13 +45,16 @@ typedef struct FullSyncOptions {
 } FullSyncOptions;
 
 /*
- * Prepares a pass of pair (which must outlive it) into destination dest.
+ * Prepares a pass of pair (which must outlive it) into destination dest,
+ * over the whole tree (relroot "" or NULL) or the subtree relroot (a path
+ * relative to the source root whose parent exists in the destination; a
+ * subtree that is gone or no longer a directory ends the pass at once).
  * done is called on the reactor thread once the pass is over (successful
  * or not: see fullsync_stats).
  */
 int fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
-    const FullSyncOptions *opt, FullSyncDoneFn done, void *arg,
-    FullSync **ret);
+    const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,
+    void *arg, FullSync **ret);
 void fullsync_start(FullSync *fs);
 /*
  * Hands no more work to the pool (shutdown): jobs already submitted finish

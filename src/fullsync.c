@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,8 @@ typedef struct Op {
 struct DirNode {
 	DirNode *parent;
 	DirNode *next;		/* scan stack or held list */
+	DirNode *all_prev;	/* every live node of the pass, so that an */
+	DirNode *all_next;	/* interrupted pass can free them all */
 	char *relpath;		/* "" for the root */
 	FileMeta src_meta;
 	FileMeta dst_meta;
@@ -127,11 +130,12 @@ typedef struct RootJob {
 	FullSync *fs;
 	int src_fd;
 	int dst_fd;
-	struct stat src_st;
+	struct stat src_st;	/* of the pass's top directory */
 	struct stat dst_st;
 	int src_err;
 	int dst_err;
 	bool created;
+	bool not_dir;		/* a subtree's source is no longer a dir */
 } RootJob;
 
 typedef struct Waiter {
@@ -159,6 +163,7 @@ struct FullSync {
 	Pool *pool;
 	const SyncPairConfig *pair;
 	char *dest;
+	char *relroot;		/* "" for the whole tree, else a subtree */
 	FullSyncOptions opt;
 	CopyOptions copy_opt;
 	PlanOptions plan_opt;
@@ -173,6 +178,7 @@ struct FullSync {
 	bool stopping;		/* fullsync_stop: hand out no more work */
 
 	DirNode *scan_stack;
+	DirNode *all_dirs;
 	Batch *ready_head;
 	Batch *ready_tail;
 	size_t jobs_out;
@@ -687,6 +693,69 @@ scan_run(Job *job)
 	close(fd);
 }
 
+/* Splits relpath into its directory ("" at the top) and its last name. */
+static void
+split_path(const char *relpath, char *dir, size_t size, const char **base)
+{
+	const char *slash = strrchr(relpath, '/');
+
+	if (slash == NULL) {
+		dir[0] = '\0';
+		*base = relpath;
+		return;
+	}
+	snprintf(dir, size, "%.*s", (int)(slash - relpath), relpath);
+	*base = slash + 1;
+}
+
+/*
+ * Opens the pass's top directory on both sides, beneath the roots and
+ * without following symlinks: a subtree's source must still be a
+ * directory, and its destination is made one (created, or what stood in
+ * its place removed).
+ */
+static void
+open_subtree(RootJob *rj)
+{
+	FullSync *fs = rj->fs;
+	char parent[PATH_MAX];
+	const char *base;
+	int sp = -1, dp = -1;
+
+	split_path(fs->relroot, parent, sizeof parent, &base);
+	if ((sp = fsutil_open_dir_beneath(rj->src_fd, parent)) < 0) {
+		rj->src_err = sp;
+		goto out;
+	}
+	if (fstatat(sp, base, &rj->src_st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rj->src_err = -errno;
+		goto out;
+	}
+	if (!S_ISDIR(rj->src_st.st_mode)) {
+		rj->not_dir = true;
+		goto out;
+	}
+	if ((dp = fsutil_open_dir_beneath(rj->dst_fd, parent)) < 0) {
+		rj->dst_err = dp;
+		goto out;
+	}
+	if (fstatat(dp, base, &rj->dst_st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(rj->dst_st.st_mode))
+		goto out;
+	if ((rj->dst_err = copy_delete_tree(dp, base, NULL)) < 0)
+		goto out;
+	if ((rj->dst_err = copy_mkdir(dp, base)) < 0)
+		goto out;
+	rj->created = true;
+	if (fstatat(dp, base, &rj->dst_st, AT_SYMLINK_NOFOLLOW) < 0)
+		rj->dst_err = -errno;
+out:
+	if (sp >= 0)
+		close(sp);
+	if (dp >= 0)
+		close(dp);
+}
+
 static void
 root_run(Job *job)
 {
@@ -710,6 +779,10 @@ root_run(Job *job)
 		rj->dst_err = -errno;
 		return;
 	}
+	if (fs->relroot[0] != '\0') {
+		rj->created = false;
+		open_subtree(rj);
+	}
 }
 
 /* ---- reactor's side -------------------------------------------------- */
@@ -727,18 +800,33 @@ static void batch_done(Job *job);
 static void scan_done(Job *job);
 
 static DirNode *
-dir_new(DirNode *parent, char *relpath)
+dir_new(FullSync *fs, DirNode *parent, char *relpath)
 {
 	DirNode *d = xcalloc(1, sizeof *d);
 
 	d->parent = parent;
 	d->relpath = relpath;
+	d->all_next = fs->all_dirs;
+	if (fs->all_dirs != NULL)
+		fs->all_dirs->all_prev = d;
+	fs->all_dirs = d;
 	return d;
 }
 
 static void
-dir_free(DirNode *d)
+dir_free(FullSync *fs, DirNode *d)
 {
+	if (d->all_prev != NULL)
+		d->all_prev->all_next = d->all_next;
+	else
+		fs->all_dirs = d->all_next;
+	if (d->all_next != NULL)
+		d->all_next->all_prev = d->all_prev;
+	for (Batch *b = d->held_batches; b != NULL;) {
+		Batch *next = b->next;
+		batch_free(b);
+		b = next;
+	}
 	free(d->relpath);
 	free(d);
 }
@@ -761,22 +849,24 @@ dir_finalize(FullSync *fs, DirNode *dir)
 	    dir->src_meta.mtime_sec == dir->dst_meta.mtime_sec &&
 	    dir->src_meta.mtime_nsec == dir->dst_meta.mtime_nsec;
 	Batch *b;
-	char *parent_path;
 
 	if (same || dir->skip_finalize) {
 		DirNode *parent = dir->parent;
 		if (parent == NULL)
 			fs->root_done = true;
-		dir_free(dir);
+		dir_free(fs, dir);
 		if (parent != NULL)
 			dir_release(fs, parent);
 		return;
 	}
 	/* The batch lives in the parent directory (the root: in itself). */
-	if (dir->parent != NULL) {
-		parent_path = dir->parent->relpath;
+	if (dir->relpath[0] != '\0') {
+		char parent_path[PATH_MAX];
+		const char *base;
+
+		split_path(dir->relpath, parent_path, sizeof parent_path, &base);
 		b = batch_new(fs, dir, parent_path, 3);
-		batch_add(b, OP_META, base_name(dir->relpath), &dir->src_meta);
+		batch_add(b, OP_META, base, &dir->src_meta);
 	} else {
 		b = batch_new(fs, dir, "", 3);
 		batch_add(b, OP_META, ".", &dir->src_meta);
@@ -812,7 +902,7 @@ dir_release_held(FullSync *fs, DirNode *dir)
 		if (c->skip_finalize) {
 			/* Its mkdir failed: nothing to descend into. */
 			fs->dirs_unscanned--;
-			dir_free(c);
+			dir_free(fs, c);
 			dir_release(fs, dir);
 		} else {
 			c->next = fs->scan_stack;
@@ -915,7 +1005,7 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 		free(path);
 		op->err = -ENOENT;
 	} else if (op->err != 0) {
-		path = b->finalize && b->dir->parent == NULL ? xstrdup("") :
+		path = b->finalize ? xstrdup(b->dir->relpath) :
 		    xjoin(b->dir_relpath, op->name);
 		log_failure(fs, op_action(op->type), path, op->err);
 		free(path);
@@ -983,7 +1073,7 @@ batch_done(Job *job)
 		DirNode *parent = dir->parent;
 		if (parent == NULL)
 			fs->root_done = true;
-		dir_free(dir);
+		dir_free(fs, dir);
 		if (parent != NULL)
 			dir_release(fs, parent);
 	} else {
@@ -1042,7 +1132,7 @@ dir_plan(FullSync *fs, DirNode *dir, const Plan *plan)
 			builder_add(&p2, OP_META, s->name, &s->meta);
 			break;
 		case PLAN_RECURSE:
-			c = dir_new(dir, xjoin(dir->relpath, s->name));
+			c = dir_new(fs, dir, xjoin(dir->relpath, s->name));
 			c->src_meta = s->meta;
 			c->fresh = a->fresh_dir;
 			if (a->dst != NULL) {
@@ -1182,6 +1272,15 @@ root_done(Job *job)
 	DirNode *root;
 
 	fs->jobs_out--;
+	if (!job->cancelled && (rj->not_dir || (rj->src_err == -ENOENT &&
+	    fs->relroot[0] != '\0'))) {
+		/* The subtree is gone or no longer a directory: whoever asked
+		 * for it learns that from the source itself. */
+		fs->src_root = rj->src_fd;
+		fs->dst_root = rj->dst_fd;
+		fs->root_done = true;
+		goto out;
+	}
 	if (job->cancelled || rj->src_err < 0 || rj->dst_err < 0) {
 		if (!job->cancelled) {
 			bool src = rj->src_err < 0;
@@ -1211,11 +1310,12 @@ root_done(Job *job)
 		goto out;
 	}
 	if (rj->created)
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir", "",
-		    fs->dest, "created the destination root");
+		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir",
+		    fs->relroot, fs->dest, "%s", fs->relroot[0] == '\0' ?
+		    "created the destination root" : "created");
 	fs->src_root = rj->src_fd;
 	fs->dst_root = rj->dst_fd;
-	root = dir_new(NULL, xstrdup(""));
+	root = dir_new(fs, NULL, xstrdup(fs->relroot));
 	fsutil_meta_from_stat(&rj->src_st, &root->src_meta);
 	fsutil_meta_from_stat(&rj->dst_st, &root->dst_meta);
 	root->have_dst_meta = true;
@@ -1232,14 +1332,18 @@ out:
 
 int
 fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
-    const FullSyncOptions *opt, FullSyncDoneFn done, void *arg,
-    FullSync **ret)
+    const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,
+    void *arg, FullSync **ret)
 {
 	FullSync *fs = calloc(1, sizeof *fs);
 
 	if (fs == NULL)
 		return -ENOMEM;
-	if ((fs->dest = strdup(dest)) == NULL) {
+	fs->dest = strdup(dest);
+	fs->relroot = strdup(relroot != NULL ? relroot : "");
+	if (fs->dest == NULL || fs->relroot == NULL) {
+		free(fs->dest);
+		free(fs->relroot);
 		free(fs);
 		return -ENOMEM;
 	}
@@ -1299,11 +1403,21 @@ fullsync_free(FullSync *fs)
 {
 	if (fs == NULL)
 		return;
+	/* What an interrupted pass still holds (a finished one holds
+	 * nothing): its directories and the batches not handed out. */
+	while (fs->all_dirs != NULL)
+		dir_free(fs, fs->all_dirs);
+	while (fs->ready_head != NULL) {
+		Batch *next = fs->ready_head->next;
+		batch_free(fs->ready_head);
+		fs->ready_head = next;
+	}
 	hl_free_all(fs);
 	if (fs->src_root >= 0)
 		close(fs->src_root);
 	if (fs->dst_root >= 0)
 		close(fs->dst_root);
 	free(fs->dest);
+	free(fs->relroot);
 	free(fs);
 }

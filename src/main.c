@@ -196,7 +196,7 @@ run_once(Config *cfg)
 	for (size_t i = 0; i < cfg->n_syncs; i++) {
 		const SyncPairConfig *p = &cfg->syncs[i];
 		for (size_t d = 0; d < p->n_destinations; d++) {
-			r = fullsync_new(once.pool, p, p->destinations[d], &opt,
+			r = fullsync_new(once.pool, p, p->destinations[d], "", &opt,
 			    on_pass_done, &once, &once.passes[once.n_passes]);
 			if (r < 0)
 				goto out;
