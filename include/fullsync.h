@@ -13,6 +13,7 @@
 #define TREESYNC_FULLSYNC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -50,7 +51,7 @@ typedef struct FullSyncOptions {
  * relative to the source root whose parent exists in the destination; a
  * subtree that is gone or no longer a directory ends the pass at once).
  * done is called on the reactor thread once the pass is over (successful
- * or not: see fullsync_stats).
+ * or not: see fullsync_stats); it may free the pass.
  */
 int fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
     const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,
@@ -62,6 +63,8 @@ void fullsync_start(FullSync *fs);
  */
 void fullsync_stop(FullSync *fs);
 const SyncStats *fullsync_stats(const FullSync *fs);
+/* Jobs of this pass in the pool (a stopped pass may be freed at 0). */
+size_t fullsync_jobs_out(const FullSync *fs);
 const char *fullsync_dest(const FullSync *fs);
 const char *fullsync_pair_name(const FullSync *fs);
 /* Frees a pass whose done callback has run (or that never started). */

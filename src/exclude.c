@@ -138,3 +138,17 @@ exclude_free(Exclude *ex)
 	free(ex->patterns);
 	free(ex);
 }
+
+bool
+exclude_equal(const Exclude *a, const Exclude *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct pattern *p = &a->patterns[i], *q = &b->patterns[i];
+		if (strcmp(p->glob, q->glob) != 0 ||
+		    p->whole_path != q->whole_path || p->dir_only != q->dir_only)
+			return false;
+	}
+	return true;
+}

@@ -1380,6 +1380,12 @@ fullsync_stop(FullSync *fs)
 	fs->stopping = true;
 }
 
+size_t
+fullsync_jobs_out(const FullSync *fs)
+{
+	return fs->jobs_out;
+}
+
 const SyncStats *
 fullsync_stats(const FullSync *fs)
 {

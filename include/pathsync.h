@@ -1,0 +1,57 @@
+/*
+ * pathsync — makes one path of a destination equal to the same path of the
+ * source, right now: the live daemon's unit of work after a change event.
+ * It looks at the source as it is (not at what the event said), so a
+ * stale, repeated or reordered event can only cause extra work, never a
+ * wrong result.
+ *
+ * Stateless; worker threads only. Directories are not walked here: a
+ * directory that is new (or replaced) in the destination is reported back
+ * as PATHSYNC_SUBTREE for a fullsync pass over it.
+ */
+#ifndef TREESYNC_PATHSYNC_H
+#define TREESYNC_PATHSYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "copy.h"
+
+typedef enum {
+	PATHSYNC_DONE,		/* the path is in sync (or err says why not) */
+	PATHSYNC_SUBTREE,	/* a directory to sync with a subtree pass */
+	PATHSYNC_HARDLINK,	/* a file with nlink > 1: its other names
+				 * need a compare of the whole pair */
+	PATHSYNC_NO_PARENT,	/* the destination parent is missing */
+} PathSyncOutcome;
+
+typedef struct PathSyncOptions {
+	CopyOptions copy;
+	bool delete;		/* a name gone from the source goes */
+	CompareMode compare;
+} PathSyncOptions;
+
+typedef struct PathSyncResult {
+	PathSyncOutcome outcome;
+	int err;		/* 0 or -errno (or COPY_SOURCE_CHANGED) */
+	const char *action;	/* "copy", "delete", "symlink", "attrs";
+				 * NULL when nothing needed doing */
+	uint64_t bytes;
+	uint64_t count;		/* entries deleted */
+	bool entries_changed;	/* a name was made, replaced or removed in
+				 * the destination parent (its mtime moved) */
+} PathSyncResult;
+
+/* relpath "" is the root directory itself (its metadata only). */
+void pathsync_run(int src_root, int dst_root, const char *relpath,
+    const PathSyncOptions *opt, PathSyncResult *res);
+
+/*
+ * Renames from to to in the destination (both relative to dst_root,
+ * parents opened beneath it). 0, or -errno (-ENOENT: nothing to rename,
+ * or to's parent is missing).
+ */
+int pathsync_rename(int dst_root, const char *from, const char *to);
+
+#endif

@@ -1,0 +1,907 @@
+/*
+ * live — see include/live.h.
+ *
+ * DESIGN
+ * Events do not say what to copy; they say which paths to look at. Each
+ * destination keeps a table of pending paths (relpath -> when it is due);
+ * an event makes its path due delay_ms from now (a burst of writes to one
+ * file keeps pushing it back, so the file is copied once, after the
+ * writer went quiet) and a create, delete or move makes the parent
+ * directory due too, since its mtime changed. When paths fall due, each
+ * becomes a pathsync job that compares the source as it is now with the
+ * destination and repairs the difference: a stale or repeated event can
+ * cost work, never correctness.
+ *
+ * Order: due paths go out parents first; renames (IN_MOVED_FROM/TO paired
+ * by cookie) are applied in the order they happened, before any other
+ * work for that destination, and their old and new paths are then checked
+ * like any other. A directory that is new, moved in or renamed gets a
+ * subtree pass (fullsync over it), which finds what an event could not
+ * name (files made before its watch existed) and keeps inodes of a
+ * renamed tree. While a pass runs for a destination, its path jobs wait:
+ * a path job racing a pass could make the pass delete what it saw too
+ * late. Overflow, a changed hard-link group, or too many pending paths
+ * collapse into one full pass.
+ *
+ * A path is never worked on twice at once: a change while its job is out
+ * marks it to run again when the job returns. Failures come back due
+ * later with exponential backoff (0.1 s .. 30 s); a failed pass likewise.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "live.h"
+#include "pathsync.h"
+#include "synclog.h"
+
+#define MAX_PENDING 100000	/* past this, one full pass instead */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+
+typedef struct Dest Dest;
+
+typedef struct Pending {
+	struct Pending *hnext;
+	char *relpath;
+	uint64_t due_ms;
+	bool in_flight;
+	bool again;		/* changed while its job was out */
+	unsigned attempts;	/* failures in a row */
+} Pending;
+
+typedef struct Rename {
+	struct Rename *next;
+	char *from;
+	char *to;
+	bool is_dir;
+	int err;
+} Rename;
+
+struct Dest {
+	Live *live;
+	char *path;
+	Pending **buckets;
+	size_t nbuckets;
+	size_t count;
+	Rename *renames;	/* waiting, in order */
+	Rename **renames_tail;
+	FullSync *pass;
+	char *pass_root;	/* the running pass's subtree ("" = all) */
+	char **subtrees;	/* subtree passes waiting */
+	size_t n_subtrees;
+	size_t cap_subtrees;
+	bool full_needed;
+	unsigned pass_failures;
+	uint64_t pass_due_ms;	/* backoff of the next full pass */
+	size_t jobs_out;
+};
+
+struct Live {
+	struct event_base *base;
+	Pool *pool;
+	const SyncPairConfig *pair;
+	LiveOptions opt;
+	PathSyncOptions path_opt;
+	FullSyncOptions pass_opt;
+	Dest *dests;
+	size_t n_dests;
+	struct event *timer;
+	struct event *poll_timer;
+	bool started;
+	bool stopping;
+	size_t max_jobs;
+};
+
+typedef struct PathJob {
+	Job job;
+	Dest *dest;
+	char *relpath;
+	PathSyncResult res;
+	uint64_t usec;
+} PathJob;
+
+typedef struct RenameJob {
+	Job job;
+	Dest *dest;
+	Rename *list;
+} RenameJob;
+
+static void dest_flush(Dest *d);
+static void live_schedule(Live *live);
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void
+oom(void)
+{
+	synclog_msg(LOG_LEVEL_ERROR, "out of memory");
+	abort();
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+static uint64_t
+backoff_ms(unsigned attempts)
+{
+	uint64_t ms = BACKOFF_MIN_MS;
+
+	while (attempts-- > 1 && ms < BACKOFF_MAX_MS)
+		ms *= 2;
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+/* ---- the pending table ----------------------------------------------- */
+
+static size_t
+str_hash(const char *s, size_t nbuckets)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return (size_t)h & (nbuckets - 1);
+}
+
+static Pending *
+pending_find(Dest *d, const char *relpath)
+{
+	if (d->nbuckets == 0)
+		return NULL;
+	for (Pending *p = d->buckets[str_hash(relpath, d->nbuckets)];
+	    p != NULL; p = p->hnext)
+		if (strcmp(p->relpath, relpath) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+pending_grow(Dest *d)
+{
+	size_t n = d->nbuckets ? d->nbuckets * 2 : 1024;
+	Pending **b = calloc(n, sizeof *b);
+
+	if (b == NULL)
+		oom();
+	for (size_t i = 0; i < d->nbuckets; i++) {
+		for (Pending *p = d->buckets[i]; p != NULL;) {
+			Pending *next = p->hnext;
+			size_t h = str_hash(p->relpath, n);
+			p->hnext = b[h];
+			b[h] = p;
+			p = next;
+		}
+	}
+	free(d->buckets);
+	d->buckets = b;
+	d->nbuckets = n;
+}
+
+static void
+pending_remove(Dest *d, Pending *victim)
+{
+	Pending **pp = &d->buckets[str_hash(victim->relpath, d->nbuckets)];
+
+	while (*pp != victim)
+		pp = &(*pp)->hnext;
+	*pp = victim->hnext;
+	free(victim->relpath);
+	free(victim);
+	d->count--;
+}
+
+/* Drops every pending path that is not in flight (a pass covers them). */
+static void
+pending_clear(Dest *d, const char *under)
+{
+	size_t len = strlen(under);
+
+	for (size_t i = 0; i < d->nbuckets; i++) {
+		for (Pending *p = d->buckets[i]; p != NULL;) {
+			Pending *next = p->hnext;
+			bool inside = len == 0 || (strncmp(p->relpath, under,
+			    len) == 0 && (p->relpath[len] == '\0' ||
+			    p->relpath[len] == '/'));
+			if (inside && !p->in_flight)
+				pending_remove(d, p);
+			p = next;
+		}
+	}
+}
+
+/* Makes relpath due at due_ms (a later change pushes it back). */
+static void
+mark(Dest *d, const char *relpath, uint64_t due_ms)
+{
+	Pending *p = pending_find(d, relpath);
+
+	if (p != NULL) {
+		if (p->in_flight)
+			p->again = true;
+		if (p->attempts == 0 || due_ms > p->due_ms)
+			p->due_ms = due_ms;
+		return;
+	}
+	if (d->count >= MAX_PENDING) {
+		/* Bounded memory: one full pass says it all. */
+		if (!d->full_needed)
+			synclog_event(LOG_LEVEL_WARN, d->live->pair->name,
+			    "queue", "", d->path, "over %d pending paths: one "
+			    "full compare instead", MAX_PENDING);
+		d->full_needed = true;
+		return;
+	}
+	if (d->count >= d->nbuckets)
+		pending_grow(d);
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		oom();
+	p->relpath = xstrdup(relpath);
+	p->due_ms = due_ms;
+	{
+		size_t h = str_hash(relpath, d->nbuckets);
+		p->hnext = d->buckets[h];
+		d->buckets[h] = p;
+	}
+	d->count++;
+}
+
+static void
+mark_parent(Dest *d, const char *relpath, uint64_t due_ms)
+{
+	const char *slash = strrchr(relpath, '/');
+	char parent[PATH_MAX];
+
+	if (relpath[0] == '\0')
+		return;
+	snprintf(parent, sizeof parent, "%.*s",
+	    slash != NULL ? (int)(slash - relpath) : 0, relpath);
+	mark(d, parent, due_ms);
+}
+
+static void
+queue_subtree(Dest *d, const char *relpath)
+{
+	for (size_t i = 0; i < d->n_subtrees; i++)
+		if (strcmp(d->subtrees[i], relpath) == 0)
+			return;
+	if (d->n_subtrees == d->cap_subtrees) {
+		size_t cap = d->cap_subtrees ? d->cap_subtrees * 2 : 8;
+		char **v = realloc(d->subtrees, cap * sizeof *v);
+		if (v == NULL)
+			oom();
+		d->subtrees = v;
+		d->cap_subtrees = cap;
+	}
+	d->subtrees[d->n_subtrees++] = xstrdup(relpath);
+}
+
+/* ---- what the events mean -------------------------------------------- */
+
+/* Excluded: the path, or any directory above it. */
+static bool
+excluded(const SyncPairConfig *pair, const char *relpath, bool is_dir)
+{
+	char buf[PATH_MAX];
+	const char *base = strrchr(relpath, '/');
+
+	if (fsutil_is_temp_name(base != NULL ? base + 1 : relpath))
+		return true;
+	if (exclude_count(pair->exclude) == 0)
+		return false;
+	if (exclude_match(pair->exclude, relpath, is_dir))
+		return true;
+	snprintf(buf, sizeof buf, "%s", relpath);
+	for (char *s = strrchr(buf, '/'); s != NULL; s = strrchr(buf, '/')) {
+		*s = '\0';
+		if (exclude_match(pair->exclude, buf, true))
+			return true;
+	}
+	return false;
+}
+
+static void
+add_rename(Dest *d, const char *from, const char *to, bool is_dir)
+{
+	Rename *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		oom();
+	r->from = xstrdup(from);
+	r->to = xstrdup(to);
+	r->is_dir = is_dir;
+	*d->renames_tail = r;
+	d->renames_tail = &r->next;
+}
+
+void
+live_on_events(Live *live, const LiveEvent *ev, size_t n)
+{
+	uint64_t due = now_ms() + (uint64_t)live->opt.delay_ms;
+
+	if (live->stopping)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const LiveEvent *e = &ev[i];
+		bool is_dir = (e->mask & IN_ISDIR) != 0;
+		bool entry = (e->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+		    IN_MOVED_TO)) != 0;
+		const LiveEvent *to = NULL;
+
+		if (e->relpath == NULL)
+			continue;
+		/* A move inside the tree: its IN_MOVED_TO, same cookie. */
+		if ((e->mask & IN_MOVED_FROM) && e->cookie != 0) {
+			for (size_t j = i + 1; j < n; j++)
+				if ((ev[j].mask & IN_MOVED_TO) &&
+				    ev[j].cookie == e->cookie) {
+					to = &ev[j];
+					break;
+				}
+		}
+		for (size_t k = 0; k < live->n_dests; k++) {
+			Dest *d = &live->dests[k];
+			bool from_ex = excluded(live->pair, e->relpath, is_dir);
+
+			if (to != NULL && !from_ex && !excluded(live->pair,
+			    to->relpath, is_dir))
+				add_rename(d, e->relpath, to->relpath, is_dir);
+			if (!from_ex || (e->mask & IN_MOVED_FROM)) {
+				/* A name moved to an excluded name is
+				 * handled like a delete of the old one. */
+				if (!from_ex)
+					mark(d, e->relpath, due);
+				if (entry)
+					mark_parent(d, e->relpath, due);
+			}
+		}
+	}
+	live_schedule(live);
+}
+
+void
+live_on_overflow(Live *live)
+{
+	synclog_msg(LOG_LEVEL_WARN, "%s: inotify queue overflow: events were "
+	    "lost; comparing every destination with the source",
+	    live->pair->name);
+	for (size_t k = 0; k < live->n_dests; k++)
+		live->dests[k].full_needed = true;
+	live_schedule(live);
+}
+
+/* ---- jobs ------------------------------------------------------------ */
+
+static int
+open_root(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static void
+path_run(Job *job)
+{
+	PathJob *pj = (PathJob *)job;
+	Live *live = pj->dest->live;
+	uint64_t t0 = now_usec();
+	int src, dst;
+
+	memset(&pj->res, 0, sizeof pj->res);
+	if ((src = open_root(live->pair->source)) < 0) {
+		pj->res.err = src;
+		return;
+	}
+	if ((dst = open_root(pj->dest->path)) < 0) {
+		pj->res.err = dst;
+		close(src);
+		return;
+	}
+	pathsync_run(src, dst, pj->relpath, &live->path_opt, &pj->res);
+	close(src);
+	close(dst);
+	pj->usec = now_usec() - t0;
+}
+
+static void
+log_path_result(Dest *d, const PathJob *pj)
+{
+	const PathSyncResult *r = &pj->res;
+	const char *pair = d->live->pair->name;
+	char size[32];
+
+	if (r->err != 0) {
+		synclog_event(LOG_LEVEL_WARN, pair, r->action ? r->action :
+		    "sync", pj->relpath, d->path, "failed: %s (will retry)",
+		    r->err == COPY_SOURCE_CHANGED ?
+		    "source kept changing while it was copied" :
+		    strerror(-r->err));
+		return;
+	}
+	if (r->action == NULL)
+		return;
+	if (strcmp(r->action, "copy") == 0) {
+		synclog_format_size(r->bytes, size, sizeof size);
+		synclog_event(LOG_LEVEL_INFO, pair, "copy", pj->relpath,
+		    d->path, "%s %.1f ms", size, (double)pj->usec / 1000);
+	} else if (strcmp(r->action, "delete") == 0) {
+		synclog_event(LOG_LEVEL_INFO, pair, "delete", pj->relpath,
+		    d->path, "%llu %s", (unsigned long long)r->count,
+		    r->count == 1 ? "entry" : "entries");
+	} else if (strcmp(r->action, "attrs") == 0) {
+		synclog_event(LOG_LEVEL_DEBUG, pair, "attrs", pj->relpath,
+		    d->path, "%.1f ms", (double)pj->usec / 1000);
+	} else {
+		synclog_event(LOG_LEVEL_INFO, pair, r->action, pj->relpath,
+		    d->path, "%.1f ms", (double)pj->usec / 1000);
+	}
+}
+
+static void
+path_done(Job *job)
+{
+	PathJob *pj = (PathJob *)job;
+	Dest *d = pj->dest;
+	Pending *p = pending_find(d, pj->relpath);
+	uint64_t now = now_ms();
+
+	d->jobs_out--;
+	if (job->cancelled || p == NULL)
+		goto out;
+	p->in_flight = false;
+	log_path_result(d, pj);
+	if (pj->res.entries_changed)
+		mark_parent(d, pj->relpath, now);
+	if (pj->res.err != 0) {
+		p->attempts++;
+		p->due_ms = now + backoff_ms(p->attempts);
+		p->again = false;
+		goto out;
+	}
+	switch (pj->res.outcome) {
+	case PATHSYNC_SUBTREE:
+		queue_subtree(d, pj->relpath);
+		break;
+	case PATHSYNC_HARDLINK:
+		/* Its other names are elsewhere in the tree: compare all. */
+		d->full_needed = true;
+		break;
+	case PATHSYNC_NO_PARENT:
+		mark_parent(d, pj->relpath, now);
+		if (++p->attempts > 20) {
+			d->full_needed = true;
+			break;
+		}
+		p->due_ms = now + backoff_ms(p->attempts);
+		goto out;
+	case PATHSYNC_DONE:
+		break;
+	}
+	if (p->again) {
+		p->again = false;
+		p->attempts = 0;
+		goto out;
+	}
+	pending_remove(d, p);
+out:
+	free(pj->relpath);
+	free(pj);
+	if (!d->live->stopping) {
+		dest_flush(d);
+		live_schedule(d->live);
+	}
+}
+
+static void
+rename_run(Job *job)
+{
+	RenameJob *rj = (RenameJob *)job;
+	int dst = open_root(rj->dest->path);
+
+	for (Rename *r = rj->list; r != NULL; r = r->next)
+		r->err = dst < 0 ? dst : pathsync_rename(dst, r->from, r->to);
+	if (dst >= 0)
+		close(dst);
+}
+
+static void
+rename_done(Job *job)
+{
+	RenameJob *rj = (RenameJob *)job;
+	Dest *d = rj->dest;
+	uint64_t now = now_ms();
+
+	d->jobs_out--;
+	while (rj->list != NULL) {
+		Rename *r = rj->list;
+		rj->list = r->next;
+		if (!job->cancelled) {
+			if (r->err == 0)
+				synclog_event(LOG_LEVEL_INFO, d->live->pair->name,
+				    "rename", r->from, d->path, "to '%s'", r->to);
+			/* Whatever happened, both names get checked; a
+			 * directory gets its contents checked too. */
+			mark(d, r->from, now);
+			mark(d, r->to, now);
+			mark_parent(d, r->from, now);
+			mark_parent(d, r->to, now);
+			if (r->err == 0 && r->is_dir)
+				queue_subtree(d, r->to);
+		}
+		free(r->from);
+		free(r->to);
+		free(r);
+	}
+	free(rj);
+	if (!d->live->stopping) {
+		dest_flush(d);
+		live_schedule(d->live);
+	}
+}
+
+/* ---- passes ---------------------------------------------------------- */
+
+static void
+pass_done(FullSync *fs, void *arg)
+{
+	Dest *d = arg;
+	const SyncStats *st = fullsync_stats(fs);
+	bool whole = d->pass_root[0] == '\0';
+	char copied[32];
+
+	synclog_format_size(st->bytes_copied, copied, sizeof copied);
+	if (whole || st->errors != 0 || st->files_copied != 0 ||
+	    st->deleted != 0)
+		synclog_event(st->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+		    d->live->pair->name, whole ? "full" : "subtree",
+		    d->pass_root, d->path, "%s: %llu entries checked, %llu "
+		    "files copied (%s), %llu deleted, %llu errors%s",
+		    st->errors ? "done with errors" : "in sync",
+		    (unsigned long long)st->entries_seen,
+		    (unsigned long long)st->files_copied, copied,
+		    (unsigned long long)st->deleted,
+		    (unsigned long long)st->errors,
+		    st->errors ? ", will compare again" : "");
+	if (st->errors != 0) {
+		/* A full disk, a vanished destination, an unreadable file:
+		 * compare again later, backing off. */
+		d->pass_failures++;
+		d->full_needed = true;
+		d->pass_due_ms = now_ms() + backoff_ms(d->pass_failures) * 10;
+	} else if (whole) {
+		d->pass_failures = 0;
+	}
+	/* The done callback runs inside the pass's last completion:
+	 * free it from the loop, not from under its own feet. */
+	fullsync_free(fs);
+	d->pass = NULL;
+	free(d->pass_root);
+	d->pass_root = NULL;
+	if (!d->live->stopping) {
+		dest_flush(d);
+		live_schedule(d->live);
+	}
+}
+
+static void
+start_pass(Dest *d, const char *relroot)
+{
+	Live *live = d->live;
+	int r;
+
+	r = fullsync_new(live->pool, live->pair, d->path, relroot,
+	    &live->pass_opt, pass_done, d, &d->pass);
+	if (r < 0)
+		oom();
+	d->pass_root = xstrdup(relroot);
+	/* Changes made before the pass starts are seen by its scans. */
+	pending_clear(d, relroot);
+	if (relroot[0] == '\0')
+		synclog_event(LOG_LEVEL_INFO, live->pair->name, "full", "",
+		    d->path, "comparing the whole tree");
+	fullsync_start(d->pass);
+}
+
+static int
+by_depth(const void *a, const void *b)
+{
+	const Pending *pa = *(Pending *const *)a, *pb = *(Pending *const *)b;
+	size_t da = 0, db = 0;
+
+	for (const char *s = pa->relpath; *s; s++)
+		da += *s == '/';
+	for (const char *s = pb->relpath; *s; s++)
+		db += *s == '/';
+	if (da != db)
+		return da < db ? -1 : 1;
+	return strcmp(pa->relpath, pb->relpath);
+}
+
+/* Hands out whatever this destination may do now, in the safe order. */
+static void
+dest_flush(Dest *d)
+{
+	Live *live = d->live;
+	uint64_t now = now_ms();
+	Pending **ripe = NULL;
+	size_t n = 0;
+
+	if (live->stopping || !live->started || d->pass != NULL)
+		return;
+	if (d->renames != NULL) {
+		RenameJob *rj;
+
+		if (d->jobs_out > 0)
+			return;	/* renames go first, in order */
+		if ((rj = calloc(1, sizeof *rj)) == NULL)
+			oom();
+		rj->dest = d;
+		rj->list = d->renames;
+		d->renames = NULL;
+		d->renames_tail = &d->renames;
+		rj->job.run = rename_run;
+		rj->job.done = rename_done;
+		d->jobs_out++;
+		pool_submit(live->pool, &rj->job);
+		return;
+	}
+	if ((d->full_needed && now >= d->pass_due_ms) || d->n_subtrees > 0) {
+		if (d->jobs_out > 0)
+			return;	/* passes start when path jobs are back */
+		if (d->full_needed && now >= d->pass_due_ms) {
+			d->full_needed = false;
+			for (size_t i = 0; i < d->n_subtrees; i++)
+				free(d->subtrees[i]);
+			d->n_subtrees = 0;
+			start_pass(d, "");
+		} else {
+			char *root = d->subtrees[0];
+			memmove(d->subtrees, d->subtrees + 1,
+			    --d->n_subtrees * sizeof *d->subtrees);
+			start_pass(d, root);
+			free(root);
+		}
+		return;
+	}
+	if (d->count == 0 || d->jobs_out >= live->max_jobs)
+		return;
+	if ((ripe = malloc(d->count * sizeof *ripe)) == NULL)
+		oom();
+	for (size_t i = 0; i < d->nbuckets; i++)
+		for (Pending *p = d->buckets[i]; p != NULL; p = p->hnext)
+			if (!p->in_flight && p->due_ms <= now)
+				ripe[n++] = p;
+	qsort(ripe, n, sizeof *ripe, by_depth);
+	for (size_t i = 0; i < n && d->jobs_out < live->max_jobs; i++) {
+		PathJob *pj = calloc(1, sizeof *pj);
+
+		if (pj == NULL)
+			oom();
+		pj->dest = d;
+		pj->relpath = xstrdup(ripe[i]->relpath);
+		ripe[i]->in_flight = true;
+		ripe[i]->again = false;
+		pj->job.run = path_run;
+		pj->job.done = path_done;
+		d->jobs_out++;
+		pool_submit(live->pool, &pj->job);
+	}
+	free(ripe);
+}
+
+/* Arms the timer for the earliest moment some destination has work. */
+static void
+live_schedule(Live *live)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+
+	if (live->stopping || !live->started)
+		return;
+	for (size_t k = 0; k < live->n_dests; k++) {
+		Dest *d = &live->dests[k];
+
+		dest_flush(d);
+		if (d->pass != NULL)
+			continue;
+		if (d->full_needed && d->pass_due_ms < next)
+			next = d->pass_due_ms;
+		for (size_t i = 0; i < d->nbuckets; i++)
+			for (Pending *p = d->buckets[i]; p != NULL;
+			    p = p->hnext)
+				if (!p->in_flight && p->due_ms < next)
+					next = p->due_ms;
+	}
+	if (next == UINT64_MAX)
+		return;
+	{
+		uint64_t wait = next > now ? next - now : 0;
+		struct timeval tv = { (time_t)(wait / 1000),
+		    (suseconds_t)(wait % 1000) * 1000 };
+		evtimer_add(live->timer, &tv);
+	}
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	live_schedule(arg);
+}
+
+static void
+on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	Live *live = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t k = 0; k < live->n_dests; k++)
+		live->dests[k].full_needed = true;
+	live_schedule(live);
+}
+
+void
+live_set_polling(Live *live, int interval_ms)
+{
+	struct timeval tv = { interval_ms / 1000, (interval_ms % 1000) * 1000 };
+
+	if (live->poll_timer == NULL)
+		live->poll_timer = event_new(live->base, -1, EV_PERSIST,
+		    on_poll, live);
+	if (live->poll_timer != NULL)
+		event_add(live->poll_timer, &tv);
+}
+
+int
+live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
+    const LiveOptions *opt, Live **ret)
+{
+	Live *live = calloc(1, sizeof *live);
+
+	if (live == NULL)
+		return -ENOMEM;
+	live->base = base;
+	live->pool = pool;
+	live->pair = pair;
+	live->opt = *opt;
+	live->path_opt.copy.preserve_owner = opt->preserve_owner;
+	live->path_opt.copy.umask_zero = true;
+	live->path_opt.delete = pair->delete;
+	live->path_opt.compare = pair->compare;
+	live->pass_opt.preserve_owner = opt->preserve_owner;
+	live->pass_opt.will_retry = true;
+	live->pass_opt.umask_zero = true;
+	live->max_jobs = (size_t)pool_threads(pool) * 4 + 2;
+	live->n_dests = pair->n_destinations;
+	live->dests = calloc(live->n_dests, sizeof *live->dests);
+	live->timer = evtimer_new(base, on_timer, live);
+	if (live->dests == NULL || live->timer == NULL) {
+		live_free(live);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < live->n_dests; k++) {
+		Dest *d = &live->dests[k];
+		d->live = live;
+		d->path = pair->destinations[k];
+		d->renames_tail = &d->renames;
+	}
+	*ret = live;
+	return 0;
+}
+
+void
+live_start(Live *live)
+{
+	live->started = true;
+	for (size_t k = 0; k < live->n_dests; k++)
+		live->dests[k].full_needed = true;
+	live_schedule(live);
+}
+
+size_t
+live_jobs_out(const Live *live)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < live->n_dests; k++) {
+		n += live->dests[k].jobs_out;
+		if (live->dests[k].pass != NULL)
+			n += fullsync_jobs_out(live->dests[k].pass);
+	}
+	return n;
+}
+
+bool
+live_idle(const Live *live)
+{
+	for (size_t k = 0; k < live->n_dests; k++) {
+		const Dest *d = &live->dests[k];
+		if (d->pass != NULL || d->jobs_out > 0 || d->count > 0 ||
+		    d->renames != NULL || d->full_needed || d->n_subtrees > 0)
+			return false;
+	}
+	return true;
+}
+
+void
+live_stop(Live *live)
+{
+	live->stopping = true;
+	for (size_t k = 0; k < live->n_dests; k++)
+		if (live->dests[k].pass != NULL)
+			fullsync_stop(live->dests[k].pass);
+	if (live->timer != NULL)
+		evtimer_del(live->timer);
+	if (live->poll_timer != NULL)
+		event_del(live->poll_timer);
+}
+
+void
+live_free(Live *live)
+{
+	if (live == NULL)
+		return;
+	for (size_t k = 0; k < live->n_dests && live->dests != NULL; k++) {
+		Dest *d = &live->dests[k];
+		for (size_t i = 0; i < d->nbuckets; i++)
+			while (d->buckets[i] != NULL) {
+				Pending *p = d->buckets[i];
+				d->buckets[i] = p->hnext;
+				free(p->relpath);
+				free(p);
+			}
+		free(d->buckets);
+		while (d->renames != NULL) {
+			Rename *r = d->renames;
+			d->renames = r->next;
+			free(r->from);
+			free(r->to);
+			free(r);
+		}
+		for (size_t i = 0; i < d->n_subtrees; i++)
+			free(d->subtrees[i]);
+		free(d->subtrees);
+		fullsync_free(d->pass);
+		free(d->pass_root);
+	}
+	free(live->dests);
+	if (live->timer != NULL)
+		event_free(live->timer);
+	if (live->poll_timer != NULL)
+		event_free(live->poll_timer);
+	free(live);
+}

@@ -1,0 +1,253 @@
+/*
+ * pathsync — see include/pathsync.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "hash.h"
+#include "pathsync.h"
+#include "planner.h"
+
+/* Splits relpath into its parent ("" at the top) and its last name. */
+static void
+split(const char *relpath, char *parent, size_t size, const char **base)
+{
+	const char *slash = strrchr(relpath, '/');
+
+	if (slash == NULL) {
+		parent[0] = '\0';
+		*base = relpath;
+	} else {
+		snprintf(parent, size, "%.*s", (int)(slash - relpath), relpath);
+		*base = slash + 1;
+	}
+}
+
+/* An ancestor that vanished or stopped being a directory: no such path. */
+static bool
+path_gone(int err)
+{
+	return err == -ENOENT || err == -ENOTDIR || err == -ELOOP;
+}
+
+static void
+sync_root_meta(int src_root, int dst_root, const PathSyncOptions *opt,
+    PathSyncResult *res)
+{
+	struct stat ss, ds;
+	FileMeta sm, dm;
+
+	if (fstat(src_root, &ss) < 0 || fstat(dst_root, &ds) < 0) {
+		res->err = -errno;
+		return;
+	}
+	fsutil_meta_from_stat(&ss, &sm);
+	fsutil_meta_from_stat(&ds, &dm);
+	if (planner_same_attrs(&sm, &dm, opt->copy.preserve_owner) &&
+	    planner_same_content(&sm, &dm))
+		return;
+	res->action = "attrs";
+	res->err = copy_set_meta(dst_root, ".", &sm, &opt->copy);
+}
+
+/* Regular file: copy unless it already matches. */
+static void
+sync_file(int sp, int dp, const char *base, const FileMeta *sm,
+    const struct stat *ds, bool have_dst, const PathSyncOptions *opt,
+    PathSyncResult *res)
+{
+	FileMeta dm;
+
+	if (sm->nlink > 1) {
+		res->outcome = PATHSYNC_HARDLINK;
+		return;
+	}
+	if (have_dst && S_ISREG(ds->st_mode)) {
+		bool same;
+
+		fsutil_meta_from_stat(ds, &dm);
+		same = dm.nlink <= 1 && planner_same_content(sm, &dm);
+		if (same && opt->compare == COMPARE_HASH) {
+			uint64_t hs, hd;
+			same = hash_file(sp, base, &hs) == 0 &&
+			    hash_file(dp, base, &hd) == 0 && hs == hd;
+		}
+		if (same) {
+			if (planner_same_attrs(sm, &dm,
+			    opt->copy.preserve_owner))
+				return;
+			res->action = "attrs";
+			res->err = copy_set_meta(dp, base, sm, &opt->copy);
+			return;
+		}
+	}
+	if (have_dst && S_ISDIR(ds->st_mode)) {
+		res->action = "delete";
+		if ((res->err = copy_delete_tree(dp, base, &res->count)) < 0)
+			return;
+	}
+	res->action = "copy";
+	res->entries_changed = true;
+	res->err = copy_file_atomic(sp, base, dp, base, &opt->copy,
+	    &res->bytes, NULL);
+}
+
+static void
+sync_symlink(int sp, int dp, const char *base, const FileMeta *sm,
+    const struct stat *ds, bool have_dst, const PathSyncOptions *opt,
+    PathSyncResult *res)
+{
+	char target[PATH_MAX + 1], old[PATH_MAX + 1];
+	ssize_t n = readlinkat(sp, base, target, sizeof target - 1);
+
+	if (n < 0) {
+		res->err = path_gone(-errno) ? 0 : -errno;
+		return;
+	}
+	target[n] = '\0';
+	if (have_dst && S_ISLNK(ds->st_mode)) {
+		ssize_t m = readlinkat(dp, base, old, sizeof old - 1);
+		if (m == n && memcmp(old, target, (size_t)n) == 0) {
+			if (!opt->copy.preserve_owner ||
+			    (ds->st_uid == sm->uid && ds->st_gid == sm->gid))
+				return;
+			res->action = "attrs";
+			res->err = copy_set_meta(dp, base, sm, &opt->copy);
+			return;
+		}
+	}
+	if (have_dst && S_ISDIR(ds->st_mode)) {
+		res->action = "delete";
+		if ((res->err = copy_delete_tree(dp, base, &res->count)) < 0)
+			return;
+	}
+	res->action = "symlink";
+	res->entries_changed = true;
+	res->err = copy_symlink(dp, base, target, sm, &opt->copy);
+}
+
+void
+pathsync_run(int src_root, int dst_root, const char *relpath,
+    const PathSyncOptions *opt, PathSyncResult *res)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	struct stat ss, ds;
+	bool have_src = false, have_dst = false;
+	int sp = -1, dp = -1;
+	FileMeta sm;
+
+	memset(res, 0, sizeof *res);
+	res->outcome = PATHSYNC_DONE;
+	if (relpath[0] == '\0') {
+		sync_root_meta(src_root, dst_root, opt, res);
+		return;
+	}
+	split(relpath, parent, sizeof parent, &base);
+
+	sp = fsutil_open_dir_beneath(src_root, parent);
+	if (sp < 0 && !path_gone(sp)) {
+		res->err = sp;
+		goto out;
+	}
+	if (sp >= 0) {
+		if (fstatat(sp, base, &ss, AT_SYMLINK_NOFOLLOW) == 0)
+			have_src = true;
+		else if (errno != ENOENT) {
+			res->err = -errno;
+			goto out;
+		}
+	}
+	dp = fsutil_open_dir_beneath(dst_root, parent);
+	if (dp < 0) {
+		if (path_gone(dp))
+			res->outcome = have_src ? PATHSYNC_NO_PARENT :
+			    PATHSYNC_DONE;
+		else
+			res->err = dp;
+		goto out;
+	}
+	if (fstatat(dp, base, &ds, AT_SYMLINK_NOFOLLOW) == 0)
+		have_dst = true;
+	else if (errno != ENOENT) {
+		res->err = -errno;
+		goto out;
+	}
+
+	if (!have_src) {
+		if (have_dst && opt->delete) {
+			res->action = "delete";
+			res->entries_changed = true;
+			res->err = copy_delete_tree(dp, base, &res->count);
+		}
+		goto out;
+	}
+	fsutil_meta_from_stat(&ss, &sm);
+	switch (ss.st_mode & S_IFMT) {
+	case S_IFREG:
+		sync_file(sp, dp, base, &sm, &ds, have_dst, opt, res);
+		break;
+	case S_IFLNK:
+		sync_symlink(sp, dp, base, &sm, &ds, have_dst, opt, res);
+		break;
+	case S_IFDIR:
+		if (!have_dst || !S_ISDIR(ds.st_mode)) {
+			res->outcome = PATHSYNC_SUBTREE;
+			break;
+		}
+		/* Its own metadata; what is inside it has events of its own. */
+		{
+			FileMeta dm;
+			fsutil_meta_from_stat(&ds, &dm);
+			if (planner_same_attrs(&sm, &dm,
+			    opt->copy.preserve_owner) &&
+			    planner_same_content(&sm, &dm))
+				break;
+			res->action = "attrs";
+			res->err = copy_set_meta(dp, base, &sm, &opt->copy);
+		}
+		break;
+	default:
+		break;	/* fifos, sockets, devices: not mirrored */
+	}
+out:
+	if (sp >= 0)
+		close(sp);
+	if (dp >= 0)
+		close(dp);
+}
+
+int
+pathsync_rename(int dst_root, const char *from, const char *to)
+{
+	char fparent[PATH_MAX], tparent[PATH_MAX];
+	const char *fbase, *tbase;
+	int fd = -1, td = -1, r = 0;
+
+	split(from, fparent, sizeof fparent, &fbase);
+	split(to, tparent, sizeof tparent, &tbase);
+	if ((fd = fsutil_open_dir_beneath(dst_root, fparent)) < 0) {
+		r = fd;
+		goto out;
+	}
+	if ((td = fsutil_open_dir_beneath(dst_root, tparent)) < 0) {
+		r = td;
+		goto out;
+	}
+	if (renameat(fd, fbase, td, tbase) < 0)
+		r = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (td >= 0)
+		close(td);
+	return r;
+}
