@@ -49,7 +49,7 @@ if [ -z "${QUICK:-}" ]; then
   vg="valgrind -q --error-exitcode=88 --leak-check=full --errors-for-leak-kinds=definite"
   CK_FORK=no run_suite "valgrind: unit" build --suite unit --wrap "$vg" \
     --timeout-multiplier 5 || status=1
-  TREESYNC_WRAP="$vg" TREESYNC_TEST_BIG_FILES=3000 \
+  TREESYNC_WRAP="$vg" TREESYNC_TEST_BIG_FILES=3000 TREESYNC_CHURN_SECONDS=5 \
     run_suite "valgrind: integration" build --suite integration \
     --timeout-multiplier 3 || status=1
 fi

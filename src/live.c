@@ -45,6 +45,10 @@
 #include "synclog.h"
 
 #define MAX_PENDING 100000	/* past this, one full pass instead */
+#define WRITER_QUIET_MS 1000	/* an open file is copied after a second
+				 * without writes, even if never closed */
+#define SETTLE_MS 1000		/* quiet time after a directory rename
+				 * before the compare that follows it */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 
@@ -81,6 +85,9 @@ struct Dest {
 	size_t n_subtrees;
 	size_t cap_subtrees;
 	bool full_needed;
+	bool settle_needed;	/* a directory was renamed: compare once
+				 * the source is quiet (see on_events) */
+	uint64_t settle_due_ms;
 	unsigned pass_failures;
 	uint64_t pass_due_ms;	/* backoff of the next full pass */
 	size_t jobs_out;
@@ -242,16 +249,20 @@ pending_clear(Dest *d, const char *under)
 	}
 }
 
-/* Makes relpath due at due_ms (a later change pushes it back). */
+/*
+ * Makes relpath due at due_ms: a later change pushes it back; with
+ * exact, due_ms is taken as it is (a close after writes may bring the
+ * copy forward).
+ */
 static void
-mark(Dest *d, const char *relpath, uint64_t due_ms)
+mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 {
 	Pending *p = pending_find(d, relpath);
 
 	if (p != NULL) {
 		if (p->in_flight)
 			p->again = true;
-		if (p->attempts == 0 || due_ms > p->due_ms)
+		if (exact || p->attempts == 0 || due_ms > p->due_ms)
 			p->due_ms = due_ms;
 		return;
 	}
@@ -279,6 +290,12 @@ mark(Dest *d, const char *relpath, uint64_t due_ms)
 }
 
 static void
+mark(Dest *d, const char *relpath, uint64_t due_ms)
+{
+	mark_at(d, relpath, due_ms, false);
+}
+
+static void
 mark_parent(Dest *d, const char *relpath, uint64_t due_ms)
 {
 	const char *slash = strrchr(relpath, '/');
@@ -291,12 +308,33 @@ mark_parent(Dest *d, const char *relpath, uint64_t due_ms)
 	mark(d, parent, due_ms);
 }
 
+/* True when dir is path or one of its ancestors ("" is everyone's). */
+static bool
+covers(const char *dir, const char *path)
+{
+	size_t n = strlen(dir);
+
+	return n == 0 || (strncmp(dir, path, n) == 0 &&
+	    (path[n] == '\0' || path[n] == '/'));
+}
+
+/* Queues a subtree pass, unless one over an ancestor is queued already. */
 static void
 queue_subtree(Dest *d, const char *relpath)
 {
+	size_t k = 0;
+
 	for (size_t i = 0; i < d->n_subtrees; i++)
-		if (strcmp(d->subtrees[i], relpath) == 0)
+		if (covers(d->subtrees[i], relpath))
 			return;
+	/* Queued passes beneath it are covered by this one. */
+	for (size_t i = 0; i < d->n_subtrees; i++) {
+		if (covers(relpath, d->subtrees[i]))
+			free(d->subtrees[i]);
+		else
+			d->subtrees[k++] = d->subtrees[i];
+	}
+	d->n_subtrees = k;
 	if (d->n_subtrees == d->cap_subtrees) {
 		size_t cap = d->cap_subtrees ? d->cap_subtrees * 2 : 8;
 		char **v = realloc(d->subtrees, cap * sizeof *v);
@@ -362,6 +400,10 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 
 		if (e->relpath == NULL)
 			continue;
+		if (synclog_enabled(LOG_LEVEL_DEBUG))
+			synclog_event(LOG_LEVEL_DEBUG, live->pair->name,
+			    "event", e->relpath, "-", "mask 0x%x cookie %u",
+			    e->mask, e->cookie);
 		/* A move inside the tree: its IN_MOVED_TO, same cookie. */
 		if ((e->mask & IN_MOVED_FROM) && e->cookie != 0) {
 			for (size_t j = i + 1; j < n; j++)
@@ -375,16 +417,41 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 			Dest *d = &live->dests[k];
 			bool from_ex = excluded(live->pair, e->relpath, is_dir);
 
+			if (d->settle_needed)
+				d->settle_due_ms = due + SETTLE_MS;
+
 			if (to != NULL && !from_ex && !excluded(live->pair,
-			    to->relpath, is_dir))
+			    to->relpath, is_dir)) {
 				add_rename(d, e->relpath, to->relpath, is_dir);
+				/* Events already queued in the kernel for
+				 * what was inside it may still carry the old
+				 * path: a compare once the source is quiet
+				 * settles what they named wrongly. */
+				if (is_dir) {
+					d->settle_needed = true;
+					d->settle_due_ms = due + SETTLE_MS;
+				}
+			}
 			if (!from_ex || (e->mask & IN_MOVED_FROM)) {
 				/* A name moved to an excluded name is
-				 * handled like a delete of the old one. */
-				if (!from_ex)
+				 * handled like a delete of the old one. A
+				 * file still being written waits for its
+				 * close (or for the writer to go quiet). */
+				if (!from_ex && (e->mask & IN_CLOSE_WRITE))
+					mark_at(d, e->relpath, due, true);
+				else if (!from_ex && (e->mask & IN_MODIFY))
+					mark(d, e->relpath, due +
+					    WRITER_QUIET_MS);
+				else if (!from_ex)
 					mark(d, e->relpath, due);
 				if (entry)
 					mark_parent(d, e->relpath, due);
+				/* A directory that arrives is a new inode even
+				 * where one of that name is in the destination:
+				 * its contents get a subtree pass. */
+				if (!from_ex && is_dir && (e->mask &
+				    (IN_CREATE | IN_MOVED_TO)))
+					queue_subtree(d, e->relpath);
 			}
 		}
 	}
@@ -558,7 +625,7 @@ rename_done(Job *job)
 			mark(d, r->to, now);
 			mark_parent(d, r->from, now);
 			mark_parent(d, r->to, now);
-			if (r->err == 0 && r->is_dir)
+			if (r->is_dir)
 				queue_subtree(d, r->to);
 		}
 		free(r->from);
@@ -597,12 +664,24 @@ pass_done(FullSync *fs, void *arg)
 		    st->errors ? ", will compare again" : "");
 	if (st->errors != 0) {
 		/* A full disk, a vanished destination, an unreadable file:
-		 * compare again later, backing off. */
+		 * compare everything again later, backing off; the full pass
+		 * covers the subtrees still waiting. */
 		d->pass_failures++;
 		d->full_needed = true;
 		d->pass_due_ms = now_ms() + backoff_ms(d->pass_failures) * 10;
-	} else if (whole) {
-		d->pass_failures = 0;
+		for (size_t i = 0; i < d->n_subtrees; i++)
+			free(d->subtrees[i]);
+		d->n_subtrees = 0;
+	} else {
+		if (whole)
+			d->pass_failures = 0;
+		/* A subtree's top: the pass cleared its pending entry and
+		 * does nothing when the source is gone (moved on since), so
+		 * check it as a path; making it moved its parent's mtime. */
+		if (!whole) {
+			mark(d, d->pass_root, now_ms());
+			mark_parent(d, d->pass_root, now_ms());
+		}
 	}
 	/* The done callback runs inside the pass's last completion:
 	 * free it from the loop, not from under its own feet. */
@@ -696,6 +775,14 @@ dest_flush(Dest *d)
 		}
 		return;
 	}
+	if (d->settle_needed && now >= d->settle_due_ms && d->count == 0 &&
+	    d->jobs_out == 0) {
+		d->settle_needed = false;
+		synclog_event(LOG_LEVEL_DEBUG, live->pair->name, "settle", "",
+		    d->path, "directories were renamed: comparing");
+		start_pass(d, "");
+		return;
+	}
 	if (d->count == 0 || d->jobs_out >= live->max_jobs)
 		return;
 	if ((ripe = malloc(d->count * sizeof *ripe)) == NULL)
@@ -738,6 +825,8 @@ live_schedule(Live *live)
 			continue;
 		if (d->full_needed && d->pass_due_ms < next)
 			next = d->pass_due_ms;
+		if (d->settle_needed && d->settle_due_ms < next)
+			next = d->settle_due_ms;
 		for (size_t i = 0; i < d->nbuckets; i++)
 			for (Pending *p = d->buckets[i]; p != NULL;
 			    p = p->hnext)
@@ -851,7 +940,8 @@ live_idle(const Live *live)
 	for (size_t k = 0; k < live->n_dests; k++) {
 		const Dest *d = &live->dests[k];
 		if (d->pass != NULL || d->jobs_out > 0 || d->count > 0 ||
-		    d->renames != NULL || d->full_needed || d->n_subtrees > 0)
+		    d->renames != NULL || d->full_needed || d->n_subtrees > 0 ||
+		    d->settle_needed)
 			return false;
 	}
 	return true;

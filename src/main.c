@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "fsutil.h"
 #include "fullsync.h"
 #include "pool.h"
@@ -324,13 +325,6 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	if (!once) {
-		fprintf(stderr, "treesyncd: the live daemon is not in this "
-		    "build yet; run a full sync with --once\n");
-		config_free(cfg);
-		return EXIT_USAGE;
-	}
-
 	if ((r = synclog_open(cfg->log_file, cfg->log_level)) < 0) {
 		fprintf(stderr, "treesyncd: cannot open log file '%s': %s\n",
 		    cfg->log_file, strerror(-r));
@@ -342,8 +336,12 @@ main(int argc, char **argv)
 	 * directory we create gets its mode set explicitly. */
 	umask(0);
 	fsutil_init_temp_tag();
-	status = run_once(cfg);
-	config_free(cfg);
+	if (once) {
+		status = run_once(cfg);
+		config_free(cfg);
+	} else {
+		status = daemon_run(cfg);	/* takes cfg */
+	}
 	synclog_close();
 	return status;
 }

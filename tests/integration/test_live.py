@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Integration tests for the live daemon (`treesyncd -f`): the real binary
+watching temporary trees while the test changes them. Convergence is judged
+only by tests/tools/treecmp.py (an independent walk, then rsync --checksum),
+polled until the trees are equal or a deadline passes.
+
+Environment: TREESYNCD, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP (as test_once).
+"""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
+                      os.path.dirname(os.path.dirname(os.path.dirname(
+                          os.path.abspath(__file__)))))
+TREESYNCD = os.environ.get("TREESYNCD",
+                           os.path.join(ROOT, "build", "treesyncd"))
+GENTREE = os.path.join(ROOT, "tests", "tools", "gentree.py")
+TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
+WRAP = os.environ.get("TREESYNC_WRAP", "").split()
+CHURN_SECONDS = float(os.environ.get("TREESYNC_CHURN_SECONDS", "20"))
+SLOW = 10 if WRAP else 1
+DEADLINE = 30 * SLOW
+
+
+def write(path, data=b"", mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def temp_files(tree):
+    return [os.path.join(d, n) for d, ds, fs in os.walk(tree)
+            for n in ds + fs if n.startswith(".treesync.")]
+
+
+class Live(unittest.TestCase):
+    delay_ms = 20
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="treesync-live.")
+        os.chmod(self.tmp, 0o755)
+        self.src = os.path.join(self.tmp, "src")
+        self.dst = os.path.join(self.tmp, "dst")
+        self.log = os.path.join(self.tmp, "sync.log")
+        self.conf = os.path.join(self.tmp, "t.conf")
+        os.mkdir(self.src)
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if os.environ.get("TREESYNC_KEEP"):
+            sys.stderr.write("kept %s\n" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write_config(self, syncs=None, extra=""):
+        syncs = syncs or [("t", self.src, [self.dst], "")]
+        body = ",\n".join(
+            '{ name = "%s"; source = "%s"; destinations = ( %s ); %s }' % (
+                n, s, ", ".join('"%s"' % d for d in ds), x)
+            for n, s, ds, x in syncs)
+        with open(self.conf, "w") as f:
+            f.write('workers = 4;\ndelay_ms = %d;\nlog_file = "%s";\n'
+                    'log_level = "debug";\ncontrol_socket = "%s/c.sock";\n'
+                    '%s\nsyncs = ( %s );\n' % (self.delay_ms, self.log,
+                                               self.tmp, extra, body))
+
+    def start(self, syncs=None):
+        self.write_config(syncs)
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.wait_equal()
+
+    def logtext(self):
+        if not os.path.exists(self.log):
+            return ""
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def compare(self, src, dst, *args, rsync=False):
+        cmd = [sys.executable, TREECMP, src, dst] + list(args)
+        if not rsync:
+            cmd.append("--no-rsync")
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    def wait_equal(self, src=None, dst=None, *args):
+        """Polls the independent check until the mirror is equal."""
+        src, dst = src or self.src, dst or self.dst
+        end = time.monotonic() + DEADLINE
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                self.fail("daemon exited %d:\n%s" % (
+                    self.proc.returncode, self.logtext()[-3000:]))
+            if os.path.isdir(dst):
+                p = self.compare(src, dst, *args)
+                if p.returncode == 0:
+                    p = self.compare(src, dst, *args, rsync=True)
+                    if p.returncode == 0:
+                        return
+            if time.monotonic() > end:
+                self.fail("not converged after %d s:\n%s\nlog tail:\n%s" % (
+                    DEADLINE, p.stdout[-3000:], self.logtext()[-3000:]))
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=10 * SLOW)
+        self.assertEqual(rc, 0, self.logtext()[-2000:])
+        self.proc = None
+
+    # -- tests -----------------------------------------------------------
+    def test_create_write_append_truncate(self):
+        write(os.path.join(self.src, "old.txt"), b"before start")
+        self.start()
+        p = os.path.join(self.src, "f.txt")
+        write(p, b"hello")
+        self.wait_equal()
+        with open(p, "ab") as f:
+            f.write(b" world")
+        self.wait_equal()
+        os.truncate(p, 2)
+        self.wait_equal()
+        for i in range(100):
+            with open(p, "ab") as f:
+                f.write(b"x" * i)
+        self.wait_equal()
+        self.stop()
+        self.assertEqual(temp_files(self.dst), [])
+
+    def test_mkdir_p_race(self):
+        self.start()
+        subprocess.run("mkdir -p %s/a/b/c && echo x > %s/a/b/c/f" % (
+            self.src, self.src), shell=True, check=True)
+        self.wait_equal()
+        with open(os.path.join(self.dst, "a/b/c/f")) as f:
+            self.assertEqual(f.read(), "x\n")
+
+    def test_rename_directory_keeps_inodes(self):
+        for i in range(1000):
+            write(os.path.join(self.src, "d", "f%04d" % i), b"%d" % i)
+        self.start()
+        before = {n: os.lstat(os.path.join(self.dst, "d", n)).st_ino
+                  for n in os.listdir(os.path.join(self.dst, "d"))}
+        os.rename(os.path.join(self.src, "d"), os.path.join(self.src, "e"))
+        self.wait_equal()
+        after = {n: os.lstat(os.path.join(self.dst, "e", n)).st_ino
+                 for n in os.listdir(os.path.join(self.dst, "e"))}
+        self.assertEqual(before, after)
+        self.assertIn(" rename ", self.logtext())
+
+    def test_rename_chain_and_file_rename(self):
+        write(os.path.join(self.src, "a"), b"chain")
+        write(os.path.join(self.src, "x"), b"file")
+        self.start()
+        os.rename(os.path.join(self.src, "a"), os.path.join(self.src, "b"))
+        os.rename(os.path.join(self.src, "b"), os.path.join(self.src, "c"))
+        os.rename(os.path.join(self.src, "x"), os.path.join(self.src, "y"))
+        self.wait_equal()
+
+    def test_moves_in_and_out_of_tree(self):
+        outside = os.path.join(self.tmp, "outside")
+        write(os.path.join(outside, "in", "deep", "f"), b"moved in")
+        write(os.path.join(self.src, "out", "g"), b"moved out")
+        self.start()
+        os.rename(os.path.join(outside, "in"), os.path.join(self.src, "in"))
+        os.rename(os.path.join(self.src, "out"),
+                  os.path.join(outside, "out"))
+        self.wait_equal()
+
+    def test_delete_deep_tree_chmod_mtime_symlinks(self):
+        for i in range(20):
+            write(os.path.join(self.src, "deep", *["l%d" % j
+                                                   for j in range(i)], "f"),
+                  b"x")
+        write(os.path.join(self.src, "m.sh"), b"#!/bin/sh\n")
+        os.symlink("m.sh", os.path.join(self.src, "link"))
+        os.makedirs(os.path.join(self.src, "dir2link", "sub"))
+        self.start()
+        shutil.rmtree(os.path.join(self.src, "deep"))
+        os.chmod(os.path.join(self.src, "m.sh"), 0o4755)
+        os.utime(os.path.join(self.src, "m.sh"), ns=(5, 123456789))
+        os.unlink(os.path.join(self.src, "link"))
+        os.symlink("/etc/hostname", os.path.join(self.src, "link"))
+        shutil.rmtree(os.path.join(self.src, "dir2link"))
+        os.symlink("/", os.path.join(self.src, "dir2link"))
+        self.wait_equal()
+
+    def test_editor_atomic_save_and_hardlinks(self):
+        write(os.path.join(self.src, "doc.txt"), b"v1")
+        write(os.path.join(self.src, "h1"), b"linked")
+        os.link(os.path.join(self.src, "h1"), os.path.join(self.src, "h2"))
+        self.start()
+        tmp = os.path.join(self.src, ".doc.txt.swp")
+        write(tmp, b"version two")
+        os.rename(tmp, os.path.join(self.src, "doc.txt"))
+        with open(os.path.join(self.src, "h2"), "ab") as f:
+            f.write(b" and more")
+        self.wait_equal()
+
+    def test_sigterm_exits_zero_quickly(self):
+        self.start()
+        t0 = time.monotonic()
+        self.stop()
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+        self.assertIn("stopped", self.logtext())
+
+    def test_kill_9_then_restart(self):
+        subprocess.run([sys.executable, GENTREE, self.src, "--files", "2000",
+                        "--seed", "9", "--plain"], check=True,
+                       capture_output=True)
+        self.write_config()
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+        self.proc.kill()
+        self.proc.wait()
+        write(os.path.join(self.src, "after-crash.txt"), b"new")
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stderr=subprocess.DEVNULL)
+        self.wait_equal()
+        self.assertEqual(temp_files(self.dst), [])
+
+    def test_sighup_adds_a_pair_and_survives_a_broken_config(self):
+        self.start()
+        src2 = os.path.join(self.tmp, "src2")
+        dst2 = os.path.join(self.tmp, "dst2")
+        write(os.path.join(src2, "second.txt"), b"pair two")
+        self.write_config([("t", self.src, [self.dst], ""),
+                           ("two", src2, [dst2], "")])
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_equal(src2, dst2)
+        # A broken config: logged, and the old one keeps running.
+        with open(self.conf, "a") as f:
+            f.write("\nbogus_key = 1;\n")
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5 * SLOW)
+        self.assertIsNone(self.proc.poll())
+        self.assertIn("bogus_key", self.logtext())
+        write(os.path.join(src2, "still.txt"), b"syncing")
+        write(os.path.join(self.src, "still.txt"), b"syncing")
+        self.wait_equal(src2, dst2)
+        self.wait_equal()
+
+    def sysctl(self, name, value):
+        path = "/proc/sys/fs/inotify/" + name
+        with open(path) as f:
+            old = f.read().strip()
+        def put(v):
+            with open(path, "w") as f:
+                f.write(v)
+        put(str(value))
+        self.addCleanup(put, old)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root for the sysctl")
+    def test_overflow_burst_converges(self):
+        # The limit applies to inotify instances made after it is set.
+        self.sysctl("max_queued_events", 256)
+        self.start()
+        for i in range(20000):
+            with open(os.path.join(self.src, "b%05d" % i), "wb") as f:
+                f.write(b"%d" % i)
+        self.wait_equal()
+        self.assertIn("overflow", self.logtext())
+
+    @staticmethod
+    def watches_in_use():
+        """inotify watches held now by every process (the limit is per
+        user, and every test runs as root)."""
+        n = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                for fd in os.listdir("/proc/%s/fdinfo" % pid):
+                    with open("/proc/%s/fdinfo/%s" % (pid, fd)) as f:
+                        n += f.read().count("inotify wd:")
+            except OSError:
+                pass
+        return n
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root for the sysctl")
+    def test_watch_limit_below_directories(self):
+        for i in range(60):
+            write(os.path.join(self.src, "d%02d" % i, "f"), b"x")
+        # Room for 30 of our 61 directories.
+        self.sysctl("max_user_watches", self.watches_in_use() + 30)
+        self.start()
+        log = self.logtext()
+        lines = [l for l in log.splitlines()
+                 if "fs.inotify.max_user_watches" in l]
+        self.assertTrue(lines, log[-2000:])
+        self.assertRegex(lines[0], r"\d+ of \d+ directories watched")
+        write(os.path.join(self.src, "d59", "late"), b"seen by a rescan")
+        write(os.path.join(self.src, "d00", "late"), b"seen either way")
+        self.wait_equal()
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to mount a tmpfs")
+    def test_full_destination_recovers_while_another_keeps_syncing(self):
+        small = os.path.join(self.tmp, "small")
+        os.mkdir(small)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                        small], check=True)
+        self.addCleanup(subprocess.run, ["umount", small])
+        big = os.path.join(self.tmp, "dst-big")
+        self.write_config([("t", self.src, [small, big], "")])
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stderr=subprocess.DEVNULL)
+        self.wait_equal(self.src, big)
+        write(os.path.join(self.src, "large.bin"), os.urandom(4 << 20))
+        write(os.path.join(self.src, "other.txt"), b"keeps syncing")
+        self.wait_equal(self.src, big)
+        time.sleep(0.5)
+        self.assertIn("No space left on device", self.logtext())
+        self.assertEqual(temp_files(small), [])
+        subprocess.run(["mount", "-o", "remount,size=64m", small],
+                       check=True)
+        self.wait_equal(self.src, small)
+
+    def test_sigterm_during_large_copy(self):
+        self.start()
+        with open(os.path.join(self.src, "huge.bin"), "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(1024):
+                f.write(block)
+        end = time.monotonic() + 30
+        while not temp_files(self.dst) and time.monotonic() < end:
+            time.sleep(0.002)
+        t0 = time.monotonic()
+        self.stop()
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+        self.assertEqual(temp_files(self.dst), [])
+        d = os.path.join(self.dst, "huge.bin")
+        if os.path.exists(d):
+            self.assertEqual(os.path.getsize(d), 1 << 30)
+
+    def churn(self, seed):
+        rng = random.Random(seed)
+        subprocess.run([sys.executable, GENTREE, self.src, "--files", "500",
+                        "--seed", str(seed), "--plain"], check=True,
+                       capture_output=True)
+        self.start()
+        end = time.monotonic() + CHURN_SECONDS
+        ops = 0
+        while time.monotonic() < end:
+            files, dirs = [], [self.src]
+            for d, ds, fs in os.walk(self.src):
+                # os.walk lists symlinks to directories among ds: they
+                # are files here (writing through one would leave the
+                # tree).
+                for x in ds + fs:
+                    p = os.path.join(d, x)
+                    (files if os.path.islink(p) or x in fs
+                     else dirs).append(p)
+            for _ in range(50):
+                op = rng.randrange(11)
+                try:
+                    if op == 0 or not files:
+                        write(os.path.join(rng.choice(dirs),
+                                           "n%d" % rng.randrange(10**6)),
+                              os.urandom(rng.randrange(1, 9000)))
+                    elif op == 1:
+                        with open(rng.choice(files), "ab") as f:
+                            f.write(os.urandom(rng.randrange(1, 500)))
+                    elif op == 2:
+                        os.truncate(rng.choice(files), rng.randrange(100))
+                    elif op == 3:
+                        f = rng.choice(files)
+                        os.rename(f, os.path.join(rng.choice(dirs),
+                                                  "r%d" % rng.randrange(10**6)))
+                    elif op == 4 and len(dirs) > 1:
+                        d = rng.choice(dirs[1:])
+                        os.rename(d, os.path.join(rng.choice(dirs),
+                                                  "m%d" % rng.randrange(10**6)))
+                    elif op == 5 and len(dirs) > 3:
+                        shutil.rmtree(rng.choice(dirs[1:]))
+                    elif op == 6:
+                        os.makedirs(os.path.join(rng.choice(dirs),
+                                                 "k%d" % rng.randrange(10**6),
+                                                 "sub"))
+                    elif op == 7:
+                        os.chmod(rng.choice(files),
+                                 rng.choice([0o644, 0o600, 0o755, 0o4755]))
+                    elif op == 8:
+                        os.symlink(rng.choice(["../x", "/nonexistent/t", "a/b"]),
+                                   os.path.join(rng.choice(dirs),
+                                                "s%d" % rng.randrange(10**6)))
+                    elif op == 9:
+                        os.unlink(rng.choice(files))
+                    else:
+                        os.utime(rng.choice(files),
+                                 ns=(rng.randrange(2**40), rng.randrange(2**40)))
+                except (FileNotFoundError, OSError):
+                    pass  # raced with another op of ours: fine
+                ops += 1
+        self.wait_equal()
+        self.stop()
+        self.assertEqual(temp_files(self.dst), [])
+        return ops
+
+    def test_churn_seed_1(self):
+        self.churn(1)
+
+    def test_churn_seed_2(self):
+        self.churn(2)
+
+    def test_churn_seed_3(self):
+        self.churn(3)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

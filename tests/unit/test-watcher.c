@@ -1,0 +1,837 @@
+/*
+ * Unit tests for watcher: real inotify on temporary trees. Each test has
+ * its own event_base, Watcher and mkdtemp tree, and runs the base until
+ * the events it expects arrive, with a deadline (never sleep-and-hope).
+ * The overflow and watch-limit tests lower /proc/sys/fs/inotify limits
+ * (root only, skipped otherwise) and restore them in an unchecked
+ * teardown, which runs in the parent even when the test dies.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "exclude.h"
+#include "watcher.h"
+
+#define WAIT_MS 5000
+
+static char g_base[] = "/tmp/test-watcher-XXXXXX";
+
+struct seen {
+	unsigned root;
+	uint32_t mask;
+	uint32_t cookie;
+	bool synthetic;
+	char *relpath;
+};
+
+typedef struct T {
+	struct event_base *base;
+	struct event *tick;
+	Watcher *w;
+	char dir[256];		/* this test's directory */
+	char src[300];		/* a watched root inside it */
+	struct seen *ev;
+	size_t n_ev, cap_ev;
+	WatchNotice notices[256];
+	size_t n_notices;
+	size_t overflows;
+} T;
+
+static void
+on_batch(WatchBatch *b, void *arg)
+{
+	T *t = arg;
+
+	for (size_t i = 0; i < b->n; i++) {
+		if (t->n_ev == t->cap_ev) {
+			t->cap_ev = t->cap_ev ? 2 * t->cap_ev : 256;
+			t->ev = realloc(t->ev, t->cap_ev * sizeof *t->ev);
+			ck_assert_ptr_nonnull(t->ev);
+		}
+		t->ev[t->n_ev++] = (struct seen){
+			.root = b->events[i].root, .mask = b->events[i].mask,
+			.cookie = b->events[i].cookie,
+			.synthetic = b->events[i].synthetic,
+			.relpath = strdup(b->events[i].relpath),
+		};
+	}
+	for (size_t i = 0; i < b->n_notices; i++)
+		if (t->n_notices < 256)
+			t->notices[t->n_notices++] = b->notices[i];
+	if (b->overflow)
+		t->overflows++;
+	watcher_batch_free(b);
+}
+
+/* Keeps EVLOOP_ONCE from blocking longer than a tick. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+mkdir_p(const char *path)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, 0755);
+			*p = '/';
+		}
+	}
+	ck_assert(mkdir(buf, 0755) == 0 || errno == EEXIST);
+}
+
+static void
+write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	ck_assert(write(fd, data, strlen(data)) == (ssize_t)strlen(data));
+	ck_assert(close(fd) == 0);
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+rm_rf(const char *path)
+{
+	nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+static T *
+t_new(void)
+{
+	static int counter;
+	T *t = calloc(1, sizeof *t);
+	struct timeval tv = { 0, 10 * 1000 };
+
+	ck_assert_ptr_nonnull(t);
+	snprintf(t->dir, sizeof t->dir, "%s/t%d-%d", g_base, (int)getpid(),
+	    counter++);
+	ck_assert_int_eq(mkdir(t->dir, 0755), 0);
+	snprintf(t->src, sizeof t->src, "%s/src", t->dir);
+	ck_assert_int_eq(mkdir(t->src, 0755), 0);
+	t->base = event_base_new();
+	ck_assert_ptr_nonnull(t->base);
+	t->tick = event_new(t->base, -1, EV_PERSIST, on_tick, NULL);
+	ck_assert_ptr_nonnull(t->tick);
+	ck_assert_int_eq(event_add(t->tick, &tv), 0);
+	ck_assert_int_eq(watcher_new(t->base, on_batch, t, &t->w), 0);
+	return t;
+}
+
+static void
+t_free(T *t)
+{
+	watcher_free(t->w);
+	event_free(t->tick);
+	event_base_free(t->base);
+	for (size_t i = 0; i < t->n_ev; i++)
+		free(t->ev[i].relpath);
+	free(t->ev);
+	rm_rf(t->dir);
+	free(t);
+}
+
+static void
+path_in(const T *t, char *buf, size_t size, const char *rel)
+{
+	snprintf(buf, size, "%s/%s", t->src, rel);
+}
+
+/* Index of the first event for root with relpath and any of mask, from. */
+static long
+find_event(const T *t, size_t from, unsigned root, const char *relpath,
+    uint32_t mask)
+{
+	for (size_t i = from; i < t->n_ev; i++)
+		if (t->ev[i].root == root && (t->ev[i].mask & mask) &&
+		    strcmp(t->ev[i].relpath, relpath) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* The first such notice at index from or later. */
+static const WatchNotice *
+find_notice(const T *t, size_t from, WatchNoticeKind kind, unsigned root)
+{
+	for (size_t i = from; i < t->n_notices; i++)
+		if (t->notices[i].kind == kind && t->notices[i].root == root)
+			return &t->notices[i];
+	return NULL;
+}
+
+struct want {
+	T *t;
+	int what;		/* 0 event, 1 notice, 2 overflow */
+	unsigned root;
+	const char *relpath;
+	uint32_t mask;
+	WatchNoticeKind kind;
+	size_t from;		/* notices: count those from this index */
+};
+
+static bool
+satisfied(const struct want *q)
+{
+	switch (q->what) {
+	case 0:
+		return find_event(q->t, 0, q->root, q->relpath, q->mask) >= 0;
+	case 1:
+		return find_notice(q->t, q->from, q->kind, q->root) != NULL;
+	default:
+		return q->t->overflows > 0;
+	}
+}
+
+/* Runs the loop until q holds or ms pass. */
+static bool
+run_until(const struct want *q, int ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)ms;
+
+	while (!satisfied(q)) {
+		if (now_ms() > deadline)
+			return false;
+		event_base_loop(q->t->base, EVLOOP_ONCE);
+	}
+	return true;
+}
+
+static bool
+wait_event(T *t, unsigned root, const char *relpath, uint32_t mask)
+{
+	struct want q = { t, 0, root, relpath, mask, 0, 0 };
+
+	return run_until(&q, WAIT_MS);
+}
+
+static const WatchNotice *
+wait_notice(T *t, size_t from, WatchNoticeKind kind, unsigned root)
+{
+	struct want q = { t, 1, root, NULL, 0, kind, from };
+
+	if (!run_until(&q, WAIT_MS))
+		return NULL;
+	return find_notice(t, from, kind, root);
+}
+
+/* Adds t->src as root 1 and waits until it is completely watched. */
+static void
+watch_src(T *t, const Exclude *ex)
+{
+	size_t from = t->n_notices;
+	const WatchNotice *n;
+
+	ck_assert_int_eq(watcher_add_root(t->w, 1, t->src, ex), 0);
+	n = wait_notice(t, from, WATCH_ROOT_READY, 1);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->error, 0);
+	ck_assert_uint_gt(n->dirs_placed, 0);
+	ck_assert_uint_eq(n->dirs_placed, n->dirs_needed);
+}
+
+START_TEST(test_create_file)
+{
+	T *t = t_new();
+	char p[512];
+	long c, w;
+
+	watch_src(t, NULL);
+	path_in(t, p, sizeof p, "f");
+	write_file(p, "hello");
+	ck_assert(wait_event(t, 1, "f", IN_CLOSE_WRITE));
+	c = find_event(t, 0, 1, "f", IN_CREATE);
+	w = find_event(t, 0, 1, "f", IN_CLOSE_WRITE);
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_lt(c, w);
+	ck_assert(!t->ev[c].synthetic);
+	ck_assert(!(t->ev[c].mask & IN_ISDIR));
+	ck_assert_uint_eq(t->overflows, 0);
+	t_free(t);
+}
+END_TEST
+
+START_TEST(test_api_errors)
+{
+	T *t = t_new();
+	Watcher *second = NULL;
+	const WatchNotice *n;
+	char p[512];
+
+	ck_assert_int_eq(watcher_new(t->base, on_batch, t, &second), -EBUSY);
+	ck_assert_ptr_null(second);
+	ck_assert_int_eq(watcher_add_root(t->w, 1, "relative", NULL),
+	    -EINVAL);
+	ck_assert_int_eq(watcher_remove_root(t->w, 7), -ENOENT);
+	watch_src(t, NULL);
+	ck_assert_int_eq(watcher_add_root(t->w, 1, "/elsewhere", NULL),
+	    -EEXIST);
+	path_in(t, p, sizeof p, "inner");
+	ck_assert_int_eq(watcher_add_root(t->w, 2, p, NULL), -EBUSY);
+	ck_assert_int_eq(watcher_add_root(t->w, 2, t->dir, NULL), -EBUSY);
+
+	/* A missing root: READY with nothing placed, then RELEASED. */
+	snprintf(p, sizeof p, "%s/missing", t->dir);
+	ck_assert_int_eq(watcher_add_root(t->w, 3, p, NULL), 0);
+	n = wait_notice(t, 0, WATCH_ROOT_RELEASED, 3);
+	ck_assert_ptr_nonnull(n);
+	n = find_notice(t, 0, WATCH_ROOT_READY, 3);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->error, -ENOENT);
+	ck_assert_uint_eq(n->dirs_placed, 0);
+	/* Forgotten: the id is free again. */
+	ck_assert_int_eq(watcher_remove_root(t->w, 3), -ENOENT);
+	t_free(t);
+}
+END_TEST
+
+/* mkdir -p a/b/c && echo x > a/b/c/f: f is made before any watch on c. */
+START_TEST(test_mkdir_p_race)
+{
+	T *t = t_new();
+	char p[512];
+	long i;
+
+	watch_src(t, NULL);
+	path_in(t, p, sizeof p, "a/b/c");
+	mkdir_p(p);
+	path_in(t, p, sizeof p, "a/b/c/f");
+	write_file(p, "x\n");
+	ck_assert_msg(wait_event(t, 1, "a/b/c/f", IN_CREATE | IN_CLOSE_WRITE),
+	    "no event names a/b/c/f");
+	ck_assert(wait_event(t, 1, "a/b/c", IN_CREATE));
+	i = find_event(t, 0, 1, "a/b/c", IN_CREATE);
+	ck_assert(t->ev[i].mask & IN_ISDIR);
+	/* Parents are reported before what is inside them. */
+	ck_assert_int_lt(find_event(t, 0, 1, "a", IN_CREATE),
+	    find_event(t, 0, 1, "a/b", IN_CREATE));
+	ck_assert_int_lt(i, find_event(t, 0, 1, "a/b/c/f",
+	    IN_CREATE | IN_CLOSE_WRITE));
+
+	/* And c is watched now: a later write is a real event. */
+	path_in(t, p, sizeof p, "a/b/c/g");
+	write_file(p, "y\n");
+	ck_assert(wait_event(t, 1, "a/b/c/g", IN_CLOSE_WRITE));
+	i = find_event(t, 0, 1, "a/b/c/g", IN_CLOSE_WRITE);
+	ck_assert(!t->ev[i].synthetic);
+	t_free(t);
+}
+END_TEST
+
+/* A directory made outside the tree and moved in: its content is reported. */
+START_TEST(test_moved_in)
+{
+	T *t = t_new();
+	char out[512], p[512], q[512];
+	long i;
+
+	watch_src(t, NULL);
+	snprintf(out, sizeof out, "%s/outside/sub", t->dir);
+	mkdir_p(out);
+	snprintf(p, sizeof p, "%s/outside/sub/old", t->dir);
+	write_file(p, "old");
+	snprintf(p, sizeof p, "%s/outside", t->dir);
+	path_in(t, q, sizeof q, "in");
+	ck_assert_int_eq(rename(p, q), 0);
+	path_in(t, p, sizeof p, "in/sub/new");
+	write_file(p, "new");
+
+	ck_assert(wait_event(t, 1, "in", IN_MOVED_TO));
+	ck_assert(wait_event(t, 1, "in/sub/old", IN_CREATE));
+	i = find_event(t, 0, 1, "in/sub/old", IN_CREATE);
+	ck_assert(t->ev[i].synthetic);
+	/* new may come as a synthetic entry, a real event, or both. */
+	ck_assert(wait_event(t, 1, "in/sub/new", IN_CREATE | IN_CLOSE_WRITE));
+
+	/* Later changes in the moved-in tree are real events. */
+	path_in(t, p, sizeof p, "in/sub/later");
+	write_file(p, "later");
+	ck_assert(wait_event(t, 1, "in/sub/later", IN_CLOSE_WRITE));
+	t_free(t);
+}
+END_TEST
+
+/* A renamed directory: events inside it carry the new name. */
+START_TEST(test_rename_dir)
+{
+	T *t = t_new();
+	char p[512], q[512];
+	long from, to;
+	size_t mark;
+
+	watch_src(t, NULL);
+	path_in(t, p, sizeof p, "d/x");
+	mkdir_p(p);
+	ck_assert(wait_event(t, 1, "d/x", IN_CREATE));
+	/* Make sure x's watch is in place before the rename. */
+	path_in(t, p, sizeof p, "d/x/probe");
+	write_file(p, "");
+	ck_assert(wait_event(t, 1, "d/x/probe", IN_CLOSE_WRITE));
+
+	mark = t->n_ev;
+	path_in(t, p, sizeof p, "d");
+	path_in(t, q, sizeof q, "e");
+	ck_assert_int_eq(rename(p, q), 0);
+	path_in(t, p, sizeof p, "e/x/f");
+	write_file(p, "f");
+	ck_assert(wait_event(t, 1, "e/x/f", IN_CLOSE_WRITE));
+	from = find_event(t, mark, 1, "d", IN_MOVED_FROM);
+	to = find_event(t, mark, 1, "e", IN_MOVED_TO);
+	ck_assert_int_ge(from, 0);
+	ck_assert_int_gt(to, from);
+	ck_assert_uint_ne(t->ev[from].cookie, 0);
+	ck_assert_uint_eq(t->ev[from].cookie, t->ev[to].cookie);
+	ck_assert_int_lt(find_event(t, mark, 1, "d/x/f", ~0u), 0);
+
+	/* Twice, and deeper: the subtree follows each rename. */
+	path_in(t, p, sizeof p, "e/x");
+	path_in(t, q, sizeof q, "e/y");
+	ck_assert_int_eq(rename(p, q), 0);
+	path_in(t, p, sizeof p, "e");
+	path_in(t, q, sizeof q, "g");
+	ck_assert_int_eq(rename(p, q), 0);
+	path_in(t, p, sizeof p, "g/y/h");
+	write_file(p, "h");
+	ck_assert(wait_event(t, 1, "g/y/h", IN_CLOSE_WRITE));
+	ck_assert_uint_eq(t->overflows, 0);
+	t_free(t);
+}
+END_TEST
+
+/* A directory moved out of the tree loses its watches. */
+START_TEST(test_moved_out)
+{
+	T *t = t_new();
+	char p[512], q[512];
+	WatcherStats before, after;
+	size_t mark;
+
+	path_in(t, p, sizeof p, "m/n/o");
+	mkdir_p(p);
+	watch_src(t, NULL);
+	watcher_get_stats(t->w, &before);
+	ck_assert_uint_eq(before.watches, 4);
+	path_in(t, p, sizeof p, "m");
+	snprintf(q, sizeof q, "%s/gone", t->dir);
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert(wait_event(t, 1, "m", IN_MOVED_FROM));
+	mark = t->n_ev;
+	snprintf(p, sizeof p, "%s/gone/n/o/f", t->dir);
+	write_file(p, "f");
+	path_in(t, p, sizeof p, "sentinel");
+	write_file(p, "s");
+	ck_assert(wait_event(t, 1, "sentinel", IN_CLOSE_WRITE));
+	for (size_t i = mark; i < t->n_ev; i++)
+		ck_assert_msg(strcmp(t->ev[i].relpath, "sentinel") == 0,
+		    "unexpected event for %s", t->ev[i].relpath);
+	watcher_get_stats(t->w, &after);
+	ck_assert_uint_eq(after.watches, 1);
+	t_free(t);
+}
+END_TEST
+
+/* Excluded directories are not watched and excluded names not reported. */
+START_TEST(test_exclude)
+{
+	T *t = t_new();
+	Exclude *ex = NULL;
+	WatcherStats st;
+	char p[512], q[512];
+	size_t mark;
+
+	ck_assert_int_eq(exclude_new(&ex), 0);
+	ck_assert_int_eq(exclude_add(ex, "skip/"), 0);
+	ck_assert_int_eq(exclude_add(ex, "*.tmp"), 0);
+	path_in(t, p, sizeof p, "skip/deep");
+	mkdir_p(p);
+	watch_src(t, ex);
+	watcher_get_stats(t->w, &st);
+	ck_assert_uint_eq(st.watches, 1);
+
+	path_in(t, p, sizeof p, "skip/deep/f");
+	write_file(p, "no");
+	path_in(t, p, sizeof p, "a.tmp");
+	write_file(p, "no");
+	path_in(t, p, sizeof p, "keep/skip");
+	mkdir_p(p);	/* "skip/" matches a directory at any depth */
+	path_in(t, p, sizeof p, "keep/skip/f");
+	write_file(p, "no");
+	path_in(t, p, sizeof p, "keep/f");
+	write_file(p, "yes");
+	ck_assert(wait_event(t, 1, "keep/f", IN_CLOSE_WRITE | IN_CREATE));
+	path_in(t, p, sizeof p, "keep/g");
+	write_file(p, "yes");
+	ck_assert(wait_event(t, 1, "keep/g", IN_CLOSE_WRITE));
+
+	/* A watched directory renamed to an excluded name is let go. */
+	path_in(t, p, sizeof p, "keep");
+	path_in(t, q, sizeof q, "keep.tmp");
+	ck_assert_int_eq(rename(p, q), 0);
+	path_in(t, p, sizeof p, "keep.tmp/h");
+	write_file(p, "no");
+	path_in(t, p, sizeof p, "sentinel");
+	write_file(p, "s");
+	ck_assert(wait_event(t, 1, "sentinel", IN_CLOSE_WRITE));
+	mark = 0;
+	for (size_t i = mark; i < t->n_ev; i++) {
+		const char *r = t->ev[i].relpath;
+		ck_assert_msg(strstr(r, "skip") == NULL &&
+		    strstr(r, ".tmp") == NULL, "excluded path reported: %s", r);
+	}
+	watcher_get_stats(t->w, &st);
+	ck_assert_uint_eq(st.watches, 1);
+	t_free(t);
+	exclude_free(ex);
+}
+END_TEST
+
+/* After remove_root, nothing more comes for it; the other root goes on. */
+START_TEST(test_remove_root)
+{
+	T *t = t_new();
+	char other[400], p[512];
+	WatcherStats st;
+
+	snprintf(other, sizeof other, "%s/other", t->dir);
+	ck_assert_int_eq(mkdir(other, 0755), 0);
+	watch_src(t, NULL);
+	ck_assert_int_eq(watcher_add_root(t->w, 2, other, NULL), 0);
+	ck_assert_ptr_nonnull(wait_notice(t, 0, WATCH_ROOT_READY, 2));
+	path_in(t, p, sizeof p, "before");
+	write_file(p, "1");
+	ck_assert(wait_event(t, 1, "before", IN_CLOSE_WRITE));
+
+	/* Events already queued for root 1 must not reach us either. */
+	path_in(t, p, sizeof p, "queued");
+	write_file(p, "1");
+	ck_assert_int_eq(watcher_remove_root(t->w, 1), 0);
+	ck_assert_int_eq(watcher_remove_root(t->w, 1), -ENOENT);
+	path_in(t, p, sizeof p, "after");
+	write_file(p, "1");
+	snprintf(p, sizeof p, "%s/x", other);
+	write_file(p, "2");
+	ck_assert(wait_event(t, 2, "x", IN_CLOSE_WRITE));
+	ck_assert_ptr_nonnull(wait_notice(t, 0, WATCH_ROOT_RELEASED, 1));
+	ck_assert_int_lt(find_event(t, 0, 1, "queued", ~0u), 0);
+	ck_assert_int_lt(find_event(t, 0, 1, "after", ~0u), 0);
+	watcher_get_stats(t->w, &st);
+	ck_assert_uint_eq(st.watches, 1);
+
+	/* The id can be used again. */
+	watch_src(t, NULL);
+	path_in(t, p, sizeof p, "again");
+	write_file(p, "1");
+	ck_assert(wait_event(t, 1, "again", IN_CLOSE_WRITE));
+	t_free(t);
+}
+END_TEST
+
+/* Batches still queued when the watcher is freed are freed with it. */
+START_TEST(test_free_pending)
+{
+	T *t = t_new();
+	char p[512];
+	WatcherStats st;
+	uint64_t deadline;
+
+	watch_src(t, NULL);
+	for (int i = 0; i < 200; i++) {
+		snprintf(p, sizeof p, "%s/d%d", t->src, i % 10);
+		mkdir(p, 0755);
+		snprintf(p, sizeof p, "%s/d%d/f%d", t->src, i % 10, i);
+		write_file(p, "x");
+	}
+	/* Without running the loop: wait for the thread to have them all. */
+	deadline = now_ms() + WAIT_MS;
+	do {
+		watcher_get_stats(t->w, &st);
+		usleep(10 * 1000);
+	} while (st.watches < 11 && now_ms() < deadline);
+	usleep(100 * 1000);
+	ck_assert_uint_eq(t->n_ev, 0);
+	t_free(t);	/* valgrind / LeakSanitizer judge */
+}
+END_TEST
+
+/* ---- tests that lower inotify limits (root only) ---- */
+
+#define PROC_QUEUED "/proc/sys/fs/inotify/max_queued_events"
+#define PROC_WATCHES "/proc/sys/fs/inotify/max_user_watches"
+
+static long saved_queued = -1, saved_watches = -1;
+
+static long
+read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static bool
+write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (f == NULL)
+		return false;
+	ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* Unchecked fixture: runs in the parent, so it restores even after a crash. */
+static void
+limits_save(void)
+{
+	saved_queued = read_long(PROC_QUEUED);
+	saved_watches = read_long(PROC_WATCHES);
+}
+
+static void
+limits_restore(void)
+{
+	if (saved_queued > 0 && read_long(PROC_QUEUED) != saved_queued)
+		write_long(PROC_QUEUED, saved_queued);
+	if (saved_watches > 0 && read_long(PROC_WATCHES) != saved_watches)
+		write_long(PROC_WATCHES, saved_watches);
+}
+
+static bool
+can_tune(void)
+{
+	if (geteuid() != 0 || access(PROC_QUEUED, W_OK) != 0 ||
+	    saved_queued <= 0 || saved_watches <= 0) {
+		fprintf(stderr, "test-watcher: not root or no writable "
+		    "/proc/sys/fs/inotify: limit test skipped\n");
+		return false;
+	}
+	return true;
+}
+
+START_TEST(test_overflow)
+{
+	T *t;
+	char p[512];
+	struct want q;
+	uint64_t deadline;
+	int i = 0;
+
+	if (!can_tune())
+		return;
+	/* The limit is taken when an instance is created: before watcher_new. */
+	ck_assert(write_long(PROC_QUEUED, 16));
+	t = t_new();
+	limits_restore();
+	watch_src(t, NULL);
+	/* Three events per file against a 16-event queue; the watcher reads
+	 * concurrently, so keep going (bounded) until the kernel gives up. */
+	q = (struct want){ .t = t, .what = 2 };
+	deadline = now_ms() + WAIT_MS;
+	while (!satisfied(&q) && now_ms() < deadline) {
+		for (int k = 0; k < 500; k++, i++) {
+			snprintf(p, sizeof p, "%s/f%d", t->src, i);
+			write_file(p, "x");
+		}
+		event_base_loop(t->base, EVLOOP_NONBLOCK);
+	}
+	ck_assert_msg(run_until(&q, WAIT_MS), "no overflow reported");
+	/* Still working afterwards. */
+	path_in(t, p, sizeof p, "after");
+	write_file(p, "x");
+	ck_assert(wait_event(t, 1, "after", IN_CLOSE_WRITE));
+	t_free(t);
+}
+END_TEST
+
+/* Watches of every process of our uid: what the per-user limit counts. */
+static long
+watches_in_use(void)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	long n = 0;
+
+	if (proc == NULL)
+		return -1;
+	while ((de = readdir(proc)) != NULL) {
+		char path[600];
+		DIR *fds;
+		struct dirent *fe;
+		struct stat st;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (fstatat(dirfd(proc), de->d_name, &st, 0) != 0 ||
+		    st.st_uid != geteuid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/fdinfo", de->d_name);
+		if ((fds = opendir(path)) == NULL)
+			continue;
+		while ((fe = readdir(fds)) != NULL) {
+			char line[512];
+			FILE *f;
+
+			snprintf(path, sizeof path, "/proc/%s/fdinfo/%s",
+			    de->d_name, fe->d_name);
+			if ((f = fopen(path, "r")) == NULL)
+				continue;
+			while (fgets(line, sizeof line, f) != NULL)
+				if (strncmp(line, "inotify wd:", 11) == 0)
+					n++;
+			fclose(f);
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return n;
+}
+
+START_TEST(test_watch_limit)
+{
+	T *t;
+	char p[512];
+	const WatchNotice *n;
+	WatcherStats st;
+	long used;
+	bool seen = false;
+
+	if (!can_tune())
+		return;
+	t = t_new();
+	for (int i = 0; i < 40; i++) {
+		snprintf(p, sizeof p, "%s/d%02d", t->src, i);
+		ck_assert_int_eq(mkdir(p, 0755), 0);
+	}
+	used = watches_in_use();
+	ck_assert_int_ge(used, 1);	/* at least our wake-up watch */
+	/* Room for the root and a few of its 40 subdirectories. */
+	ck_assert(write_long(PROC_WATCHES, used + 10));
+	ck_assert_int_eq(watcher_add_root(t->w, 1, t->src, NULL), 0);
+	n = wait_notice(t, 0, WATCH_ROOT_READY, 1);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->error, -ENOSPC);
+	ck_assert_uint_eq(n->dirs_needed, 41);
+	ck_assert_uint_gt(n->dirs_placed, 0);
+	ck_assert_uint_lt(n->dirs_placed, 41);
+
+	/* New directories under the limit: reported, not watched, noticed. */
+	path_in(t, p, sizeof p, "new/sub");
+	mkdir_p(p);
+	ck_assert(wait_event(t, 1, "new", IN_CREATE));
+	n = wait_notice(t, 0, WATCH_INCOMPLETE, 1);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->error, -ENOSPC);
+	ck_assert_uint_lt(n->dirs_placed, n->dirs_needed);
+	limits_restore();
+
+	/* Events keep flowing where watches exist. */
+	path_in(t, p, sizeof p, "top-file");
+	write_file(p, "x");
+	seen = wait_event(t, 1, "top-file", IN_CLOSE_WRITE);
+	ck_assert(seen);
+
+	/* With room again, new directories get watches (the failed adds
+	 * used up kernel ids: the next wd is not the last plus one). */
+	path_in(t, p, sizeof p, "later");
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	ck_assert(wait_event(t, 1, "later", IN_CREATE));
+	path_in(t, p, sizeof p, "later/f");
+	write_file(p, "x");
+	ck_assert(wait_event(t, 1, "later/f", IN_CLOSE_WRITE));
+	watcher_get_stats(t->w, &st);
+	ck_assert_uint_eq(st.rebuilds, 0);
+	ck_assert_uint_eq(t->overflows, 0);
+	t_free(t);
+}
+END_TEST
+
+static Suite *
+watcher_suite(void)
+{
+	Suite *s = suite_create("watcher");
+	TCase *tc_events = tcase_create("events");
+	TCase *tc_limits = tcase_create("limits");
+
+	tcase_set_timeout(tc_events, 60);
+	tcase_add_test(tc_events, test_create_file);
+	tcase_add_test(tc_events, test_api_errors);
+	tcase_add_test(tc_events, test_mkdir_p_race);
+	tcase_add_test(tc_events, test_moved_in);
+	tcase_add_test(tc_events, test_rename_dir);
+	tcase_add_test(tc_events, test_moved_out);
+	tcase_add_test(tc_events, test_exclude);
+	tcase_add_test(tc_events, test_remove_root);
+	tcase_add_test(tc_events, test_free_pending);
+	suite_add_tcase(s, tc_events);
+
+	tcase_set_timeout(tc_limits, 60);
+	tcase_add_unchecked_fixture(tc_limits, limits_save, limits_restore);
+	tcase_add_test(tc_limits, test_overflow);
+	tcase_add_test(tc_limits, test_watch_limit);
+	suite_add_tcase(s, tc_limits);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (mkdtemp(g_base) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	sr = srunner_create(watcher_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	limits_restore();
+	rm_rf(g_base);
+	return failed == 0 ? 0 : 1;
+}
