@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds treesync and shows it mirroring the bundled sample tree: a full
-# sync, an independent check that the mirror equals the source, then a few
-# changes and the sync that carries them over.
+# Builds treesync and shows it mirroring the bundled sample tree live: the
+# daemon starts (full sync first), the script changes the source while you
+# watch the sync log, an independent check confirms the mirror equals the
+# source, and then the daemon keeps running for you to try (Ctrl-C stops
+# it; without a terminal the demo stops by itself).
 # Installs missing Debian packages first (apt-get; root or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,11 @@ meson setup build >/dev/null 2>&1 || true
 meson compile -C build >/dev/null
 daemon="$top/build/treesyncd"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; sleep 0.5; }
+check() {
+  python3 "$top/tests/tools/treecmp.py" --exclude '*.swp' --exclude '*~' \
+    "$demo/src" "$demo/mirror"
+}
 
 rm -rf "$demo"
 mkdir -p "$demo"
@@ -23,24 +29,29 @@ sed "s|@DEMO@|$demo|g" "$top/demo/demo.conf.in" >"$demo/treesync.conf"
 say "The config ($demo/treesync.conf) checks out"
 "$daemon" --check-config -c "$demo/treesync.conf"
 
-say "Full sync of $demo/src into $demo/mirror"
-"$daemon" --once -c "$demo/treesync.conf"
+say "Starting the daemon: $daemon -f -c $demo/treesync.conf"
+"$daemon" -f -c "$demo/treesync.conf" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+sleep 1
 
-say "An independent check: the mirror equals the source (excluded *.swp aside)"
-python3 "$top/tests/tools/treecmp.py" --exclude '*.swp' --exclude '*~' \
-  "$demo/src" "$demo/mirror"
+say "An independent check: the mirror equals the source (*.swp excluded)"
+check
 
-say "Changing the source: edit a file, add a directory, remove a file"
+say "Editing a file, adding a directory tree, renaming and deleting"
 echo "a new line" >>"$demo/src/docs/notes.md"
-mkdir -p "$demo/src/new/deeper"
-echo "fresh" >"$demo/src/new/deeper/file.txt"
-rm "$demo/src/src/lib/util.h"
-"$daemon" --once -c "$demo/treesync.conf"
-python3 "$top/tests/tools/treecmp.py" --exclude '*.swp' --exclude '*~' \
-  "$demo/src" "$demo/mirror"
+mkdir -p "$demo/src/new/deeper" && echo "fresh" >"$demo/src/new/deeper/file.txt"
+mv "$demo/src/src/lib" "$demo/src/src/library"
+rm "$demo/src/README.txt"
+sleep 1
+check
 
-say "Done. Try it yourself:"
-cat <<MSG
-  edit files under $demo/src, then
-  $daemon --once -c $demo/treesync.conf
-MSG
+if [ -t 0 ] && [ -t 1 ]; then
+  say "The daemon keeps running: edit files under $demo/src and watch. Ctrl-C stops it."
+  wait $pid || true
+else
+  say "Stopping the daemon (SIGTERM)"
+  kill -TERM $pid
+  wait $pid
+fi
+trap - EXIT

@@ -47,10 +47,12 @@ usage(FILE *out)
 {
 	fprintf(out,
 "Usage: treesyncd [OPTION]...\n"
-"Mirror source directory trees into destinations, as the config file says.\n"
+"Mirror source directory trees into destinations, as the config file says:\n"
+"a full sync at start, then every change as it happens (inotify).\n"
 "\n"
 "  -c, --config FILE     config file (default " CONFIG_DEFAULT_PATH ")\n"
-"  -f, --foreground      stay in the foreground; log to stderr unless the\n"
+"  -f, --foreground      stay in the foreground (treesyncd never forks; the\n"
+"                        systemd unit runs it so); log to stderr unless the\n"
 "                        config names a log_file\n"
 "      --once            full sync of every sync pair, then exit: 0 when every\n"
 "                        destination matches its source, 1 when some entries\n"
@@ -60,6 +62,8 @@ usage(FILE *out)
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
+"Signals: SIGHUP reloads the config (an invalid one is logged and the\n"
+"running one kept), SIGUSR1 reopens the log file, SIGTERM/SIGINT stop.\n"
 "Exit status: 0 success, 1 runtime failure, 2 usage or config error.\n"
 "The config file format is described in the commented example\n"
 "conf/treesync.conf shipped with treesync.\n");
@@ -283,8 +287,8 @@ main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'f':
-			break;	/* --once and the live daemon both stay in
-				 * the foreground; there is no fork. */
+			break;	/* there is no fork: systemd (Type=notify)
+				 * and the terminal both want it so */
 		case 'O':
 			once = true;
 			break;
