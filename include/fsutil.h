@@ -59,6 +59,17 @@ bool fsutil_is_temp_name(const char *name);
 /* True for a temporary of this run (not a crash leftover). */
 bool fsutil_is_own_temp(const char *name);
 
+/*
+ * Opens name in dir for reading: O_NOFOLLOW, O_NONBLOCK (a FIFO swapped
+ * in cannot block a worker), O_NOATIME where we may (owner or
+ * CAP_FOWNER; without it on EPERM). Returns an fd or -errno.
+ */
+int fsutil_open_read(int dir, const char *name);
+
+/* Splits relpath into its parent ("" at the top) and its last name. */
+void fsutil_split_path(const char *relpath, char *parent, size_t size,
+    const char **base);
+
 /* Joins a relative directory path and a name ("" + "a" = "a"). malloc'd. */
 char *fsutil_join(const char *dir, const char *name);
 

@@ -164,20 +164,6 @@ copy_data(struct data_copy *dc, off_t size)
 	return 0;
 }
 
-/* O_NOATIME needs ownership or CAP_FOWNER: retry without on EPERM.
- * O_NONBLOCK so a FIFO swapped in after our fstatat cannot block. */
-static int
-open_source(int dir, const char *name)
-{
-	const int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
-	    O_NOCTTY;
-	int fd;
-
-	fd = openat(dir, name, flags | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(dir, name, flags);
-	return fd < 0 ? -errno : fd;
-}
 
 static bool
 same_time(const struct timespec *a, const struct timespec *b)
@@ -204,7 +190,7 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 	mode_t create_mode;
 	int r;
 
-	if ((dc.src = open_source(src_dir, src_name)) < 0)
+	if ((dc.src = fsutil_open_read(src_dir, src_name)) < 0)
 		return dc.src;
 	dc.fallback = getenv("TREESYNC_NO_COPY_FILE_RANGE") != NULL;
 	if (fstat(dc.src, &before) < 0) {

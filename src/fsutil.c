@@ -192,3 +192,31 @@ fsutil_join(const char *dir, const char *name)
 		return NULL;
 	return s;
 }
+
+int
+fsutil_open_read(int dir, const char *name)
+{
+	const int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY;
+	int fd;
+
+	fd = openat(dir, name, flags | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dir, name, flags);
+	return fd < 0 ? -errno : fd;
+}
+
+void
+fsutil_split_path(const char *relpath, char *parent, size_t size,
+    const char **base)
+{
+	const char *slash = strrchr(relpath, '/');
+
+	if (slash == NULL) {
+		parent[0] = '\0';
+		*base = relpath;
+	} else {
+		snprintf(parent, size, "%.*s", (int)(slash - relpath), relpath);
+		*base = slash + 1;
+	}
+}

@@ -693,21 +693,6 @@ scan_run(Job *job)
 	close(fd);
 }
 
-/* Splits relpath into its directory ("" at the top) and its last name. */
-static void
-split_path(const char *relpath, char *dir, size_t size, const char **base)
-{
-	const char *slash = strrchr(relpath, '/');
-
-	if (slash == NULL) {
-		dir[0] = '\0';
-		*base = relpath;
-		return;
-	}
-	snprintf(dir, size, "%.*s", (int)(slash - relpath), relpath);
-	*base = slash + 1;
-}
-
 /*
  * Opens the pass's top directory on both sides, beneath the roots and
  * without following symlinks: a subtree's source must still be a
@@ -722,7 +707,7 @@ open_subtree(RootJob *rj)
 	const char *base;
 	int sp = -1, dp = -1;
 
-	split_path(fs->relroot, parent, sizeof parent, &base);
+	fsutil_split_path(fs->relroot, parent, sizeof parent, &base);
 	if ((sp = fsutil_open_dir_beneath(rj->src_fd, parent)) < 0) {
 		rj->src_err = sp;
 		goto out;
@@ -864,7 +849,7 @@ dir_finalize(FullSync *fs, DirNode *dir)
 		char parent_path[PATH_MAX];
 		const char *base;
 
-		split_path(dir->relpath, parent_path, sizeof parent_path, &base);
+		fsutil_split_path(dir->relpath, parent_path, sizeof parent_path, &base);
 		b = batch_new(fs, dir, parent_path, 3);
 		batch_add(b, OP_META, base, &dir->src_meta);
 	} else {

@@ -11,25 +11,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fsutil.h"
 #include "hash.h"
 
 #define HASH_BUF_SIZE (128 * 1024)
 
-/* O_NOATIME keeps hashing from touching the source's atime; it needs
- * ownership or CAP_FOWNER, so retry without it on EPERM. O_NONBLOCK
- * keeps a FIFO swapped in under the name from blocking the worker. */
-static int
-open_for_read(int dir, const char *name)
-{
-	const int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
-	    O_NOCTTY;
-	int fd;
-
-	fd = openat(dir, name, flags | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(dir, name, flags);
-	return fd < 0 ? -errno : fd;
-}
 
 int
 hash_file(int dir, const char *name, uint64_t *out)
@@ -39,7 +25,7 @@ hash_file(int dir, const char *name, uint64_t *out)
 	struct stat st;
 	int fd, r;
 
-	if ((fd = open_for_read(dir, name)) < 0)
+	if ((fd = fsutil_open_read(dir, name)) < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;

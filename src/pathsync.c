@@ -16,21 +16,6 @@
 #include "pathsync.h"
 #include "planner.h"
 
-/* Splits relpath into its parent ("" at the top) and its last name. */
-static void
-split(const char *relpath, char *parent, size_t size, const char **base)
-{
-	const char *slash = strrchr(relpath, '/');
-
-	if (slash == NULL) {
-		parent[0] = '\0';
-		*base = relpath;
-	} else {
-		snprintf(parent, size, "%.*s", (int)(slash - relpath), relpath);
-		*base = slash + 1;
-	}
-}
-
 /* An ancestor that vanished or stopped being a directory: no such path. */
 static bool
 path_gone(int err)
@@ -56,6 +41,15 @@ sync_root_meta(int src_root, int dst_root, const PathSyncOptions *opt,
 		return;
 	res->action = "attrs";
 	res->err = copy_set_meta(dst_root, ".", &sm, &opt->copy);
+}
+
+/* A directory where a file or symlink belongs goes first. */
+static bool
+clear_dir(int dp, const char *base, PathSyncResult *res)
+{
+	res->action = "delete";
+	res->err = copy_delete_tree(dp, base, &res->count);
+	return res->err == 0;
 }
 
 /* Regular file: copy unless it already matches. */
@@ -89,11 +83,8 @@ sync_file(int sp, int dp, const char *base, const FileMeta *sm,
 			return;
 		}
 	}
-	if (have_dst && S_ISDIR(ds->st_mode)) {
-		res->action = "delete";
-		if ((res->err = copy_delete_tree(dp, base, &res->count)) < 0)
-			return;
-	}
+	if (have_dst && S_ISDIR(ds->st_mode) && !clear_dir(dp, base, res))
+		return;
 	res->action = "copy";
 	res->entries_changed = true;
 	res->err = copy_file_atomic(sp, base, dp, base, &opt->copy,
@@ -124,11 +115,8 @@ sync_symlink(int sp, int dp, const char *base, const FileMeta *sm,
 			return;
 		}
 	}
-	if (have_dst && S_ISDIR(ds->st_mode)) {
-		res->action = "delete";
-		if ((res->err = copy_delete_tree(dp, base, &res->count)) < 0)
-			return;
-	}
+	if (have_dst && S_ISDIR(ds->st_mode) && !clear_dir(dp, base, res))
+		return;
 	res->action = "symlink";
 	res->entries_changed = true;
 	res->err = copy_symlink(dp, base, target, sm, &opt->copy);
@@ -151,7 +139,7 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 		sync_root_meta(src_root, dst_root, opt, res);
 		return;
 	}
-	split(relpath, parent, sizeof parent, &base);
+	fsutil_split_path(relpath, parent, sizeof parent, &base);
 
 	sp = fsutil_open_dir_beneath(src_root, parent);
 	if (sp < 0 && !path_gone(sp)) {
@@ -232,8 +220,8 @@ pathsync_rename(int dst_root, const char *from, const char *to)
 	const char *fbase, *tbase;
 	int fd = -1, td = -1, r = 0;
 
-	split(from, fparent, sizeof fparent, &fbase);
-	split(to, tparent, sizeof tparent, &tbase);
+	fsutil_split_path(from, fparent, sizeof fparent, &fbase);
+	fsutil_split_path(to, tparent, sizeof tparent, &tbase);
 	if ((fd = fsutil_open_dir_beneath(dst_root, fparent)) < 0) {
 		r = fd;
 		goto out;
