@@ -57,6 +57,7 @@ typedef struct Dest Dest;
 typedef struct Pending {
 	struct Pending *hnext;
 	char *relpath;
+	unsigned depth;		/* '/' count: parents go out first */
 	uint64_t due_ms;
 	bool in_flight;
 	bool again;		/* changed while its job was out */
@@ -281,6 +282,8 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 		oom();
 	p->relpath = xstrdup(relpath);
 	p->due_ms = due_ms;
+	for (const char *c = relpath; *c != '\0'; c++)
+		p->depth += *c == '/';
 	{
 		size_t h = str_hash(relpath, d->nbuckets);
 		p->hnext = d->buckets[h];
@@ -435,11 +438,13 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 			if (!from_ex || (e->mask & IN_MOVED_FROM)) {
 				/* A name moved to an excluded name is
 				 * handled like a delete of the old one. A
-				 * file still being written waits for its
-				 * close (or for the writer to go quiet). */
+				 * file just created or still being written
+				 * waits for its close (or for the writer to
+				 * go quiet). */
 				if (!from_ex && (e->mask & IN_CLOSE_WRITE))
 					mark_at(d, e->relpath, due, true);
-				else if (!from_ex && (e->mask & IN_MODIFY))
+				else if (!from_ex && ((e->mask & IN_MODIFY) ||
+				    (!is_dir && (e->mask & IN_CREATE))))
 					mark(d, e->relpath, due +
 					    WRITER_QUIET_MS);
 				else if (!from_ex)
@@ -510,6 +515,11 @@ log_path_result(Dest *d, const PathJob *pj)
 	const char *pair = d->live->pair->name;
 	char size[32];
 
+	if (r->err == COPY_SOURCE_CHANGED) {
+		synclog_event(LOG_LEVEL_DEBUG, pair, "copy", pj->relpath,
+		    d->path, "still being written: waiting for its close");
+		return;
+	}
 	if (r->err != 0) {
 		synclog_event(LOG_LEVEL_WARN, pair, r->action ? r->action :
 		    "sync", pj->relpath, d->path, "failed: %s (will retry)",
@@ -552,6 +562,13 @@ path_done(Job *job)
 	log_path_result(d, pj);
 	if (pj->res.entries_changed)
 		mark_parent(d, pj->relpath, now);
+	if (pj->res.err == COPY_SOURCE_CHANGED) {
+		/* A writer is still at it: its close (or a second of quiet)
+		 * brings the path back; no failure, no backoff. */
+		p->due_ms = now + WRITER_QUIET_MS;
+		p->again = false;
+		goto out;
+	}
 	if (pj->res.err != 0) {
 		p->attempts++;
 		p->due_ms = now + backoff_ms(p->attempts);
@@ -586,9 +603,12 @@ path_done(Job *job)
 out:
 	free(pj->relpath);
 	free(pj);
-	if (!d->live->stopping) {
+	/* Refill when half the slots are free: each flush walks the whole
+	 * table, so once per completion would be quadratic in a burst. */
+	if (!d->live->stopping && d->jobs_out <= d->live->max_jobs / 2) {
 		dest_flush(d);
-		live_schedule(d->live);
+		if (d->jobs_out == 0)
+			live_schedule(d->live);
 	}
 }
 
@@ -718,15 +738,10 @@ static int
 by_depth(const void *a, const void *b)
 {
 	const Pending *pa = *(Pending *const *)a, *pb = *(Pending *const *)b;
-	size_t da = 0, db = 0;
 
-	for (const char *s = pa->relpath; *s; s++)
-		da += *s == '/';
-	for (const char *s = pb->relpath; *s; s++)
-		db += *s == '/';
-	if (da != db)
-		return da < db ? -1 : 1;
-	return strcmp(pa->relpath, pb->relpath);
+	if (pa->depth != pb->depth)
+		return pa->depth < pb->depth ? -1 : 1;
+	return 0;
 }
 
 /* Hands out whatever this destination may do now, in the safe order. */
@@ -791,7 +806,22 @@ dest_flush(Dest *d)
 		for (Pending *p = d->buckets[i]; p != NULL; p = p->hnext)
 			if (!p->in_flight && p->due_ms <= now)
 				ripe[n++] = p;
-	qsort(ripe, n, sizeof *ripe, by_depth);
+	/* Parents first. Sorting a burst of thousands for every refill
+	 * would be quadratic: keep only the shallowest level when there
+	 * are more ripe paths than free slots. */
+	if (n > live->max_jobs - d->jobs_out) {
+		unsigned min = UINT_MAX;
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (ripe[i]->depth < min)
+				min = ripe[i]->depth;
+		for (size_t i = 0; i < n; i++)
+			if (ripe[i]->depth == min)
+				ripe[k++] = ripe[i];
+		n = k;
+	} else {
+		qsort(ripe, n, sizeof *ripe, by_depth);
+	}
 	for (size_t i = 0; i < n && d->jobs_out < live->max_jobs; i++) {
 		PathJob *pj = calloc(1, sizeof *pj);
 
