@@ -28,7 +28,15 @@
  * - events on a directory itself (IN_ATTRIB, IN_DELETE_SELF, IN_MOVE_SELF)
  *   are reported for the root directory only: for any other directory its
  *   parent's event already says it. IN_UNMOUNT is reported for any
- *   directory (rescan it). IN_IGNORED is never reported.
+ *   directory (rescan it). IN_IGNORED is never reported;
+ * - the root directory deleted or moved away (IN_DELETE_SELF, IN_MOVE_SELF
+ *   on "") is the caller's to handle: remove the root, add it again when
+ *   it is back. Its watches follow the directory, not the path;
+ * - a directory visible at two paths (a bind mount inside the tree) is
+ *   watched, and reported, at one of them.
+ *
+ * Needs Linux >= 4.18 (IN_MASK_CREATE) and /proc mounted (watches are
+ * placed through /proc/self/fd, see watcher.c).
  *
  * Every watcher_add_root that returned 0 is answered by exactly one
  * WATCH_ROOT_READY notice and, after watcher_remove_root or a READY with

@@ -8,12 +8,13 @@
  * reads every event and cleans it up. The reactor reaches that thread only
  * through a command list (add root, remove root) and gets results back as
  * batches on an out list, both under the one `lock` (critical sections are
- * a few pointer moves, so one lock is enough and there is no lock order).
+ * a few pointer moves; there is no other lock, so no lock order).
  *
  * Hand-off to the reactor is pool.c's: a finished batch is appended to the
  * out list and the eventfd is written only when the list goes from empty
  * to non-empty; the reactor takes the whole list under the lock and, after
- * unlocking, drops what belongs to removed roots and calls the callback
+ * unlocking, drops what belongs to removed roots (a command sequence number
+ * per batch tells incarnations of a root id apart) and calls the callback
  * once per batch. When the reactor falls MAX_QUEUED events behind, the
  * watcher stops reading, so the kernel queue overflows into IN_Q_OVERFLOW
  * (a rescan) instead of our memory growing without bound.
@@ -52,26 +53,38 @@
  * answers EEXIST instead of quietly sharing its old wd (which the library
  * would record twice). The library does not return the wd; the kernel
  * hands wds out cyclically (inotify(7)), so the new one is the previous
- * one plus one, and we check that the library recorded our path under it.
- * If not, or when wds near INT_MAX, the instance is rebuilt: cleanup,
- * initialize, every root watched again, and the batch says overflow so
- * the roots are rescanned.
+ * one plus one, plus one per failed add that took an id (ENOSPC is
+ * checked after the id is taken), and we check that the library recorded
+ * our path under it. If it did not, or when wds near INT_MAX, the instance
+ * is rebuilt: cleanup, initialize, every root watched again, and the
+ * batch says overflow so the roots are rescanned.
  *
  * New directories. A directory that appears is watched first and read
  * second, and each entry found becomes a synthetic IN_CREATE; its
  * subdirectories get the same (an explicit stack, one fd open at a time).
  * A scan sees the tree as it is now while the queue still holds older
- * events, so the rules hold for a tree that is ahead of the events: a node
- * goes away only on IN_IGNORED (by wd, exact) or our own removal; a node
- * whose name a newer directory takes becomes an orphan until its
- * IN_IGNORED or a move places it again; EEXIST is resolved by inode; and
- * where no rule fits, the batch says overflow.
+ * events, so the rules hold for a tree that is ahead of the events (or
+ * behind them): a node goes away only on IN_IGNORED (by wd, exact) or
+ * our own removal; a node whose name a newer directory takes becomes an
+ * orphan until its IN_IGNORED or a move places it again; EEXIST is
+ * resolved by inode; a directory that cannot be opened at the path our
+ * tree gives (an ancestor's rename is still queued) is tried again after
+ * the next pass; and where no rule fits, the batch says overflow.
  *
  * Moves. A pass is read whole before it is processed, so an IN_MOVED_FROM
  * of a directory whose IN_MOVED_TO (same cookie) is in the same pass is a
- * rename: its node is relinked. Without it the directory left every
- * watched tree and its subtree's watches are removed; should the
- * IN_MOVED_TO come in the next pass, it is a new directory like any other.
+ * rename: its node is relinked, unless the inode now at the new name says
+ * otherwise. Without its IN_MOVED_TO the directory left every watched
+ * tree and its subtree's watches are removed; should the IN_MOVED_TO come
+ * in the next pass, it is a new directory like any other.
+ *
+ * Lost events. IN_Q_OVERFLOW may have swallowed new directories, renames
+ * and IN_IGNOREDs, so after it every root is walked again in place
+ * (repair): missing watches are placed, moved nodes found by inode, and
+ * nodes no walk reaches are marked lost and let go at their next event.
+ * A fresh instance would be simpler but costs a second placement of every
+ * watch, and loses what arrives meanwhile, which invites the next
+ * overflow.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -140,7 +153,9 @@ struct table {
 struct root {
 	struct root *next;
 	unsigned id;
-	int fd;			/* its directory: every open is beneath it */
+	char *path;
+	int fd;			/* its directory while held: see root_hold */
+	int holds;
 	const Exclude *ex;	/* borrowed until WATCH_ROOT_RELEASED */
 	struct node *top;	/* NULL once the directory is gone */
 	bool gone;		/* its directory was deleted: nothing to repair */
@@ -206,7 +221,7 @@ struct walk_item {
 	size_t off;
 };
 
-/* One recursive walk: a root being added, or a directory that appeared. */
+/* One recursive walk: a root being added or repaired, a new directory. */
 struct walk {
 	struct root *root;
 	bool emit;		/* a synthetic event per entry found */
@@ -247,6 +262,7 @@ struct Watcher {
 	struct batch *out_head, *out_tail;
 	size_t out_events;
 	bool stopping;
+	atomic_bool quit;	/* stopping, readable without the lock */
 	bool init_done;
 	int init_error;
 
@@ -739,7 +755,44 @@ node_path(Watcher *w, const struct node *n, struct sbuf *out)
 
 static bool openat2_missing;
 
-/* Opens relpath beneath the root with no symlink on the way. */
+/*
+ * Opens the root's directory for a while. Not for longer: an open fd keeps
+ * a deleted directory's inode alive, and then its IN_DELETE_SELF never
+ * comes. Once the root is watched, the path must still name the same
+ * directory (not one made again, or moved there).
+ */
+static int
+root_hold(struct root *root)
+{
+	struct stat st;
+	int fd;
+
+	if (root->holds > 0) {
+		root->holds++;
+		return 0;
+	}
+	if ((fd = open(root->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (root->top != NULL && (fstat(fd, &st) < 0 ||
+	    st.st_dev != root->top->dev || st.st_ino != root->top->ino)) {
+		close(fd);
+		return -ESTALE;
+	}
+	root->fd = fd;
+	root->holds = 1;
+	return 0;
+}
+
+static void
+root_release(struct root *root)
+{
+	if (--root->holds == 0) {
+		close(root->fd);
+		root->fd = -1;
+	}
+}
+
+/* Opens relpath beneath the (held) root with no symlink on the way. */
 static int
 open_beneath(const struct root *root, const char *relpath, int flags)
 {
@@ -774,14 +827,14 @@ still_there(Watcher *w, const struct node *n)
 	int fd;
 	bool same;
 
-	if (root == NULL)
+	if (root == NULL || root_hold(root) < 0)
 		return false;
 	fd = open_beneath(root, w->path2.s, O_PATH | O_DIRECTORY);
-	if (fd < 0)
-		return false;
-	same = fstat(fd, &st) == 0 && st.st_dev == n->dev &&
+	same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == n->dev &&
 	    st.st_ino == n->ino;
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	root_release(root);
 	return same;
 }
 
@@ -873,7 +926,7 @@ walk_place(Watcher *w, struct walk *wk, int fd, const struct stat *st,
 	const char *name = slash != NULL ? slash + 1 : relpath;
 	bool top = relpath[0] == '\0';
 	struct node *n;
-	int wd, r;
+	int wd = -1, r;
 
 	if (wk->no_space) {
 		walk_note(wk, -ENOSPC);
@@ -925,13 +978,16 @@ walk_place(Watcher *w, struct walk *wk, int fd, const struct stat *st,
 		return NULL;
 	}
 	if (still_there(w, n)) {
-		/* Visible at two paths (bind mount): watched at the other. */
+		/* Visible at two paths (bind mount): watched at the other,
+		 * so not missing here either. */
+		wk->needed--;
 		*skip = true;
 		return NULL;
 	}
-	if (relink(w, n, parent, name) < 0) {
+	if ((r = relink(w, n, parent, name)) < 0) {
 		set_overflow(w);
 		w->need_repair = true;
+		walk_note(wk, r);
 		return NULL;
 	}
 	wk->placed++;
@@ -1039,15 +1095,24 @@ walk_run(Watcher *w, struct walk *wk, struct node *parent,
     const char *relpath)
 {
 	struct sbuf here = { 0 };
+	int r;
 
+	if ((r = root_hold(wk->root)) < 0) {
+		wk->needed++;
+		walk_note(wk, r);
+		return;
+	}
 	walk_push(wk, parent, relpath);
-	while (wk->n_items > 0 && !wk->busy) {
+	/* A walk of a big tree takes seconds: watcher_free need not wait. */
+	while (wk->n_items > 0 && !wk->busy &&
+	    !atomic_load_explicit(&w->quit, memory_order_relaxed)) {
 		struct walk_item it = wk->items[--wk->n_items];
 		sbuf_set(&here, wk->paths.s + it.off,
 		    strlen(wk->paths.s + it.off));
 		wk->paths.len = it.off;
 		walk_dir(w, wk, it.parent, here.s);
 	}
+	root_release(wk->root);
 	free(here.s);
 	free(wk->items);
 	free(wk->paths.s);
@@ -1099,7 +1164,11 @@ run_retries(Watcher *w, bool capped)
 			continue;
 		}
 		sbuf_join(&w->path, r->name);
-		fd = open_beneath(root, w->path.s, O_PATH | O_DIRECTORY);
+		if ((fd = root_hold(root)) == 0) {
+			fd = open_beneath(root, w->path.s,
+			    O_PATH | O_DIRECTORY);
+			root_release(root);
+		}
 		if (fd < 0) {
 			if (fd != -ENOENT)
 				r->failures = INT_MAX;
@@ -1188,10 +1257,14 @@ moved_within(Watcher *w, struct root *root, struct node *n,
 	struct stat st;
 	int fd;
 
-	if ((fd = open_beneath(root, relpath, O_PATH | O_DIRECTORY)) >= 0) {
-		other = fstat(fd, &st) == 0 &&
-		    (st.st_dev != n->dev || st.st_ino != n->ino);
-		close(fd);
+	if (root_hold(root) == 0) {
+		fd = open_beneath(root, relpath, O_PATH | O_DIRECTORY);
+		if (fd >= 0) {
+			other = fstat(fd, &st) == 0 &&
+			    (st.st_dev != n->dev || st.st_ino != n->ino);
+			close(fd);
+		}
+		root_release(root);
 	}
 	if (other) {
 		walk_new(w, root, parent, relpath, true, false);
@@ -1393,6 +1466,12 @@ lib_start(Watcher *w)
 		return -EMFILE;
 	if (!inotifytools_initialize())
 		return inotifytools_error() > 0 ? -inotifytools_error() : -EIO;
+	/* next_events keeps its read buffer in statics that cleanup does
+	 * not reset: events a previous instance left there (a pass cut at
+	 * READ_CAP) would come back with wds of the old instance. The new
+	 * fd has no watch yet, so this ends with the buffer. */
+	while (inotifytools_next_events(0, 1) != NULL)
+		;
 	w->last_wd = w->wd_gap = 0;
 	w->wake_wd = -1;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", w->wake_rd);
@@ -1429,26 +1508,24 @@ add_root(Watcher *w, struct cmd *c)
 		abort();
 	root->id = c->root;
 	root->ex = c->ex;
-	root->fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root->fd < 0 || w->broken) {
-		int e = w->broken ? -EIO : -errno;
-		emit_notice(w, WATCH_ROOT_READY, c->root, e, 1, 0);
-		emit_notice(w, WATCH_ROOT_RELEASED, c->root, 0, 0, 0);
-		if (root->fd >= 0)
-			close(root->fd);
-		free(root);
-		return;
-	}
+	root->fd = -1;
+	if ((root->path = strdup(c->path)) == NULL)
+		abort();
 	root->next = w->roots;
 	w->roots = root;
 	wk.root = root;
 	wk.rescan_known = true;
-	walk_run(w, &wk, NULL, "");
+	if (w->broken) {
+		wk.needed = 1;
+		wk.error = -EIO;
+	} else {
+		walk_run(w, &wk, NULL, "");
+	}
 	emit_notice(w, WATCH_ROOT_READY, c->root, wk.error, wk.needed,
 	    root->top != NULL ? wk.placed : 0);
 	if (root->top == NULL) {
 		w->roots = root->next;
-		close(root->fd);
+		free(root->path);
 		free(root);
 		emit_notice(w, WATCH_ROOT_RELEASED, c->root, 0, 0, 0);
 	}
@@ -1467,7 +1544,7 @@ remove_root(Watcher *w, unsigned id)
 	if (root->top != NULL)
 		drop_subtree(w, root->top, true);
 	*pp = root->next;
-	close(root->fd);
+	free(root->path);
 	free(root);
 	emit_notice(w, WATCH_ROOT_RELEASED, id, 0, 0, 0);
 }
@@ -1670,7 +1747,7 @@ watcher_main(void *arg)
 	free_all_nodes(w);
 	while (w->roots != NULL) {
 		struct root *next = w->roots->next;
-		close(w->roots->fd);
+		free(w->roots->path);
 		free(w->roots);
 		w->roots = next;
 	}
@@ -1961,6 +2038,7 @@ watcher_free(Watcher *w)
 	if (w->started) {
 		pthread_mutex_lock(&w->lock);
 		w->stopping = true;
+		atomic_store(&w->quit, true);
 		pthread_cond_broadcast(&w->cond);
 		/* Best effort: a full pipe means a wake-up is pending. */
 		if (write(w->wake_wr, "s", 1) < 0 && errno != EAGAIN)
