@@ -43,8 +43,6 @@ void live_on_events(Live *live, const LiveEvent *events, size_t n);
 void live_on_overflow(Live *live);
 /* Watches are incomplete: compare every destination every interval_ms. */
 void live_set_polling(Live *live, int interval_ms);
-/* True when no pass, job or pending path is left (tests, shutdown). */
-bool live_idle(const Live *live);
 /* Jobs (and passes) of this pair in the pool. */
 size_t live_jobs_out(const Live *live);
 /* Hands out no more work (shutdown; pool_free cancels what is queued). */

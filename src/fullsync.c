@@ -183,7 +183,6 @@ struct FullSync {
 	Batch *ready_tail;
 	size_t jobs_out;
 	size_t max_jobs;
-	size_t scans_out;
 	size_t dirs_unscanned;	/* directories known but not yet read */
 
 	HardlinkGroup **hl_buckets;
@@ -1170,7 +1169,6 @@ scan_done(Job *job)
 	int r;
 
 	fs->jobs_out--;
-	fs->scans_out--;
 	fs->dirs_unscanned--;
 	if (job->cancelled)
 		goto out;
@@ -1236,7 +1234,6 @@ pump(FullSync *fs)
 			d->pending++;	/* released when the scan is planned */
 			sj->fs = fs;
 			sj->dir = d;
-			fs->scans_out++;
 			submit(fs, &sj->job, scan_run, scan_done);
 		} else {
 			break;

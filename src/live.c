@@ -964,19 +964,6 @@ live_jobs_out(const Live *live)
 	return n;
 }
 
-bool
-live_idle(const Live *live)
-{
-	for (size_t k = 0; k < live->n_dests; k++) {
-		const Dest *d = &live->dests[k];
-		if (d->pass != NULL || d->jobs_out > 0 || d->count > 0 ||
-		    d->renames != NULL || d->full_needed || d->n_subtrees > 0 ||
-		    d->settle_needed)
-			return false;
-	}
-	return true;
-}
-
 void
 live_stop(Live *live)
 {

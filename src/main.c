@@ -32,7 +32,6 @@
 
 typedef struct Once {
 	struct event_base *base;
-	Config *cfg;
 	Pool *pool;
 	FullSync **passes;
 	size_t n_passes;
@@ -172,7 +171,7 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 static int
 run_once(Config *cfg)
 {
-	Once once = { .cfg = cfg };
+	Once once = { 0 };
 	FullSyncOptions opt = { .preserve_owner = geteuid() == 0,
 	    .umask_zero = true };
 	struct event *sigint = NULL, *sigterm = NULL;
