@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "fullsync.h"
@@ -45,6 +46,73 @@ void live_on_overflow(Live *live);
 void live_set_polling(Live *live, int interval_ms);
 /* Jobs (and passes) of this pair in the pool. */
 size_t live_jobs_out(const Live *live);
+/* What a pair (or one destination) is doing, worst first wins. */
+typedef enum LiveState {
+	LIVE_IDLE,
+	LIVE_SYNCING,		/* path work queued or in flight */
+	LIVE_SCANNING,		/* a full pass is running (or about to) */
+	LIVE_DEGRADED,		/* watches incomplete: periodic compares */
+	LIVE_ERROR,		/* passes or paths keep failing */
+	LIVE_PAUSED,
+} LiveState;
+
+const char *live_state_name(LiveState s);
+
+/* Propagation latency buckets (upper bounds, µs); the last is +Inf. */
+#define LIVE_LATENCY_BUCKETS 14
+extern const uint64_t live_latency_bounds_usec[LIVE_LATENCY_BUCKETS];
+
+/* Counters of one destination since the pair started. */
+typedef struct LiveDestStats {
+	const char *path;	/* borrowed from the pair's config */
+	LiveState state;
+	size_t pending;		/* paths waiting */
+	size_t jobs_out;	/* jobs of this destination in the pool */
+	uint64_t files_copied;
+	uint64_t bytes_copied;
+	uint64_t deletes;	/* destination entries removed */
+	uint64_t renames;
+	uint64_t errors;	/* failed path jobs and entries of passes */
+	char last_error[256];	/* "" when none */
+	time_t last_error_time;	/* wall clock; 0 when none */
+	time_t last_full_end;	/* end of the last whole-tree pass; 0: none */
+	uint64_t passes;	/* whole-tree passes finished */
+	/*
+	 * Event arrival to the path job that made the destination hold it
+	 * (paths covered by a pass instead are not counted).
+	 */
+	uint64_t latency_buckets[LIVE_LATENCY_BUCKETS];	/* not cumulative */
+	uint64_t latency_count;
+	uint64_t latency_sum_usec;
+} LiveDestStats;
+
+typedef struct LiveStats {
+	LiveState state;	/* the pair's: the worst of its destinations */
+	bool paused;
+	bool polling;		/* watches incomplete (degraded) */
+	bool force_next_pass;	/* resync --force not yet used up */
+	uint64_t events;	/* change events received */
+	uint64_t overflows;	/* event losses (full compares) */
+	size_t n_dests;
+	LiveDestStats *dests;	/* malloc'd: live_stats_release */
+} LiveStats;
+
+/* A snapshot. -ENOMEM, or 0 and out filled (release it). */
+int live_get_stats(const Live *live, LiveStats *out);
+void live_stats_release(LiveStats *st);
+/*
+ * Pause: no new work goes out (running jobs finish); events keep being
+ * recorded (past the pending limit they collapse into a full compare).
+ * Resume: what is due goes out now.
+ */
+void live_pause(Live *live);
+void live_resume(Live *live);
+/*
+ * A whole-tree compare-and-repair of every destination now (after the
+ * running one, if any; when paused, at resume). force: the next pass may
+ * delete past the pair's max_delete guard (kept for that guard, issue 5).
+ */
+void live_resync(Live *live, bool force);
 /* Hands out no more work (shutdown; pool_free cancels what is queued). */
 void live_stop(Live *live);
 void live_free(Live *live);

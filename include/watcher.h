@@ -95,6 +95,12 @@ typedef struct WatchNotice {
 	size_t dirs_placed;	/* watches placed for them */
 } WatchNotice;
 
+/* How many directories of a root are watched now. */
+typedef struct WatchCount {
+	unsigned root;
+	size_t watches;
+} WatchCount;
+
 /*
  * One batch. Owned by the callback once delivered; it frees it with
  * watcher_batch_free. Events keep inotify's order; notices tell what
@@ -110,6 +116,13 @@ typedef struct WatchBatch {
 	 * directory): every root must be rescanned.
 	 */
 	bool overflow;
+	/*
+	 * Watched directories per root, as of the end of this batch; present
+	 * (n_counts > 0) only when they changed since the last batch that
+	 * carried them. A batch may hold nothing else.
+	 */
+	WatchCount *counts;
+	size_t n_counts;
 } WatchBatch;
 
 typedef void (*WatcherFn)(WatchBatch *batch, void *arg);

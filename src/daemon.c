@@ -13,6 +13,11 @@
  * ones are stopped and retired (freed once their jobs are back), and new
  * or changed ones start. A Config stays alive while any running pair
  * points into it (ConfigRef).
+ *
+ * Control socket: requests from treesyncctl are answered here, on the
+ * reactor (control.c serves the socket, metrics.c renders). A reload that
+ * changes control_socket opens the new socket first and stops the old
+ * one only when that worked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,12 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "live.h"
+#include "metrics.h"
 #include "pool.h"
 #include "synclog.h"
 #include "watcher.h"
@@ -49,6 +58,7 @@ typedef struct PairRun {
 	Live *live;
 	unsigned root;		/* watcher root id, never reused */
 	bool watched;		/* the watcher holds its Exclude */
+	size_t watches;		/* directories watched, from the watcher */
 } PairRun;
 
 typedef struct Daemon {
@@ -62,6 +72,9 @@ typedef struct Daemon {
 	unsigned next_root;
 	struct event *signals[4];
 	struct event *reaper;
+	Control *control;
+	Control *old_control;	/* stopped by a reload that moved it */
+	time_t started;
 	bool stopping;
 } Daemon;
 
@@ -193,6 +206,8 @@ on_watch(WatchBatch *batch, void *arg)
 		}
 		if (pr == NULL)
 			continue;
+		if (n->kind == WATCH_ROOT_READY)
+			pr->watches = n->dirs_placed;
 		if (n->kind == WATCH_ROOT_READY && n->error == 0) {
 			synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu "
 			    "directories under %s", pr->pair->name, n->dirs_placed,
@@ -215,6 +230,11 @@ on_watch(WatchBatch *batch, void *arg)
 		}
 		if (n->kind == WATCH_ROOT_READY)
 			live_start(pr->live);
+	}
+	for (size_t i = 0; i < batch->n_counts; i++) {
+		PairRun *pr = find_root(dm->pairs, batch->counts[i].root);
+		if (pr != NULL)
+			pr->watches = batch->counts[i].watches;
 	}
 	if (batch->overflow)
 		for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
@@ -243,8 +263,44 @@ out:
 	watcher_batch_free(batch);
 }
 
+static int on_control(const ControlRequest *req, struct evbuffer *out,
+    void *arg);
+
+/* Opens the new control socket of a reload; the old one goes when it did. */
 static void
-reload(Daemon *dm)
+move_control(Daemon *dm, const char *path, struct evbuffer *answer)
+{
+	Control *c;
+	int r;
+
+	if (dm->control != NULL && strcmp(control_path(dm->control), path) == 0)
+		return;
+	if ((r = control_new(dm->base, path, on_control, dm, &c)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "reload: cannot open the control "
+		    "socket '%s': %s; staying on '%s'", path, r == -EADDRINUSE ?
+		    "another daemon answers on it" : strerror(-r),
+		    dm->control ? control_path(dm->control) : "(none)");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot move the control "
+			    "socket to '%s': %s\n", path, r == -EADDRINUSE ?
+			    "another daemon answers on it" : strerror(-r));
+		return;
+	}
+	synclog_msg(LOG_LEVEL_INFO, "control socket moved to %s", path);
+	/* We may be inside a handler of the old one: stop it, free later. */
+	control_free(dm->old_control);
+	control_stop(dm->control);
+	dm->old_control = dm->control;
+	dm->control = c;
+}
+
+/*
+ * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
+ * running configuration stays); answer (may be NULL) gets what the
+ * operator should read: the FILE:LINE problems, or what changed.
+ */
+static int
+reload(Daemon *dm, struct evbuffer *answer)
 {
 	Config *cfg = NULL;
 	char *errors = NULL;
@@ -252,8 +308,13 @@ reload(Daemon *dm)
 	PairRun *keep = NULL, *pr;
 	int r;
 
-	synclog_msg(LOG_LEVEL_INFO, "SIGHUP: reloading %s", dm->config_path);
+	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
+	    "treesyncctl reload" : "SIGHUP", dm->config_path);
 	if ((r = config_load(dm->config_path, &cfg, &errors)) < 0) {
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "%s is not valid; the "
+			    "running configuration stays in force:\n%s",
+			    dm->config_path, errors ? errors : "");
 		/* One log line per problem, each FILE:LINE: message. */
 		for (char *line = strtok(errors ? errors : "", "\n");
 		    line != NULL; line = strtok(NULL, "\n"))
@@ -261,11 +322,13 @@ reload(Daemon *dm)
 		synclog_msg(LOG_LEVEL_ERROR, "reload failed: the running "
 		    "configuration stays in force");
 		free(errors);
-		return;
+		return -1;
 	}
 	if ((ref = calloc(1, sizeof *ref)) == NULL) {
 		config_free(cfg);
-		return;
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "out of memory\n");
+		return -1;
 	}
 	ref->cfg = cfg;
 	ref->refs = 1;
@@ -300,8 +363,124 @@ reload(Daemon *dm)
 	}
 	ref_put(dm->current);
 	dm->current = ref;
+	move_control(dm, cfg->control_socket, answer);
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	if (answer != NULL)
+		evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s\n",
+		    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	return 0;
+}
+
+/* A snapshot of every running pair, for metrics.c. */
+static int
+snapshot(Daemon *dm, DaemonStatus *st)
+{
+	size_t n = 0;
+
+	memset(st, 0, sizeof *st);
+	st->version = TREESYNC_VERSION;
+	st->pid = getpid();
+	st->started = dm->started;
+	st->now = time(NULL);
+	st->config_path = dm->config_path;
+	st->control_socket = dm->control ? control_path(dm->control) : "";
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		n++;
+	if ((st->pairs = calloc(n ? n : 1, sizeof *st->pairs)) == NULL)
+		return -ENOMEM;
+	/* dm->pairs is newest first: list them in config order instead. */
+	for (size_t i = 0; i < dm->current->cfg->n_syncs; i++) {
+		const char *name = dm->current->cfg->syncs[i].name;
+		for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+			PairStatus *ps = &st->pairs[st->n_pairs];
+			if (strcmp(pr->pair->name, name) != 0)
+				continue;
+			if (live_get_stats(pr->live, &ps->live) < 0)
+				return -ENOMEM;
+			ps->name = pr->pair->name;
+			ps->source = pr->pair->source;
+			ps->watches = pr->watches;
+			st->n_pairs++;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+snapshot_release(DaemonStatus *st)
+{
+	for (size_t i = 0; i < st->n_pairs; i++)
+		live_stats_release(&st->pairs[i].live);
+	free(st->pairs);
+}
+
+/* treesyncctl's requests (control.c parsed them). */
+static int
+on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+{
+	Daemon *dm = arg;
+	DaemonStatus st;
+	PairRun *pr = NULL;
+
+	if (req->name[0] != '\0') {
+		for (pr = dm->pairs; pr != NULL; pr = pr->next)
+			if (strcmp(pr->pair->name, req->name) == 0)
+				break;
+		if (pr == NULL) {
+			evbuffer_add_printf(out, "no sync pair named '%s'\n",
+			    req->name);
+			return -1;
+		}
+	}
+	switch (req->command) {
+	case CONTROL_STATUS:
+	case CONTROL_METRICS:
+		if (snapshot(dm, &st) < 0) {
+			snapshot_release(&st);
+			evbuffer_add_printf(out, "out of memory\n");
+			return -1;
+		}
+		if (req->command == CONTROL_METRICS)
+			metrics_prometheus(&st, out);
+		else if (req->json)
+			metrics_status_json(&st, out);
+		else
+			metrics_status_text(&st, out);
+		snapshot_release(&st);
+		return 0;
+	case CONTROL_PAUSE:
+		live_pause(pr->live);
+		synclog_msg(LOG_LEVEL_INFO, "%s: paused by treesyncctl; changes "
+		    "are recorded, not propagated", pr->pair->name);
+		evbuffer_add_printf(out, "%s: paused\n", pr->pair->name);
+		return 0;
+	case CONTROL_RESUME:
+		live_resume(pr->live);
+		synclog_msg(LOG_LEVEL_INFO, "%s: resumed by treesyncctl",
+		    pr->pair->name);
+		evbuffer_add_printf(out, "%s: resumed\n", pr->pair->name);
+		return 0;
+	case CONTROL_RESYNC: {
+		LiveStats ls;
+		bool paused = live_get_stats(pr->live, &ls) == 0 && ls.paused;
+		live_stats_release(&ls);
+		live_resync(pr->live, req->force);
+		synclog_msg(LOG_LEVEL_INFO, "%s: full compare requested by "
+		    "treesyncctl%s", pr->pair->name, req->force ? " (--force)" :
+		    "");
+		evbuffer_add_printf(out, "%s: full compare of %zu destination%s "
+		    "%s\n", pr->pair->name, pr->pair->n_destinations,
+		    pr->pair->n_destinations == 1 ? "" : "s", paused ?
+		    "queued: the pair is paused, it runs at resume" :
+		    "started");
+		return 0;
+	}
+	case CONTROL_RELOAD:
+		return reload(dm, out);
+	}
+	return -1;
 }
 
 static void
@@ -312,7 +491,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		reload(dm);
+		reload(dm, NULL);
 		break;
 	case SIGUSR1: {
 		int r = synclog_reopen();
@@ -370,6 +549,16 @@ daemon_run(Config *cfg)
 	dm.reaper = event_new(dm.base, -1, EV_PERSIST, on_reaper, &dm);
 	if (dm.reaper == NULL || event_add(dm.reaper, &second) < 0)
 		goto out;
+	dm.started = time(NULL);
+	if ((r = control_new(dm.base, cfg->control_socket, on_control, &dm,
+	    &dm.control)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot open the control socket "
+		    "'%s': %s", cfg->control_socket, r == -EADDRINUSE ?
+		    "another treesyncd answers on it" : r == -EEXIST ?
+		    "a file that is not a socket is in the way" :
+		    strerror(-r));
+		goto out;
+	}
 	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s starting: %zu sync pair%s, "
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
@@ -380,6 +569,8 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	control_free(dm.control);
+	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
 	/* Running jobs finish (a copy lands or its temporary goes);

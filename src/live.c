@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ typedef struct Pending {
 	bool in_flight;
 	bool again;		/* changed while its job was out */
 	unsigned attempts;	/* failures in a row */
+	uint64_t event_usec;	/* arrival of its oldest unserved event; 0 none */
 } Pending;
 
 typedef struct Rename {
@@ -92,6 +94,7 @@ struct Dest {
 	unsigned pass_failures;
 	uint64_t pass_due_ms;	/* backoff of the next full pass */
 	size_t jobs_out;
+	LiveDestStats st;	/* counters; live_get_stats adds the rest */
 };
 
 struct Live {
@@ -107,6 +110,10 @@ struct Live {
 	struct event *poll_timer;
 	bool started;
 	bool stopping;
+	bool paused;
+	bool polling;
+	bool force_next_pass;
+	uint64_t events, overflows;
 	size_t max_jobs;
 };
 
@@ -116,6 +123,7 @@ typedef struct PathJob {
 	char *relpath;
 	PathSyncResult res;
 	uint64_t usec;
+	uint64_t event_usec;	/* the pending path's, for the latency */
 } PathJob;
 
 typedef struct RenameJob {
@@ -126,6 +134,10 @@ typedef struct RenameJob {
 
 static void dest_flush(Dest *d);
 static void live_schedule(Live *live);
+/* Counters: the section at the end of this file. */
+static void live_stats_stamp(Dest *d, const char *relpath);
+static void live_stats_path_done(Dest *d, Pending *p, const PathJob *pj);
+static void live_stats_pass_done(Dest *d, const SyncStats *st, bool whole);
 
 static uint64_t
 now_ms(void)
@@ -394,6 +406,7 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 
 	if (live->stopping)
 		return;
+	live->events += n;
 	for (size_t i = 0; i < n; i++) {
 		const LiveEvent *e = &ev[i];
 		bool is_dir = (e->mask & IN_ISDIR) != 0;
@@ -449,6 +462,8 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 					    WRITER_QUIET_MS);
 				else if (!from_ex)
 					mark(d, e->relpath, due);
+				if (!from_ex)
+					live_stats_stamp(d, e->relpath);
 				if (entry)
 					mark_parent(d, e->relpath, due);
 				/* A directory that arrives is a new inode even
@@ -469,6 +484,7 @@ live_on_overflow(Live *live)
 	synclog_msg(LOG_LEVEL_WARN, "%s: inotify queue overflow: events were "
 	    "lost; comparing every destination with the source",
 	    live->pair->name);
+	live->overflows++;
 	for (size_t k = 0; k < live->n_dests; k++)
 		live->dests[k].full_needed = true;
 	live_schedule(live);
@@ -560,6 +576,7 @@ path_done(Job *job)
 		goto out;
 	p->in_flight = false;
 	log_path_result(d, pj);
+	live_stats_path_done(d, p, pj);
 	if (pj->res.entries_changed)
 		mark_parent(d, pj->relpath, now);
 	if (pj->res.err == COPY_SOURCE_CHANGED) {
@@ -636,9 +653,11 @@ rename_done(Job *job)
 		Rename *r = rj->list;
 		rj->list = r->next;
 		if (!job->cancelled) {
-			if (r->err == 0)
+			if (r->err == 0) {
 				synclog_event(LOG_LEVEL_INFO, d->live->pair->name,
 				    "rename", r->from, d->path, "to '%s'", r->to);
+				d->st.renames++;
+			}
 			/* Whatever happened, both names get checked; a
 			 * directory gets its contents checked too. */
 			mark(d, r->from, now);
@@ -682,6 +701,7 @@ pass_done(FullSync *fs, void *arg)
 		    (unsigned long long)st->deleted,
 		    (unsigned long long)st->errors,
 		    st->errors ? ", will compare again" : "");
+	live_stats_pass_done(d, st, whole);
 	if (st->errors != 0) {
 		/* A full disk, a vanished destination, an unreadable file:
 		 * compare everything again later, backing off; the full pass
@@ -753,7 +773,7 @@ dest_flush(Dest *d)
 	Pending **ripe = NULL;
 	size_t n = 0;
 
-	if (live->stopping || !live->started || d->pass != NULL)
+	if (live->stopping || !live->started || live->paused || d->pass != NULL)
 		return;
 	if (d->renames != NULL) {
 		RenameJob *rj;
@@ -829,6 +849,8 @@ dest_flush(Dest *d)
 			oom();
 		pj->dest = d;
 		pj->relpath = xstrdup(ripe[i]->relpath);
+		pj->event_usec = ripe[i]->event_usec;
+		ripe[i]->event_usec = 0;
 		ripe[i]->in_flight = true;
 		ripe[i]->again = false;
 		pj->job.run = path_run;
@@ -845,7 +867,7 @@ live_schedule(Live *live)
 {
 	uint64_t now = now_ms(), next = UINT64_MAX;
 
-	if (live->stopping || !live->started)
+	if (live->stopping || !live->started || live->paused)
 		return;
 	for (size_t k = 0; k < live->n_dests; k++) {
 		Dest *d = &live->dests[k];
@@ -898,6 +920,7 @@ live_set_polling(Live *live, int interval_ms)
 {
 	struct timeval tv = { interval_ms / 1000, (interval_ms % 1000) * 1000 };
 
+	live->polling = true;
 	if (live->poll_timer == NULL)
 		live->poll_timer = event_new(live->base, -1, EV_PERSIST,
 		    on_poll, live);
@@ -936,6 +959,7 @@ live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
 		Dest *d = &live->dests[k];
 		d->live = live;
 		d->path = pair->destinations[k];
+		d->st.path = d->path;
 		d->renames_tail = &d->renames;
 	}
 	*ret = live;
@@ -1011,4 +1035,204 @@ live_free(Live *live)
 	if (live->poll_timer != NULL)
 		event_free(live->poll_timer);
 	free(live);
+}
+
+/* ---- stats and control (treesyncctl) --------------------------------- */
+
+const uint64_t live_latency_bounds_usec[LIVE_LATENCY_BUCKETS] = {
+	5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000, 30000000, 60000000, UINT64_MAX,
+};
+
+const char *
+live_state_name(LiveState s)
+{
+	static const char *const names[] = {
+		[LIVE_IDLE] = "idle", [LIVE_SYNCING] = "syncing",
+		[LIVE_SCANNING] = "scanning", [LIVE_DEGRADED] = "degraded",
+		[LIVE_ERROR] = "error", [LIVE_PAUSED] = "paused",
+	};
+
+	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+/* An event named relpath: its latency runs from now until a job serves it. */
+static void
+live_stats_stamp(Dest *d, const char *relpath)
+{
+	Pending *p = pending_find(d, relpath);
+
+	if (p != NULL && p->event_usec == 0)
+		p->event_usec = now_usec();
+}
+
+static void
+set_last_error(Dest *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+set_last_error(Dest *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->st.last_error, sizeof d->st.last_error, fmt, ap);
+	va_end(ap);
+	d->st.last_error_time = time(NULL);
+}
+
+static void
+live_stats_path_done(Dest *d, Pending *p, const PathJob *pj)
+{
+	const PathSyncResult *r = &pj->res;
+	LiveDestStats *st = &d->st;
+
+	if (r->err != 0) {
+		/* Not served yet: the latency keeps running. */
+		if (p->event_usec == 0)
+			p->event_usec = pj->event_usec;
+		if (r->err == COPY_SOURCE_CHANGED)
+			return;
+		st->errors++;
+		set_last_error(d, "%s '%s': %s", r->action ? r->action :
+		    "sync", pj->relpath, strerror(-r->err));
+		return;
+	}
+	if (r->action != NULL && strcmp(r->action, "copy") == 0) {
+		st->files_copied++;
+		st->bytes_copied += r->bytes;
+	} else if (r->action != NULL && strcmp(r->action, "delete") == 0) {
+		st->deletes += r->count;
+	}
+	if (pj->event_usec != 0 && r->outcome == PATHSYNC_DONE) {
+		uint64_t now = now_usec(), us = now > pj->event_usec ?
+		    now - pj->event_usec : 0;
+		size_t b = 0;
+
+		while (us > live_latency_bounds_usec[b])
+			b++;
+		st->latency_buckets[b]++;
+		st->latency_count++;
+		st->latency_sum_usec += us;
+	} else if (pj->event_usec != 0 && p->event_usec == 0) {
+		/* A subtree pass or more work follows: still unserved. */
+		p->event_usec = pj->event_usec;
+	}
+}
+
+static void
+live_stats_pass_done(Dest *d, const SyncStats *ss, bool whole)
+{
+	LiveDestStats *st = &d->st;
+
+	st->files_copied += ss->files_copied;
+	st->bytes_copied += ss->bytes_copied;
+	st->deletes += ss->deleted;
+	st->errors += ss->errors;
+	if (ss->errors != 0)
+		set_last_error(d, "%s pass of '%s': %llu entr%s could not be "
+		    "synced (see the log)", whole ? "full" : "subtree",
+		    whole ? "/" : d->pass_root, (unsigned long long)ss->errors,
+		    ss->errors == 1 ? "y" : "ies");
+	if (whole) {
+		st->passes++;
+		st->last_full_end = time(NULL);
+		if (ss->errors == 0)
+			d->live->force_next_pass = false;
+	}
+}
+
+static LiveState
+dest_state(const Dest *d)
+{
+	const Live *live = d->live;
+
+	if (live->paused)
+		return LIVE_PAUSED;
+	if (d->pass_failures > 0)
+		return LIVE_ERROR;
+	for (size_t i = 0; i < d->nbuckets; i++)
+		for (const Pending *p = d->buckets[i]; p != NULL; p = p->hnext)
+			if (p->attempts >= 3)
+				return LIVE_ERROR;
+	if (live->polling)
+		return LIVE_DEGRADED;
+	if (!live->started || (d->pass != NULL && d->pass_root[0] == '\0') ||
+	    d->full_needed)
+		return LIVE_SCANNING;
+	if (d->count > 0 || d->jobs_out > 0 || d->pass != NULL ||
+	    d->renames != NULL || d->n_subtrees > 0 || d->settle_needed)
+		return LIVE_SYNCING;
+	return LIVE_IDLE;
+}
+
+int
+live_get_stats(const Live *live, LiveStats *out)
+{
+	memset(out, 0, sizeof *out);
+	if ((out->dests = calloc(live->n_dests ? live->n_dests : 1,
+	    sizeof *out->dests)) == NULL)
+		return -ENOMEM;
+	out->n_dests = live->n_dests;
+	out->paused = live->paused;
+	out->polling = live->polling;
+	out->force_next_pass = live->force_next_pass;
+	out->events = live->events;
+	out->overflows = live->overflows;
+	out->state = LIVE_IDLE;
+	for (size_t k = 0; k < live->n_dests; k++) {
+		const Dest *d = &live->dests[k];
+		LiveDestStats *ds = &out->dests[k];
+
+		*ds = d->st;
+		ds->state = dest_state(d);
+		ds->pending = d->count;
+		ds->jobs_out = d->jobs_out + (d->pass != NULL ?
+		    fullsync_jobs_out(d->pass) : 0);
+		if (ds->state > out->state)
+			out->state = ds->state;
+	}
+	if (live->n_dests == 0 && live->paused)
+		out->state = LIVE_PAUSED;
+	return 0;
+}
+
+void
+live_stats_release(LiveStats *st)
+{
+	if (st == NULL)
+		return;
+	free(st->dests);
+	st->dests = NULL;
+	st->n_dests = 0;
+}
+
+void
+live_pause(Live *live)
+{
+	live->paused = true;
+	if (live->timer != NULL)
+		evtimer_del(live->timer);
+}
+
+void
+live_resume(Live *live)
+{
+	if (!live->paused)
+		return;
+	live->paused = false;
+	live_schedule(live);
+}
+
+void
+live_resync(Live *live, bool force)
+{
+	if (force)
+		live->force_next_pass = true;
+	for (size_t k = 0; k < live->n_dests; k++) {
+		live->dests[k].full_needed = true;
+		/* Now, not after the backoff of a failed pass. */
+		live->dests[k].pass_due_ms = 0;
+	}
+	live_schedule(live);
 }

@@ -290,6 +290,9 @@ struct Watcher {
 	struct retry *retries;
 	size_t n_retries, cap_retries;
 	struct sbuf path, path2;	/* scratch: event path, walk path */
+	/* Bumped when a node is attached or detached: the per-root watch
+	 * counts are recounted at the next hand-off (see count_watches). */
+	uint64_t tree_gen, counted_gen;
 
 	/* Counters, read by watcher_get_stats from any thread. */
 	atomic_size_t st_watches, st_stale, st_rebuilds;
@@ -410,6 +413,46 @@ set_overflow(Watcher *w)
 	cur_batch(w)->pub.overflow = true;
 }
 
+/*
+ * Counts the watched directories of every root into b, when the tree
+ * changed since the last count. A walk of the nodes (no recursion: the
+ * parent links lead back), so it costs one visit per watch and runs only
+ * on hand-offs after a change.
+ */
+static void
+count_watches(Watcher *w, struct batch *b)
+{
+	size_t n = 0;
+
+	if (w->tree_gen == w->counted_gen)
+		return;
+	for (struct root *r = w->roots; r != NULL; r = r->next)
+		n++;
+	if (n == 0)
+		return;
+	b->pub.counts = xrealloc(b->pub.counts, n * sizeof *b->pub.counts);
+	b->pub.n_counts = n;
+	n = 0;
+	for (struct root *r = w->roots; r != NULL; r = r->next) {
+		size_t k = 0;
+		struct node *x = r->top;
+
+		while (x != NULL) {
+			k++;
+			if (x->child != NULL) {
+				x = x->child;
+				continue;
+			}
+			while (x != r->top && x->next == NULL)
+				x = x->parent;
+			x = x == r->top ? NULL : x->next;
+		}
+		b->pub.counts[n++] = (WatchCount){ .root = r->id,
+		    .watches = k };
+	}
+	w->counted_gen = w->tree_gen;
+}
+
 /* Passes the current batch to the reactor, if it says anything. */
 static void
 hand_off(Watcher *w)
@@ -417,10 +460,14 @@ hand_off(Watcher *w)
 	struct batch *b = w->cur;
 	bool was_empty;
 
+	if (b == NULL && w->tree_gen != w->counted_gen && w->roots != NULL)
+		b = cur_batch(w);
 	if (b == NULL)
 		return;
 	w->cur = NULL;
-	if (b->pub.n == 0 && b->pub.n_notices == 0 && !b->pub.overflow) {
+	count_watches(w, b);
+	if (b->pub.n == 0 && b->pub.n_notices == 0 && !b->pub.overflow &&
+	    b->pub.n_counts == 0) {
 		watcher_batch_free(&b->pub);
 		return;
 	}
@@ -548,6 +595,7 @@ detach(Watcher *w, struct node *n)
 	if (n->next != NULL)
 		n->next->prev = n->prev;
 	n->parent = n->next = n->prev = NULL;
+	w->tree_gen++;
 }
 
 static void
@@ -569,6 +617,7 @@ attach(Watcher *w, struct node *n, struct node *parent)
 	n->name_next = w->by_name.slots[s];
 	w->by_name.slots[s] = n;
 	w->by_name.n++;
+	w->tree_gen++;
 }
 
 static void
@@ -611,6 +660,7 @@ node_new(Watcher *w, int wd, const char *name, const struct stat *st)
 	n->wd_next = w->by_wd.slots[s];
 	w->by_wd.slots[s] = n;
 	w->by_wd.n++;
+	w->tree_gen++;
 	atomic_store(&w->st_watches, w->by_wd.n);
 	return n;
 }
@@ -663,6 +713,7 @@ node_free(Watcher *w, struct node *n, bool rm)
 		pp = &(*pp)->wd_next;
 	*pp = n->wd_next;
 	w->by_wd.n--;
+	w->tree_gen++;
 	atomic_store(&w->st_watches, w->by_wd.n);
 	for (size_t i = 0; i < w->n_moves; i++)
 		if (w->moves[i].node == n)
@@ -1809,7 +1860,13 @@ filter_batch(Watcher *w, struct batch *b)
 		b->pub.notices[k++] = *n;
 	}
 	b->pub.n_notices = k;
-	return b->pub.n > 0 || b->pub.n_notices > 0 || b->pub.overflow;
+	k = 0;
+	for (size_t i = 0; i < b->pub.n_counts; i++)
+		if (wanted(w, b, b->pub.counts[i].root))
+			b->pub.counts[k++] = b->pub.counts[i];
+	b->pub.n_counts = k;
+	return b->pub.n > 0 || b->pub.n_notices > 0 || b->pub.overflow ||
+	    b->pub.n_counts > 0;
 }
 
 static void
@@ -2014,6 +2071,7 @@ watcher_batch_free(WatchBatch *batch)
 		return;
 	free(b->pub.events);
 	free(b->pub.notices);
+	free(b->pub.counts);
 	free(b->strings.s);
 	free(b);
 }
