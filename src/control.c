@@ -133,9 +133,20 @@ on_write(struct bufferevent *bev, void *arg)
 {
 	Client *cl = arg;
 
-	if (cl->answered &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		client_free(cl);
+	char sink[4096];
+	ssize_t n;
+	size_t left = 64 * 1024;
+
+	if (!cl->answered ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	/* Closing a UNIX socket with unread input resets the peer, which
+	 * may then lose the answer (a refused over-long request): read what
+	 * is already there first, up to a bound. */
+	while (left > 0 && (n = recv(bufferevent_getfd(bev), sink, sizeof sink,
+	    MSG_DONTWAIT)) > 0)
+		left -= (size_t)n < left ? (size_t)n : left;
+	client_free(cl);
 }
 
 /* EOF, an error or a timeout: drop the client. */

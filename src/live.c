@@ -1130,10 +1130,11 @@ live_stats_pass_done(Dest *d, const SyncStats *ss, bool whole)
 	st->deletes += ss->deleted;
 	st->errors += ss->errors;
 	if (ss->errors != 0)
-		set_last_error(d, "%s pass of '%s': %llu entr%s could not be "
-		    "synced (see the log)", whole ? "full" : "subtree",
-		    whole ? "/" : d->pass_root, (unsigned long long)ss->errors,
-		    ss->errors == 1 ? "y" : "ies");
+		set_last_error(d, "%s pass of '%s%s%s': %llu entr%s could not "
+		    "be synced (see the log)", whole ? "full" : "subtree",
+		    d->path, whole ? "" : "/", d->pass_root,
+		    (unsigned long long)ss->errors, ss->errors == 1 ? "y" :
+		    "ies");
 	if (whole) {
 		st->passes++;
 		st->last_full_end = time(NULL);
