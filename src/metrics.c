@@ -353,6 +353,37 @@ dest_value(const LiveDestStats *d, const DestMetric *m)
 	return *(const uint64_t *)(const void *)base;
 }
 
+static unsigned long long
+pair_events(const PairStatus *p)
+{
+	return p->live.events;
+}
+
+static unsigned long long
+pair_overflows(const PairStatus *p)
+{
+	return p->live.overflows;
+}
+
+static unsigned long long
+pair_watches(const PairStatus *p)
+{
+	return p->watches;
+}
+
+/* A family with one sample per pair (label sync only). */
+static void
+prom_pair(struct evbuffer *out, const DaemonStatus *st, const char *name,
+    const char *type, const char *help,
+    unsigned long long (*get)(const PairStatus *))
+{
+	prom_head(out, name, type, help);
+	for (size_t r = 0; r < st->n_pairs; r++) {
+		prom_start(out, name, &st->pairs[r], NULL);
+		evbuffer_add_printf(out, "} %llu\n", get(&st->pairs[r]));
+	}
+}
+
 void
 metrics_prometheus(const DaemonStatus *st, struct evbuffer *out)
 {
@@ -382,26 +413,13 @@ metrics_prometheus(const DaemonStatus *st, struct evbuffer *out)
 			evbuffer_add_printf(out, "} %lld\n",
 			    (long long)d->last_full_end);
 		}
-	prom_head(out, "treesync_events_total", "counter",
-	    "Change events received for the pair.");
-	for (size_t r = 0; r < st->n_pairs; r++) {
-		prom_start(out, "treesync_events_total", &st->pairs[r], NULL);
-		evbuffer_add_printf(out, "} %llu\n",
-		    (unsigned long long)st->pairs[r].live.events);
-	}
-	prom_head(out, "treesync_overflows_total", "counter",
-	    "Times events were lost (inotify queue overflow).");
-	for (size_t r = 0; r < st->n_pairs; r++) {
-		prom_start(out, "treesync_overflows_total", &st->pairs[r], NULL);
-		evbuffer_add_printf(out, "} %llu\n",
-		    (unsigned long long)st->pairs[r].live.overflows);
-	}
-	prom_head(out, "treesync_watches", "gauge",
-	    "Directories of the source watched by inotify.");
-	for (size_t r = 0; r < st->n_pairs; r++) {
-		prom_start(out, "treesync_watches", &st->pairs[r], NULL);
-		evbuffer_add_printf(out, "} %zu\n", st->pairs[r].watches);
-	}
+	prom_pair(out, st, "treesync_events_total", "counter",
+	    "Change events received for the pair.", pair_events);
+	prom_pair(out, st, "treesync_overflows_total", "counter",
+	    "Times events were lost (inotify queue overflow).",
+	    pair_overflows);
+	prom_pair(out, st, "treesync_watches", "gauge",
+	    "Directories of the source watched by inotify.", pair_watches);
 	prom_head(out, "treesync_state", "gauge",
 	    "1 for the state the pair is in.");
 	for (size_t r = 0; r < st->n_pairs; r++)
