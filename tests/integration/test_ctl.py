@@ -636,5 +636,46 @@ class Ctl(unittest.TestCase):
         self.stop()
 
 
+    def test_a_client_that_does_not_read_is_dropped(self):
+        # 150 pairs: a metrics answer far larger than the socket buffers.
+        syncs = [("t", self.src, [self.dst])]
+        for i in range(150):
+            src = os.path.join(self.tmp, "s%03d" % i)
+            os.mkdir(src)
+            syncs.append(("p%03d" % i, src, [os.path.join(self.tmp,
+                                                          "d%03d" % i)]))
+        self.start(syncs)
+        for name, _, _ in syncs:
+            self.wait_idle(name)
+        size = len(self.ctl("metrics").stdout)
+        self.assertGreater(size, 400000)
+        c = socket.socket(socket.AF_UNIX)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(self.sock)
+        c.sendall(b"metrics\n")
+        t0 = time.monotonic()
+        # The daemon keeps answering and syncing meanwhile.
+        write(os.path.join(self.tmp, "s007", "f"), b"while stalled")
+        self.wait_equal(os.path.join(self.tmp, "s007"),
+                        os.path.join(self.tmp, "d007"))
+        self.assertEqual(self.pair("p007")["state"], "idle")
+        # After its timeout (10 s) the daemon drops it: what it can still
+        # read is the start of the answer, then the end of the stream.
+        time.sleep(max(0, 12 - (time.monotonic() - t0)))
+        c.settimeout(30 * SLOW)
+        got = b""
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        c.close()
+        self.assertTrue(got.startswith(b"OK\n"), got[:100])
+        self.assertLess(len(got), size)
+        self.stop()
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
