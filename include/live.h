@@ -45,6 +45,11 @@ void live_on_overflow(Live *live);
 void live_set_polling(Live *live, int interval_ms);
 /* Jobs (and passes) of this pair in the pool. */
 size_t live_jobs_out(const Live *live);
+/* Read-only figures for the systemd STATUS line: paths pending plus
+ * entries a running pass has seen but not settled; whether any work is
+ * queued, out or due (a pass, paths, renames). */
+size_t live_queue_depth(const Live *live);
+bool live_busy(const Live *live);
 /* Hands out no more work (shutdown; pool_free cancels what is queued). */
 void live_stop(Live *live);
 void live_free(Live *live);
