@@ -217,10 +217,12 @@ check_ready(Daemon *dm)
 		if (!pr->started)
 			return;
 	dm->ready = true;
-	update_status(dm);
-	notify_ready();
+	/* The line first: in the journal it then precedes systemd's
+	 * "Started", which a test relies on. */
 	synclog_msg(LOG_LEVEL_INFO, "ready: watches in place, start-up sync "
 	    "under way");
+	update_status(dm);
+	notify_ready();
 }
 
 /* Once a second: frees retired pairs whose last job has come back, and

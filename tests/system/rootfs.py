@@ -20,6 +20,7 @@ SUITE = "bookworm"
 CACHE = os.environ.get("TREESYNC_ROOTFS_CACHE", "/var/cache/treesync-test")
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus",
+    "procps",  # /bin/kill, the unit's ExecReload
     # treesyncd's runtime libraries (see meson.build)
     "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libconfig9",
     "libxxhash0", "libinotifytools0", "libsystemd0",
@@ -34,7 +35,8 @@ def mirror():
             for n in (os.listdir("/etc/apt/sources.list.d")
                       if os.path.isdir("/etc/apt/sources.list.d") else [])):
         try:
-            text = open(path).read()
+            with open(path) as f:
+                text = f.read()
         except OSError:
             continue
         urls += re.findall(r"^URIs:\s*(\S+)", text, re.M)
