@@ -272,6 +272,12 @@ class Systemd(unittest.TestCase):
         self.assertLess(seqnum(ready[-1]), seqnum(started[-1]),
                         "systemd reported Started before treesyncd was "
                         "ready")
+        # And READY means the watches are in place.
+        watching = [e for e in self.journal() if str(e.get("MESSAGE", ""))
+                    .endswith("alpha: watching 1 directories under "
+                              "/srv/src/alpha")]
+        self.assertTrue(watching)
+        self.assertLess(seqnum(watching[-1]), seqnum(started[-1]))
 
     def test_2_file_arrives(self):
         self.write_in_container("/srv/src/alpha/hello.txt", "hello")
