@@ -152,6 +152,40 @@ class Logs(unittest.TestCase):
         self.assertTrue(any(COPY.match(l) for l in old.splitlines()))
         self.assertTrue(any(COPY.match(l) for l in new.splitlines()))
 
+    def test_logrotate_snippet(self):
+        """conf/logrotate.d/treesync, forced, on this test's log file: the
+        rotated file keeps the old lines, the daemon writes a new one."""
+        if shutil.which("logrotate") is None:
+            self.skipTest("logrotate is not installed (scripts/deps.sh)")
+        self.start("info")
+        self.wait_log("start-up pass", r"logs full +\. -> .*in sync")
+        with open(os.path.join(ROOT, "conf", "logrotate.d", "treesync")) as f:
+            snippet = f.read()
+        self.assertIn("/var/log/treesync/*.log {", snippet)
+        self.assertIn("systemctl kill --kill-whom=main --signal=USR1 "
+                      "treesyncd.service", snippet)
+        # Same snippet, aimed at this daemon (no systemd here).
+        snippet = snippet.replace("/var/log/treesync/*.log",
+                                  os.path.join(self.tmp, "*.log"))
+        snippet = re.sub(r"systemctl kill [^\n]*", "kill -USR1 %d" %
+                         self.proc.pid, snippet)
+        snippet = snippet.replace("create 0640 root adm", "create 0640")
+        conf = os.path.join(self.tmp, "logrotate.conf")
+        with open(conf, "w") as f:
+            f.write(snippet)
+        r = subprocess.run(["logrotate", "-f", "-s",
+                            os.path.join(self.tmp, "lr.state"), conf],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.wait_log("the reopen line", r"log file reopened$")
+        write(os.path.join(self.src, "after.txt"), b"x")
+        self.wait_log("the copy line in the new file", r" copy +after\.txt ")
+        self.stop()
+        old = self.text(self.log.replace(".log", ".log.1"))
+        self.assertIn("in sync", old)
+        self.assertNotIn("after.txt", old)
+
     def run_level(self, level):
         """A pair whose source holds a fifo (a warn line) and a file; then
         one more file while live (info copy line, debug event lines)."""
