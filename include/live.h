@@ -113,6 +113,11 @@ void live_resume(Live *live);
  * delete past the pair's max_delete guard (kept for that guard, issue 5).
  */
 void live_resync(Live *live, bool force);
+/* Read-only figures for the systemd STATUS line: paths pending plus
+ * entries a running pass has seen but not settled; whether any work is
+ * queued, out or due (a pass, paths, renames). */
+size_t live_queue_depth(const Live *live);
+bool live_busy(const Live *live);
 /* Hands out no more work (shutdown; pool_free cancels what is queued). */
 void live_stop(Live *live);
 void live_free(Live *live);

@@ -1,7 +1,9 @@
 /*
  * synclog — the sync log and diagnostics.
  *
- * Owns the log destination (stderr or a log file) and the level filter.
+ * Owns the log destination (a log file, else stderr, or the journal with
+ * structured fields when stderr is systemd's journal stream) and the
+ * level filter.
  * Format, one line per event (SPEC "Sync log"):
  *   2026-11-24T13:45:01.123Z info  projects copy   src/main.c -> /dst  4.1 KiB 0.8 ms
  * Paths are escaped so that every event stays on one line: backslash,
@@ -35,6 +37,8 @@ int synclog_reopen(void);
 void synclog_set_level(LogLevel level);
 bool synclog_enabled(LogLevel level);
 void synclog_close(void);
+/* True when lines go to the journal (sd_journal_send). */
+bool synclog_to_journal(void);
 /* True when the log goes to a terminal (the progress line shares it). */
 bool synclog_is_tty(void);
 

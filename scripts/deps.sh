@@ -9,6 +9,7 @@ packages=(
   libevent-dev libconfig-dev libinotifytools0-dev libxxhash-dev
   libsystemd-dev check
   python3 rsync valgrind util-linux passwd procps
+  systemd systemd-container debootstrap groff-base man-db logrotate
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)

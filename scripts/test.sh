@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds treesync and runs every test: the unit suites and the integration
-# suites, first in a normal build, then in an ASan+UBSan build, then the
+# suites, first in a normal build (with the install checks and, in a
+# container booted by systemd-nspawn, the systemd test: suite 'system';
+# the first run debootstraps a Debian 12 root into /var/cache/treesync-test,
+# about 3 min, later runs reuse it), then in an ASan+UBSan build, then the
 # unit suites and a small integration run under valgrind memcheck.
 # Installs missing Debian packages first. Run as root: the tests mount
 # tmpfs file systems and add a temporary unprivileged user (both undone).
@@ -29,7 +32,9 @@ run_suite() {  # name builddir [meson test args...]
 }
 
 status=0
-meson setup build --reconfigure >/dev/null 2>&1 || meson setup build >/dev/null
+# prefix /usr: the install test then checks the layout Debian expects.
+meson setup build --prefix=/usr --reconfigure >/dev/null 2>&1 ||
+  meson setup build --prefix=/usr >/dev/null
 meson compile -C build
 run_suite "normal build" build || status=1
 

@@ -18,6 +18,11 @@
  * reactor (control.c serves the socket, metrics.c renders). A reload that
  * changes control_socket opens the new socket first and stops the old
  * one only when that worked.
+ * systemd (notify.c): READY=1 once every pair's watches are in place and
+ * its first pass started (or it fell back to polling); RELOADING=1 ..
+ * READY=1 around a reload; a STATUS= line refreshed at most once a second
+ * by the reaper timer. TREESYNC_TEST_HOOKS=1 makes SIGUSR2 stall the
+ * reactor, so a test can watch systemd's watchdog restart us.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +41,7 @@
 #include "daemon.h"
 #include "live.h"
 #include "metrics.h"
+#include "notify.h"
 #include "pool.h"
 #include "synclog.h"
 #include "watcher.h"
@@ -59,6 +65,7 @@ typedef struct PairRun {
 	unsigned root;		/* watcher root id, never reused */
 	bool watched;		/* the watcher holds its Exclude */
 	size_t watches;		/* directories watched, from the watcher */
+	bool started;		/* its first pass was started */
 } PairRun;
 
 typedef struct Daemon {
@@ -70,12 +77,13 @@ typedef struct Daemon {
 	PairRun *pairs;
 	PairRun *retiring;
 	unsigned next_root;
-	struct event *signals[4];
+	struct event *signals[5];
 	struct event *reaper;
 	Control *control;
 	Control *old_control;	/* stopped by a reload that moved it */
 	time_t started;
 	bool stopping;
+	bool ready;		/* READY=1 was sent */
 } Daemon;
 
 static void
@@ -130,6 +138,7 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 		    "comparing every %d s instead", pair->name, pair->source,
 		    strerror(-r), POLL_INTERVAL_MS / 1000);
 	if (r < 0) {
+		pr->started = true;
 		live_start(pr->live);
 		live_set_polling(pr->live, POLL_INTERVAL_MS);
 	}
@@ -164,7 +173,72 @@ find_root(PairRun *list, unsigned root)
 	return NULL;
 }
 
-/* Frees retired pairs whose last job has come back. */
+/* "12034" -> "12,034" into buf. */
+static void
+format_count(size_t n, char *buf, size_t size)
+{
+	char digits[32];
+	size_t len, o = 0;
+
+	len = (size_t)snprintf(digits, sizeof digits, "%zu", n);
+	for (size_t i = 0; i < len && o + 2 < size; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+}
+
+/* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
+static void
+update_status(Daemon *dm)
+{
+	size_t pairs = 0, busy = 0, waiting = 0, queued = 0;
+	char line[160], count[32];
+
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+		pairs++;
+		if (!pr->started) {
+			waiting++;
+			continue;
+		}
+		queued += live_queue_depth(pr->live);
+		if (live_busy(pr->live))
+			busy++;
+	}
+	format_count(queued, count, sizeof count);
+	if (waiting > 0)
+		snprintf(line, sizeof line, "placing watches: %zu/%zu pairs",
+		    pairs - waiting, pairs);
+	else if (busy > 0)
+		snprintf(line, sizeof line, "syncing %zu/%zu pairs, %s file%s "
+		    "queued", busy, pairs, count, queued == 1 ? "" : "s");
+	else
+		snprintf(line, sizeof line, "idle: %zu pair%s in sync", pairs,
+		    pairs == 1 ? "" : "s");
+	notify_status(line);
+}
+
+/* READY=1 once every pair has its watches and its first pass. */
+static void
+check_ready(Daemon *dm)
+{
+	if (dm->ready || dm->stopping)
+		return;
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		if (!pr->started)
+			return;
+	dm->ready = true;
+	/* The line first: in the journal it then precedes systemd's
+	 * "Started", which a test relies on. */
+	synclog_msg(LOG_LEVEL_INFO, "ready: watches in place, start-up sync "
+	    "under way");
+	update_status(dm);
+	notify_ready();
+}
+
+/* Once a second: frees retired pairs whose last job has come back, and
+ * refreshes the STATUS line. */
 static void
 on_reaper(evutil_socket_t fd, short what, void *arg)
 {
@@ -173,6 +247,7 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	update_status(dm);
 	while (*pp != NULL) {
 		PairRun *pr = *pp;
 		/* Its jobs are back and the watcher let go of its Exclude. */
@@ -228,14 +303,17 @@ on_watch(WatchBatch *batch, void *arg)
 			    POLL_INTERVAL_MS / 1000);
 			live_set_polling(pr->live, POLL_INTERVAL_MS);
 		}
-		if (n->kind == WATCH_ROOT_READY)
+		if (n->kind == WATCH_ROOT_READY) {
+			pr->started = true;
 			live_start(pr->live);
+		}
 	}
 	for (size_t i = 0; i < batch->n_counts; i++) {
 		PairRun *pr = find_root(dm->pairs, batch->counts[i].root);
 		if (pr != NULL)
 			pr->watches = batch->counts[i].watches;
 	}
+	check_ready(dm);
 	if (batch->overflow)
 		for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
 			live_on_overflow(pr->live);
@@ -310,6 +388,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 
 	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
 	    "treesyncctl reload" : "SIGHUP", dm->config_path);
+	notify_reloading();
 	if ((r = config_load(dm->config_path, &cfg, &errors)) < 0) {
 		if (answer != NULL)
 			evbuffer_add_printf(answer, "%s is not valid; the "
@@ -322,10 +401,13 @@ reload(Daemon *dm, struct evbuffer *answer)
 		synclog_msg(LOG_LEVEL_ERROR, "reload failed: the running "
 		    "configuration stays in force");
 		free(errors);
+		notify_ready();
 		return -1;
 	}
 	if ((ref = calloc(1, sizeof *ref)) == NULL) {
+		synclog_msg(LOG_LEVEL_ERROR, "reload failed: out of memory");
 		config_free(cfg);
+		notify_ready();
 		if (answer != NULL)
 			evbuffer_add_printf(answer, "out of memory\n");
 		return -1;
@@ -369,6 +451,10 @@ reload(Daemon *dm, struct evbuffer *answer)
 	if (answer != NULL)
 		evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s\n",
 		    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	/* New pairs place their watches in the background; systemd's
+	 * reload is done once the new config is in force. */
+	update_status(dm);
+	notify_ready();
 	return 0;
 }
 
@@ -502,11 +588,19 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			synclog_msg(LOG_LEVEL_INFO, "log file reopened");
 		break;
 	}
+	case SIGUSR2:
+		/* Test hook only (TREESYNC_TEST_HOOKS=1): a hung reactor,
+		 * for the systemd watchdog test. */
+		synclog_msg(LOG_LEVEL_WARN, "test hook: SIGUSR2 stalls the "
+		    "reactor for 600 s");
+		sleep(600);
+		break;
 	default:
 		synclog_msg(LOG_LEVEL_INFO, "%s received: stopping; copies in "
 		    "progress finish or are removed", sig == SIGINT ?
 		    "SIGINT" : "SIGTERM");
 		dm->stopping = true;
+		notify_stopping();
 		event_base_loopbreak(dm->base);
 		break;
 	}
@@ -515,7 +609,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 int
 daemon_run(Config *cfg)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	const char *hooks = getenv("TREESYNC_TEST_HOOKS");
+	size_t n_sigs = sizeof sigs / sizeof sigs[0];
 	Daemon dm = { 0 };
 	struct timeval second = { 1, 0 };
 	int r, status = 1;
@@ -540,7 +636,9 @@ daemon_run(Config *cfg)
 		    strerror(-r));
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+	if (hooks == NULL || strcmp(hooks, "1") != 0)
+		n_sigs--;	/* SIGUSR2 is a test hook only */
+	for (size_t i = 0; i < n_sigs; i++) {
 		dm.signals[i] = evsignal_new(dm.base, sigs[i], on_signal, &dm);
 		if (dm.signals[i] == NULL || evsignal_add(dm.signals[i],
 		    NULL) < 0)
@@ -559,6 +657,11 @@ daemon_run(Config *cfg)
 		    strerror(-r));
 		goto out;
 	}
+	if ((r = notify_init(dm.base)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
+		    "watchdog timer: %s", strerror(-r));
+		goto out;
+	}
 	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s starting: %zu sync pair%s, "
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
@@ -566,6 +669,7 @@ daemon_run(Config *cfg)
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
 			goto out;
+	check_ready(&dm);	/* every pair may have fallen back to polling */
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
@@ -587,7 +691,8 @@ out:
 		dm.retiring = pr->next;
 		pair_free(pr);
 	}
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+	notify_free();
+	for (size_t i = 0; i < n_sigs; i++)
 		if (dm.signals[i] != NULL)
 			event_free(dm.signals[i]);
 	if (dm.reaper != NULL)

@@ -988,6 +988,35 @@ live_jobs_out(const Live *live)
 	return n;
 }
 
+size_t
+live_queue_depth(const Live *live)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < live->n_dests; k++) {
+		const Dest *d = &live->dests[k];
+		n += d->count;
+		if (d->pass != NULL) {
+			const SyncStats *s = fullsync_stats(d->pass);
+			if (s->entries_seen > s->entries_done)
+				n += (size_t)(s->entries_seen - s->entries_done);
+		}
+	}
+	return n;
+}
+
+bool
+live_busy(const Live *live)
+{
+	for (size_t k = 0; k < live->n_dests; k++) {
+		const Dest *d = &live->dests[k];
+		if (d->pass != NULL || d->count > 0 || d->jobs_out > 0 ||
+		    d->renames != NULL || d->full_needed)
+			return true;
+	}
+	return false;
+}
+
 void
 live_stop(Live *live)
 {

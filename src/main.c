@@ -64,8 +64,9 @@ usage(FILE *out)
 "Signals: SIGHUP reloads the config (an invalid one is logged and the\n"
 "running one kept), SIGUSR1 reopens the log file, SIGTERM/SIGINT stop.\n"
 "Exit status: 0 success, 1 runtime failure, 2 usage or config error.\n"
-"The config file format is described in the commented example\n"
-"conf/treesync.conf shipped with treesync.\n");
+"Under systemd (Type=notify) it reports READY, STATUS and watchdog pings,\n"
+"and logs to the journal when no log_file is set.\n"
+"See treesyncd(8) and treesync.conf(5).\n");
 }
 
 static double

@@ -4,6 +4,13 @@
  * Lines are formatted into one buffer and written with a single write(2),
  * so a line is never interleaved with another process's output and a crash
  * loses at most the line being written.
+ *
+ * Under systemd, when stderr is the journal stream (JOURNAL_STREAM names
+ * its device and inode) and no log_file is set, lines go to the journal
+ * with sd_journal_send instead: PRIORITY from the level, MESSAGE the line
+ * without its time (the journal stamps its own), and for sync events the
+ * fields SYNC=, ACTION=, PATH=, DEST=, so `journalctl SYNC=name` selects
+ * one pair. A datagram to journald; it does not wait on a disk.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,9 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-journal.h>
+#endif
 
 #include "synclog.h"
 
@@ -24,6 +37,11 @@ static char *log_path;
 static LogLevel log_level = LOG_LEVEL_INFO;
 static char progress[256];	/* last progress line shown on the TTY */
 static int progress_tty = -1;	/* stderr is a terminal (-1: not asked yet) */
+static bool to_journal;		/* stderr is systemd's journal stream */
+
+#ifdef HAVE_LIBSYSTEMD
+static const int priorities[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+#endif
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -51,6 +69,32 @@ open_log_file(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/* True when stderr is the stream systemd connected to the journal. */
+static bool
+stderr_is_journal(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+#else
+	return false;
+#endif
+}
+
+bool
+synclog_to_journal(void)
+{
+	return to_journal;
+}
+
 int
 synclog_open(const char *path, LogLevel level)
 {
@@ -69,6 +113,7 @@ synclog_open(const char *path, LogLevel level)
 	log_fd = fd;
 	log_path = copy;
 	log_level = level;
+	to_journal = path == NULL && stderr_is_journal();
 	return 0;
 }
 
@@ -116,6 +161,7 @@ synclog_close(void)
 	log_fd = STDERR_FILENO;
 	free(log_path);
 	log_path = NULL;
+	to_journal = false;
 }
 
 /* Writes all of buf, retrying short writes and EINTR; drops it on error. */
@@ -258,14 +304,23 @@ synclog_msg(LogLevel level, const char *fmt, ...)
 	size_t n;
 	va_list ap;
 
+	size_t t;
+
 	if (!synclog_enabled(level))
 		return;
-	n = format_time(line, sizeof line);
+	n = t = format_time(line, sizeof line);
 	n = clamp(snprintf(line + n, sizeof line - n, "%-5s ",
 	    synclog_level_name(level)), n);
 	va_start(ap, fmt);
 	n = clamp(vsnprintf(line + n, sizeof line - n, fmt, ap), n);
 	va_end(ap);
+#ifdef HAVE_LIBSYSTEMD
+	if (to_journal) {
+		sd_journal_send("MESSAGE=%s", line + t, "PRIORITY=%d",
+		    priorities[level], NULL);
+		return;
+	}
+#endif
 	emit(line, n);
 }
 
@@ -277,15 +332,25 @@ synclog_event(LogLevel level, const char *pair, const char *action,
 	size_t n;
 	va_list ap;
 
+	size_t t;
+
 	if (!synclog_enabled(level))
 		return;
 	synclog_escape(relpath[0] == '\0' ? "." : relpath, path, sizeof path);
-	n = format_time(line, sizeof line);
+	n = t = format_time(line, sizeof line);
 	n = clamp(snprintf(line + n, sizeof line - n, "%-5s %s %-6s %s -> %s  ",
 	    synclog_level_name(level), pair, action, path, dest), n);
 	va_start(ap, fmt);
 	n = clamp(vsnprintf(line + n, sizeof line - n, fmt, ap), n);
 	va_end(ap);
+#ifdef HAVE_LIBSYSTEMD
+	if (to_journal) {
+		sd_journal_send("MESSAGE=%s", line + t, "PRIORITY=%d",
+		    priorities[level], "SYNC=%s", pair, "ACTION=%s", action,
+		    "PATH=%s", path, "DEST=%s", dest, NULL);
+		return;
+	}
+#endif
 	emit(line, n);
 }
 
