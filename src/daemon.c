@@ -651,10 +651,11 @@ daemon_run(Config *cfg)
 	if ((r = control_new(dm.base, cfg->control_socket, on_control, &dm,
 	    &dm.control)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot open the control socket "
-		    "'%s': %s", cfg->control_socket, r == -EADDRINUSE ?
+		    "'%s': %s; not starting (set control_socket in %s to "
+		    "another path)", cfg->control_socket, r == -EADDRINUSE ?
 		    "another treesyncd answers on it" : r == -EEXIST ?
 		    "a file that is not a socket is in the way" :
-		    strerror(-r));
+		    strerror(-r), cfg->path);
 		goto out;
 	}
 	if ((r = notify_init(dm.base)) < 0) {
