@@ -12,8 +12,10 @@ work=$(mktemp -d /tmp/treesync-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$artifacts"
 name=$(basename "$target")
-# Leaks inside libraries we cannot fix (each explained in lsan.supp).
-LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}
+# Leaks inside libraries we cannot fix (each explained in lsan.supp). An
+# absolute path: fuzz-config changes its working directory.
+here=$(cd "$(dirname "$0")" && pwd)
+LSAN_OPTIONS=suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}
 export LSAN_OPTIONS
 rc=0
 # libFuzzer's default exit code for a finding is 77, which meson reads as
