@@ -9,6 +9,7 @@ packages=(
   libevent-dev libconfig-dev libinotifytools0-dev libxxhash-dev
   libsystemd-dev check
   python3 rsync valgrind util-linux passwd procps
+  clang libclang-rt-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)

@@ -80,7 +80,7 @@ includes_are_ours(const char *text)
 	return true;
 }
 
-/* An absolute path with no "//", no "." or ".." component, no trailing '/'. */
+/* An absolute path with no empty, "." or ".." component, no trailing '/'. */
 static bool
 normalized(const char *p)
 {
@@ -88,11 +88,15 @@ normalized(const char *p)
 		return false;
 	if (strcmp(p, "/") == 0)
 		return true;
-	if (p[strlen(p) - 1] == '/' || strstr(p, "//") != NULL ||
-	    strstr(p, "/./") != NULL || strstr(p, "/../") != NULL)
-		return false;
-	return strcmp(p + strlen(p) - 2, "/.") != 0 &&
-	    strcmp(p + strlen(p) - 3, "/..") != 0;
+	while (*p == '/') {
+		size_t n = strcspn(p + 1, "/");
+
+		if (n == 0 || (n == 1 && p[1] == '.') ||
+		    (n == 2 && p[1] == '.' && p[2] == '.'))
+			return false;
+		p += 1 + n;
+	}
+	return *p == '\0';
 }
 
 static void
