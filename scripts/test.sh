@@ -22,8 +22,9 @@ run_suite() {  # name builddir [meson test args...]
   local name=$1 dir=$2
   shift 2
   echo "=== $name"
-  local rc=0
+  local rc=0 start=$SECONDS
   meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || rc=$?
+  echo "=== $name: $((SECONDS - start)) s"
   # meson names the log after the wrapper (testlog-valgrind.json): newest.
   cp "$(ls -t "$dir"/meson-logs/testlog*.json | head -n 1)" \
     "$logs/${#results[@]}.json" 2>/dev/null || true
