@@ -10,6 +10,7 @@ packages=(
   libsystemd-dev check
   python3 rsync valgrind util-linux passwd procps
   systemd systemd-container debootstrap groff-base man-db logrotate
+  clang libclang-rt-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)

@@ -3,8 +3,11 @@
 # suites, first in a normal build (with the install checks and, in a
 # container booted by systemd-nspawn, the systemd test: suite 'system';
 # the first run debootstraps a Debian 12 root into /var/cache/treesync-test,
-# about 3 min, later runs reuse it), then in an ASan+UBSan build, then the
-# unit suites and a small integration run under valgrind memcheck.
+# about 3 min, later runs reuse it), then in an ASan+UBSan build; the unit
+# suites and the live integration suite in a TSan build; the unit suites
+# and a small integration run under valgrind memcheck; each libFuzzer
+# target for FUZZ_SECONDS (default 30) in a clang build. docs/design.md
+# "Testing" says why each build runs what.
 # Installs missing Debian packages first. Run as root: the tests mount
 # tmpfs file systems and add a temporary unprivileged user (both undone).
 #
@@ -22,8 +25,9 @@ run_suite() {  # name builddir [meson test args...]
   local name=$1 dir=$2
   shift 2
   echo "=== $name"
-  local rc=0
+  local rc=0 start=$SECONDS
   meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || rc=$?
+  echo "=== $name: $((SECONDS - start)) s"
   # meson names the log after the wrapper (testlog-valgrind.json): newest.
   cp "$(ls -t "$dir"/meson-logs/testlog*.json | head -n 1)" \
     "$logs/${#results[@]}.json" 2>/dev/null || true
@@ -38,25 +42,66 @@ meson setup build --prefix=/usr --reconfigure >/dev/null 2>&1 ||
 meson compile -C build
 run_suite "normal build" build || status=1
 
+# Sanitizer reports go to files (the daemon's stderr is often /dev/null in
+# the integration tests); any that were written are shown at the end.
+show_reports() {  # prefix
+  local f
+  for f in "$1".*; do
+    [ -e "$f" ] || continue
+    echo "--- sanitizer report $f" >&2
+    head -c 20000 "$f" >&2
+  done
+}
+
 if [ -z "${QUICK:-}" ]; then
   # Sanitizers: a failure exits with its own code, so no test mistakes it
-  # for the daemon's exit 1.
-  export ASAN_OPTIONS=exitcode=86:detect_leaks=1:abort_on_error=0
-  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
+  # for the daemon's exit 1. UBSan builds also abort on their own
+  # (-fno-sanitize-recover, meson.build).
+  export ASAN_OPTIONS=exitcode=86:detect_leaks=1:abort_on_error=0:log_path=$logs/asan
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$logs/ubsan
   meson setup build-asan -Db_sanitize=address,undefined --reconfigure >/dev/null 2>&1 ||
     meson setup build-asan -Db_sanitize=address,undefined >/dev/null
   meson compile -C build-asan
   run_suite "ASan+UBSan build" build-asan || status=1
   unset ASAN_OPTIONS UBSAN_OPTIONS
+  show_reports "$logs/asan"
+  show_reports "$logs/ubsan"
+
+  # TSan: the threaded parts (reactor + worker pool, watcher thread). The
+  # unit suites, then the live daemon on a shorter churn. Suppressions
+  # (outside our code only) are explained in tests/tsan.supp.
+  export TSAN_OPTIONS="halt_on_error=1:exitcode=89:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp:log_path=$logs/tsan"
+  meson setup build-tsan -Db_sanitize=thread --reconfigure >/dev/null 2>&1 ||
+    meson setup build-tsan -Db_sanitize=thread >/dev/null
+  meson compile -C build-tsan
+  run_suite "TSan: unit" build-tsan --suite unit --timeout-multiplier 3 ||
+    status=1
+  TREESYNC_CHURN_SECONDS=5 run_suite "TSan: live" build-tsan live \
+    --timeout-multiplier 2 || status=1
+  unset TSAN_OPTIONS
+  show_reports "$logs/tsan"
 
   # valgrind: the unit suites, and the daemon in the integration suite
-  # on a smaller tree (TREESYNC_WRAP runs every treesyncd under it).
-  vg="valgrind -q --error-exitcode=88 --leak-check=full --errors-for-leak-kinds=definite"
+  # on a smaller tree (TREESYNC_WRAP runs every treesyncd under it). Each
+  # test stops the daemon with SIGTERM and checks its exit code, which is
+  # 88 on any memcheck error or leak at exit.
+  vg="valgrind -q --error-exitcode=88 --leak-check=full --errors-for-leak-kinds=definite,indirect"
   CK_FORK=no run_suite "valgrind: unit" build --suite unit --wrap "$vg" \
     --timeout-multiplier 5 || status=1
   TREESYNC_WRAP="$vg" TREESYNC_TEST_BIG_FILES=3000 TREESYNC_CHURN_SECONDS=5 \
     run_suite "valgrind: integration" build --suite integration \
     --timeout-multiplier 3 || status=1
+
+  # libFuzzer: each target fuzzed for a bounded time from its corpus in
+  # tests/fuzz/corpus; a crash, a broken invariant or a leak fails it.
+  CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false \
+    -Db_sanitize=address,undefined -Db_lundef=false --reconfigure \
+    >/dev/null 2>&1 ||
+    CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false \
+      -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+  meson compile -C build-fuzz
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} run_suite "libFuzzer" build-fuzz \
+    --suite fuzz || status=1
 fi
 
 # One closing line that CI reads: every check test and every unittest

@@ -88,17 +88,46 @@ enum {
 	PATH_DOTDOT,
 };
 
+/*
+ * Control characters in place as \xNN: a path may hold a newline, and a
+ * problem must stay one "FILE:LINE: message" line (found by fuzz-config).
+ * Returns a malloc'd copy or NULL.
+ */
+static char *
+escape_controls(const char *s)
+{
+	size_t n = 0, i;
+	char *out, *w;
+
+	for (i = 0; s[i] != '\0'; i++)
+		n += ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? 4 : 1;
+	if ((out = malloc(n + 1)) == NULL)
+		return NULL;
+	for (i = 0, w = out; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			w += sprintf(w, "\\x%02x", c);
+		else
+			*w++ = (char)c;
+	}
+	*w = '\0';
+	return out;
+}
+
 static void
 problems_vadd(struct problems *pb, const char *file, int line,
     const char *fmt, va_list ap)
 {
-	char *msg = NULL, *text = NULL;
+	char *raw = NULL, *msg = NULL, *text = NULL;
 	bool added = false;
 
-	if (vasprintf(&msg, fmt, ap) < 0) {
-		msg = NULL;
+	if (vasprintf(&raw, fmt, ap) < 0) {
+		raw = NULL;
 		goto out;
 	}
+	if ((msg = escape_controls(raw)) == NULL)
+		goto out;
 	if (file == NULL)
 		file = pb->path;
 	if ((line > 0 ? asprintf(&text, "%s:%d: %s\n", file, line, msg) :
@@ -129,6 +158,7 @@ out:
 		pb->oom = true;
 	free(text);
 	free(msg);
+	free(raw);
 }
 
 static void __attribute__((format(printf, 4, 5)))

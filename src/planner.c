@@ -124,8 +124,10 @@ plan_source_entry(const ScanEntry *s, const ScanEntry *d,
 		out->src_bytes += (uint64_t)s->meta.size;
 	if (s->err != 0)
 		return push(out, PLAN_SOURCE_ERROR, s, d);
-	if (d != NULL && d->err != 0) {
-		/* Unknown destination entry: replace it. */
+	if (d != NULL && d->err != 0 &&
+	    (st == S_IFDIR || st == S_IFREG || st == S_IFLNK)) {
+		/* Unknown destination entry: replace it (not for a special
+		 * source file, which replaces nothing: fuzz-planner). */
 		if ((r = push(out, PLAN_DELETE, NULL, d)) < 0)
 			return r;
 		d = NULL;
@@ -259,7 +261,12 @@ planner_plan_dir(const char *dir_relpath, const ScanList *src,
 		} else {
 			i++;
 			j++;
-			if (!ignored(dir_relpath, s->name,
+			/* A source entry never mirrored under a temporary's
+			 * name does not save an earlier run's leftover. */
+			if (fsutil_is_temp_name(d->name) &&
+			    !fsutil_is_own_temp(d->name))
+				r = push(out, PLAN_DELETE, NULL, d);
+			else if (!ignored(dir_relpath, s->name,
 			    S_ISDIR(s->meta.mode), opt->exclude))
 				r = plan_source_entry(s, d, opt, out);
 		}

@@ -56,13 +56,26 @@ class Live(unittest.TestCase):
         self.proc = None
 
     def tearDown(self):
+        # A clean stop, checked: under TREESYNC_WRAP (valgrind) the exit
+        # code is where memcheck errors and leaks at exit show up.
+        problem = None
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=10 * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                rc = "(killed: SIGTERM did not stop it)"
+            if rc != 0:
+                problem = "daemon exit %s at the end of the test\n%s" % (
+                    rc, self.logtext()[-2000:])
         if os.environ.get("TREESYNC_KEEP"):
             sys.stderr.write("kept %s\n" % self.tmp)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if problem:
+            self.fail(problem)
 
     def write_config(self, syncs=None, extra=""):
         syncs = syncs or [("t", self.src, [self.dst], "")]

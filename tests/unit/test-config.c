@@ -946,6 +946,27 @@ END_TEST
 
 #ifdef TREESYNC_SOURCE_ROOT
 /* The commented example that ships must itself be valid. */
+/* Found by tests/fuzz/fuzz-config: a newline in a path split a problem
+ * over two lines, the second without FILE:LINE. */
+START_TEST(test_control_characters_in_messages_escaped)
+{
+	char *errors = load_fail(
+	    "control_socket = \"/tmp/a\\nb/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\";\n"
+	    "syncs = ( { name = \"t\"; source = \"/s\\tx\";\n"
+	    "  destinations = ( \"/s\\tx/in\" ); } );\n");
+
+	ck_assert_uint_eq(count_lines(errors), 2);
+	ck_assert_msg(strstr(errors, "/tmp/a\\x0ab/") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, "'/s\\x09x/in'") != NULL, "%s", errors);
+	for (const char *l = errors; *l != '\0'; l = strchr(l, '\n') + 1)
+		ck_assert_msg(strncmp(l, conf_path, strlen(conf_path)) == 0,
+		    "%s", errors);
+	free(errors);
+}
+END_TEST
+
 START_TEST(test_shipped_example)
 {
 	Config *cfg = NULL;
@@ -997,6 +1018,7 @@ config_suite(void)
 	tcase_add_test(tc, test_check_sources);
 	tcase_add_test(tc, test_invalid_exclude);
 #ifdef TREESYNC_SOURCE_ROOT
+	tcase_add_test(tc, test_control_characters_in_messages_escaped);
 	tcase_add_test(tc, test_shipped_example);
 #endif
 	suite_add_tcase(s, tc);

@@ -251,6 +251,20 @@ START_TEST(test_temporaries)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz-planner: a source entry of the same name
+ * (never mirrored) used to shield an earlier run's leftover. */
+START_TEST(test_leftover_temporary_goes_when_source_has_the_name)
+{
+	opt.delete = false;
+	add(&dst, ".treesync.0123abcd.7", S_IFREG | 0600, 1, 1, NULL);
+	add(&src, ".treesync.0123abcd.7", S_IFREG | 0644, 5, 2, NULL);
+	run_plan("", false);
+	ck_assert_int_eq(action_of(".treesync.0123abcd.7", 0), PLAN_DELETE);
+	ck_assert_uint_eq(plan.n, 1);
+	ck_assert_ptr_eq(plan.actions[0].src, NULL);
+}
+END_TEST
+
 START_TEST(test_hash_mode)
 {
 	opt.compare = COMPARE_HASH;
@@ -339,6 +353,19 @@ START_TEST(test_specials_and_source_errors_leave_destination_alone)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz-planner: an unreadable destination entry was
+ * deleted for a special source file, which puts nothing in its place. */
+START_TEST(test_special_source_keeps_unknown_destination_entry)
+{
+	add(&src, "fifo", S_IFIFO | 0644, 0, 1, NULL);
+	add(&dst, "fifo", S_IFREG | 0644, 1, 1, NULL);
+	entry(&dst, "fifo")->err = -13;
+	run_plan("", false);
+	ck_assert_int_eq(action_of("fifo", 0), PLAN_SKIP_SPECIAL);
+	ck_assert_uint_eq(plan.n, 1);
+}
+END_TEST
+
 START_TEST(test_fresh_directory)
 {
 	add(&src, "a", S_IFREG | 0644, 1, 1, NULL);
@@ -364,11 +391,13 @@ planner_suite(void)
 	tcase_add_test(tc, test_delete_false_keeps_names_but_fixes_types);
 	tcase_add_test(tc, test_excluded_names_neither_copied_nor_deleted);
 	tcase_add_test(tc, test_temporaries);
+	tcase_add_test(tc, test_leftover_temporary_goes_when_source_has_the_name);
 	tcase_add_test(tc, test_hash_mode);
 	tcase_add_test(tc, test_hardlinks);
 	tcase_add_test(tc, test_symlinks);
 	tcase_add_test(tc, test_dir_replaced_by_file_and_file_by_dir);
 	tcase_add_test(tc, test_specials_and_source_errors_leave_destination_alone);
+	tcase_add_test(tc, test_special_source_keeps_unknown_destination_entry);
 	tcase_add_test(tc, test_fresh_directory);
 	suite_add_tcase(s, tc);
 	return s;
