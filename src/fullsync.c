@@ -1332,9 +1332,11 @@ root_done(Job *job)
 		fs->stats.errors++;
 		if (!fs->opt.will_retry)
 			synclog_event(LOG_LEVEL_ERROR, fs->pair->name, "guard",
-			    "", fs->dest, "source '%s' %s: nothing done for "
+			    "", fs->dest, "source '%s' %s%s%s: nothing done for "
 			    "this destination, nothing deleted",
-			    fs->pair->source, guard_fault_text(rj->fault));
+			    fs->pair->source, guard_fault_text(rj->fault),
+			    rj->src_err < 0 ? ": " : "",
+			    rj->src_err < 0 ? strerror(-rj->src_err) : "");
 		if (rj->src_fd >= 0)
 			close(rj->src_fd);
 		if (rj->dst_fd >= 0)

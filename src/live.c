@@ -615,6 +615,13 @@ path_run(Job *job)
 			pj->res.fault = GUARD_VANISHED;
 		return;
 	}
+	/* Not the root the pair mirrors (unmounted, replaced): touch
+	 * nothing, neither copy from it nor delete because of it. */
+	if (pj->expect.known && (pj->res.fault = guard_check_source(src, 0,
+	    -1, &pj->expect, false, &(SourceIdentity){ 0 })) != GUARD_OK) {
+		close(src);
+		return;
+	}
 	if ((dst = open_root(pj->dest->path)) < 0) {
 		pj->res.err = dst;
 		close(src);
