@@ -225,8 +225,8 @@ enter_fault(Live *live, GuardFault f)
 	if (live->fault == GUARD_OK || live->fault != f) {
 		snprintf(live->fault_text, sizeof live->fault_text,
 		    "source '%s' %s: nothing is deleted or copied until it is "
-		    "back; checking again every %d..%d s%s%s", live->pair->source,
-		    guard_fault_text(f), FAULT_CHECK_MIN_MS / 1000,
+		    "back; checking again every %.1f..%d s%s%s", live->pair->source,
+		    guard_fault_text(f), FAULT_CHECK_MIN_MS / 1000.0,
 		    FAULT_CHECK_MAX_MS / 1000, f == GUARD_REPLACED ||
 		    f == GUARD_EMPTY ? "; if it is meant to be so: treesyncctl "
 		    "resync --force " : "", f == GUARD_REPLACED ||
