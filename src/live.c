@@ -106,6 +106,7 @@ struct Dest {
 	unsigned pass_failures;
 	uint64_t pass_due_ms;	/* backoff of the next full pass */
 	bool force_next;	/* its next full pass ignores max_delete */
+	bool probing;		/* the running pass is a fault's probe */
 	size_t jobs_out;
 };
 
@@ -823,7 +824,9 @@ pass_done(FullSync *fs, void *arg)
 	if (whole && st->source.known) {
 		/* A remounted root gets a new device: remember it. */
 		d->live->identity = st->source;
-		if (d->live->fault != GUARD_OK)
+		/* Only a probe speaks for the source as it is now: a pass
+		 * that checked it before the fault began does not. */
+		if (d->live->fault != GUARD_OK && d->probing)
 			leave_fault(d->live);
 	}
 	if (st->withheld != 0 && !d->live->held)
@@ -899,6 +902,7 @@ start_pass(Dest *d, const char *relroot)
 	if (r < 0)
 		oom();
 	d->pass_root = xstrdup(relroot);
+	d->probing = live->fault != GUARD_OK;
 	/* Changes made before the pass starts are seen by its scans. */
 	pending_clear(d, relroot);
 	if (relroot[0] == '\0')
