@@ -35,6 +35,9 @@ QUICK = bool(WRAP or os.environ.get("ASAN_OPTIONS") or
              os.environ.get("TREESYNC_QUICK_FAULTS"))
 ROOT_ONLY = unittest.skipUnless(os.geteuid() == 0, "needs root (mount)")
 SLOW_ONLY = unittest.skipIf(QUICK, "slow: normal build only")
+# Same code paths as a test that does run under valgrind: keep its time.
+NO_VALGRIND = unittest.skipIf(bool(WRAP), "covered under valgrind by a "
+                              "sibling test")
 
 
 def listing(tree):
@@ -130,6 +133,7 @@ class Faults(DaemonCase):
         write(os.path.join(self.src, "after.txt"), b"back")
         self.wait_log("is back")
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     def test_source_root_removed_and_recreated_by_force(self):
         write(os.path.join(self.src, "keep", "a"), b"a")
@@ -151,6 +155,7 @@ class Faults(DaemonCase):
         self.write_config(extra="max_delete = 1000;")
         self.proc.send_signal(signal.SIGHUP)
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     @ROOT_ONLY
     def test_source_unmounted_and_remounted(self):
@@ -177,6 +182,7 @@ class Faults(DaemonCase):
         time.sleep(0.5)
         write(os.path.join(self.src, "live-after.txt"), b"watched")
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     # -- max_delete ------------------------------------------------------
     def max_delete_case(self, setting, n_files, n_removed, allowed):
@@ -218,10 +224,12 @@ class Faults(DaemonCase):
                                   "max_delete = 100000;")])
         self.proc.send_signal(signal.SIGHUP)
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     def test_max_delete_count(self):
         self.max_delete_case("5", 60, 20, 5)
 
+    @NO_VALGRIND
     def test_max_delete_percent(self):
         # 100 files + 4 directories + the root's entries: 10% is 10.
         self.max_delete_case('"10%"', 100, 30, 10)
@@ -246,7 +254,9 @@ class Faults(DaemonCase):
         self.assertEqual(temp_files(ro), [])
         subprocess.run(["mount", "-o", "remount,rw", ro], check=True)
         self.wait_equal(self.src, ro)
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
+    @NO_VALGRIND
     def test_destination_directory_removed_or_replaced_by_hand(self):
         for d in ("gone", "file", "deep"):
             for i in range(20):
@@ -261,6 +271,7 @@ class Faults(DaemonCase):
         for d in ("gone", "file", "deep"):
             write(os.path.join(self.src, d, "sub", "f0"), b"changed")
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     # -- retries -----------------------------------------------------------
     @unittest.skipUnless(os.geteuid() == 0, "needs root to add a user")
@@ -300,13 +311,14 @@ class Faults(DaemonCase):
         # Readable again: the next retry copies it.
         os.chmod(os.path.join(self.src, "secret.key"), 0o644)
         self.wait_equal(self.src, self.dst, "--no-owner")
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     # -- crashes -----------------------------------------------------------
     @SLOW_ONLY
     def test_kill_9_during_start_up_sync(self):
         rng = random.Random(seed())
-        self.gentree(self.src, 2000, 11)
-        write(os.path.join(self.src, "big.bin"), os.urandom(64 << 20))
+        self.gentree(self.src, 1000, 11)
+        write(os.path.join(self.src, "big.bin"), os.urandom(32 << 20))
         self.write_config()
         for round in range(10):
             # New work for every start-up pass: a round of files in,
@@ -376,8 +388,10 @@ class Faults(DaemonCase):
             t.join()
         self.wait_equal()
         self.assertEqual(temp_files(self.dst), [])
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     # -- files that change while they are copied -------------------------
+    @NO_VALGRIND
     def test_file_appended_while_copied(self):
         self.start()
         p = os.path.join(self.src, "growing.log")
@@ -389,6 +403,7 @@ class Faults(DaemonCase):
                 time.sleep(0.01)
         self.wait_equal()
         self.assertEqual(temp_files(self.dst), [])
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     @SLOW_ONLY
     def test_1gib_file_rewritten_while_copied(self):
@@ -425,7 +440,9 @@ class Faults(DaemonCase):
             os.unlink(os.path.join(big, "e%06d" % i))
             write(os.path.join(big, "n%06d" % i), b"new")
         self.wait_equal()
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
+    @NO_VALGRIND
     def test_path_near_path_max(self):
         # 19 directories of 200 bytes and a 190-byte file name: a relative
         # path of 4,009 bytes (PATH_MAX is 4,096 with the absolute part).
@@ -440,6 +457,7 @@ class Faults(DaemonCase):
         self.wait_equal()
         with open(os.path.join(self.dst, rel), "rb") as f:
             self.assertEqual(f.read(), b"deep and changed")
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     def test_symlink_loops(self):
         os.mkdir(os.path.join(self.src, "d"))
@@ -455,6 +473,7 @@ class Faults(DaemonCase):
         self.assertEqual(os.readlink(os.path.join(self.dst, "d", "root")),
                          self.src)
         self.assertIsNone(self.proc.poll())
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
     def test_fifos_sockets_devices_are_skipped(self):
         os.mkfifo(os.path.join(self.src, "fifo"))
@@ -479,6 +498,7 @@ class Faults(DaemonCase):
             self.assertIn(" warn ", lines[0])
             self.assertFalse(os.path.lexists(os.path.join(self.dst, n)))
         self.assertTrue(os.path.exists(os.path.join(self.dst, "regular")))
+        self.stop()  # exit 0: no sanitizer or valgrind report
 
 
 if __name__ == "__main__":
