@@ -1308,6 +1308,17 @@ pump(FullSync *fs)
 	}
 }
 
+/* The pass ends before it began: nothing to walk. */
+static void
+root_abandon(FullSync *fs, RootJob *rj)
+{
+	if (rj->src_fd >= 0)
+		close(rj->src_fd);
+	if (rj->dst_fd >= 0)
+		close(rj->dst_fd);
+	fs->root_done = true;
+}
+
 static void
 root_done(Job *job)
 {
@@ -1337,11 +1348,7 @@ root_done(Job *job)
 			    fs->pair->source, guard_fault_text(rj->fault),
 			    rj->src_err < 0 ? ": " : "",
 			    rj->src_err < 0 ? strerror(-rj->src_err) : "");
-		if (rj->src_fd >= 0)
-			close(rj->src_fd);
-		if (rj->dst_fd >= 0)
-			close(rj->dst_fd);
-		fs->root_done = true;
+		root_abandon(fs, rj);
 		goto out;
 	}
 	if (job->cancelled || rj->src_err < 0 || rj->dst_err < 0) {
@@ -1357,11 +1364,7 @@ root_done(Job *job)
 			    fs->opt.will_retry ? " (will retry)" :
 			    ", nothing done for this destination");
 		}
-		if (rj->src_fd >= 0)
-			close(rj->src_fd);
-		if (rj->dst_fd >= 0)
-			close(rj->dst_fd);
-		fs->root_done = true;
+		root_abandon(fs, rj);
 		goto out;
 	}
 	if (rj->src_st.st_dev == rj->dst_st.st_dev &&
