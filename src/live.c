@@ -635,8 +635,9 @@ path_run(Job *job)
 	pj->usec = now_usec() - t0;
 }
 
+/* attempts: the failures in a row this one would make (for the delay). */
 static void
-log_path_result(Dest *d, const PathJob *pj)
+log_path_result(Dest *d, const PathJob *pj, unsigned attempts)
 {
 	const PathSyncResult *r = &pj->res;
 	const char *pair = d->live->pair->name;
@@ -651,10 +652,9 @@ log_path_result(Dest *d, const PathJob *pj)
 		return;	/* enter_fault says it, once */
 	if (r->err != 0) {
 		synclog_event(LOG_LEVEL_WARN, pair, r->action ? r->action :
-		    "sync", pj->relpath, d->path, "failed: %s (will retry)",
-		    r->err == COPY_SOURCE_CHANGED ?
-		    "source kept changing while it was copied" :
-		    strerror(-r->err));
+		    "sync", pj->relpath, d->path, "failed: %s (will retry in "
+		    "%.1f s, attempt %u)", strerror(-r->err),
+		    (double)backoff_ms(attempts) / 1000, attempts + 1);
 		note_error(d->live, "%s '%s' -> %s: %s", r->action ? r->action :
 		    "sync", pj->relpath, d->path, strerror(-r->err));
 		return;
@@ -695,7 +695,7 @@ path_done(Job *job)
 	if (job->cancelled || p == NULL)
 		goto out;
 	p->in_flight = false;
-	log_path_result(d, pj);
+	log_path_result(d, pj, p->attempts + 1);
 	if (pj->res.entries_changed)
 		mark_parent(d, pj->relpath, now);
 	if (pj->res.fault != GUARD_OK) {
