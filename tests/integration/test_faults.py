@@ -123,7 +123,7 @@ class Faults(DaemonCase):
         self.assertIn(self.src, lines[0])
         self.assertIn("nothing is deleted", lines[0])
         self.assertIn(" error ", lines[0])
-        time.sleep(3 * self.delay_ms / 1000)
+        time.sleep(2 * self.delay_ms / 1000)
         self.assertEqual(listing(self.dst), before)
         self.assertNotIn(" delete ", self.logtext())
         self.assertEqual(len(lines), 1, "one line per fault")
@@ -168,7 +168,7 @@ class Faults(DaemonCase):
         self.umount(self.src)
         lines = self.wait_log("was unmounted")
         self.assertIn(self.src, lines[0])
-        time.sleep(2)
+        time.sleep(1)
         self.assertEqual(listing(self.dst), before)
         self.assertNotIn(" delete ", self.logtext())
         # Remounted (a new tmpfs: another device number) and filled.
@@ -325,7 +325,7 @@ class Faults(DaemonCase):
             # the previous round out, the big file rewritten.
             shutil.rmtree(os.path.join(self.src, "round%d" % (round - 1)),
                           ignore_errors=True)
-            self.gentree(os.path.join(self.src, "round%d" % round), 300,
+            self.gentree(os.path.join(self.src, "round%d" % round), 200,
                          round)
             with open(os.path.join(self.src, "big.bin"), "r+b") as f:
                 f.write(os.urandom(1 << 20))
