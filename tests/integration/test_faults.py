@@ -109,21 +109,25 @@ class Faults(DaemonCase):
     def test_source_emptied_guard_holds(self):
         # The delay lets rm -rf finish before any delete falls due: the
         # guard judges the source as it is when a delete is due.
-        self.delay_ms = 1500
+        self.delay_ms = 3000
         self.gentree(self.src, 300, 5)
         self.start()
         before = listing(self.dst)
+        t0 = time.monotonic()
         for n in os.listdir(self.src):
             p = os.path.join(self.src, n)
             if os.path.isdir(p) and not os.path.islink(p):
                 shutil.rmtree(p)
             else:
                 os.unlink(p)
+        # Precondition: emptied within the window, so the first delete
+        # that falls due sees an empty source.
+        self.assertLess(time.monotonic() - t0, self.delay_ms / 1000)
         lines = self.wait_log("is empty while its destination is not")
         self.assertIn(self.src, lines[0])
         self.assertIn("nothing is deleted", lines[0])
         self.assertIn(" error ", lines[0])
-        time.sleep(2 * self.delay_ms / 1000)
+        time.sleep(self.delay_ms / 1000)
         self.assertEqual(listing(self.dst), before)
         self.assertNotIn(" delete ", self.logtext())
         self.assertEqual(len(lines), 1, "one line per fault")
