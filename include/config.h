@@ -27,6 +27,18 @@ typedef enum {
 	COMPARE_HASH,		/* content hash (xxh3) when sizes are equal */
 } CompareMode;
 
+/* max_delete: entries one compare pass may delete (SPEC: safety guards). */
+typedef enum {
+	MAX_DELETE_NONE = 0,	/* no limit (the default) */
+	MAX_DELETE_COUNT,	/* max_delete = 1000; */
+	MAX_DELETE_PERCENT,	/* max_delete = "10%"; of the destination */
+} MaxDeleteKind;
+
+typedef struct MaxDelete {
+	MaxDeleteKind kind;
+	unsigned long long value;	/* entries, or percent 0..100 */
+} MaxDelete;
+
 typedef struct SyncPairConfig {
 	char *name;
 	char *source;		/* absolute, normalized, no trailing '/' */
@@ -35,6 +47,7 @@ typedef struct SyncPairConfig {
 	Exclude *exclude;	/* never NULL (may hold no pattern) */
 	bool delete;		/* propagate deletions; default true */
 	CompareMode compare;
+	MaxDelete max_delete;	/* its own, else the global one */
 	int line;		/* line of this sync's group, for messages */
 	int source_line;	/* line of its source setting, for messages */
 } SyncPairConfig;
@@ -46,6 +59,7 @@ typedef struct Config {
 	char *log_file;		/* NULL: stderr (or the journal) */
 	LogLevel log_level;
 	char *control_socket;
+	MaxDelete max_delete;	/* default of every sync pair */
 	SyncPairConfig *syncs;
 	size_t n_syncs;
 } Config;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "guard.h"
 #include "pool.h"
 
 typedef struct SyncStats {
@@ -33,6 +34,11 @@ typedef struct SyncStats {
 	uint64_t meta_fixed;
 	uint64_t skipped;	/* fifos, sockets, devices */
 	uint64_t errors;	/* entries that could not be synced */
+	uint64_t withheld;	/* deletes not done: past max_delete or held */
+	uint64_t delete_budget;	/* what max_delete allowed (UINT64_MAX: all) */
+	GuardFault fault;	/* the source root failed its check: the pass
+				 * did nothing (see guard.h) */
+	SourceIdentity source;	/* the source root as the pass found it */
 	bool scan_done;		/* every directory has been read */
 } SyncStats;
 
@@ -43,6 +49,14 @@ typedef struct FullSyncOptions {
 	bool preserve_owner;	/* running as root */
 	bool will_retry;	/* failures are retried later (live daemon) */
 	bool umask_zero;	/* main set umask 0: see CopyOptions */
+	/* Safety guards (guard.h). The source root is checked before the
+	 * pass does anything: against expect when expect.known, and for a
+	 * whole-tree pass, not empty while the destination is full. */
+	SourceIdentity expect;
+	bool hold_deletes;	/* delete nothing: the pair is held */
+	bool force;		/* ignore max_delete for this pass */
+	uint64_t dst_entries;	/* destination size for a percentage
+				 * max_delete; 0: count it in the pass */
 } FullSyncOptions;
 
 /*

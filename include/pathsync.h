@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "copy.h"
+#include "guard.h"
 
 typedef enum {
 	PATHSYNC_DONE,		/* the path is in sync (or err says why not) */
@@ -30,6 +31,11 @@ typedef struct PathSyncOptions {
 	CopyOptions copy;
 	bool delete;		/* a name gone from the source goes */
 	CompareMode compare;
+	/* Before a name gone from the source is deleted: the source root
+	 * must still be this (NULL: no check) and not be empty while the
+	 * destination is not; with hold_deletes nothing is deleted. */
+	const SourceIdentity *expect;
+	bool hold_deletes;
 } PathSyncOptions;
 
 typedef struct PathSyncResult {
@@ -41,6 +47,9 @@ typedef struct PathSyncResult {
 	uint64_t count;		/* entries deleted */
 	bool entries_changed;	/* a name was made, replaced or removed in
 				 * the destination parent (its mtime moved) */
+	GuardFault fault;	/* a delete was refused: the source root
+				 * failed its check */
+	bool withheld;		/* a delete was not done: hold_deletes */
 } PathSyncResult;
 
 /* relpath "" is the root directory itself (its metadata only). */

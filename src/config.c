@@ -27,11 +27,12 @@
 
 static const char *const global_keys[] = {
 	"workers", "delay_ms", "log_file", "log_level", "control_socket",
-	"syncs", NULL,
+	"max_delete", "syncs", NULL,
 };
 
 static const char *const sync_keys[] = {
-	"name", "source", "destinations", "exclude", "delete", "compare", NULL,
+	"name", "source", "destinations", "exclude", "delete", "compare",
+	"max_delete", NULL,
 };
 
 struct problem {
@@ -570,6 +571,56 @@ get_word(struct loader *ld, const config_setting_t *s, const char *prefix,
 	return NULL;
 }
 
+/*
+ * max_delete: a count of entries (an integer >= 0) or a percentage of the
+ * destination's entries ("10%", 0..100).
+ */
+static void
+load_max_delete(struct loader *ld, const config_setting_t *s,
+    const char *prefix, MaxDelete *out)
+{
+	static const char expected[] = "a count (max_delete = 1000;) or a "
+	    "percentage of the destination (max_delete = \"10%\";)";
+	char got[160];
+	const char *text;
+	char *end;
+	unsigned long long v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64) {
+		long long n = config_setting_get_int64(s);
+		if (n < 0) {
+			report(ld, s, "%smax_delete: must be %s, got %lld",
+			    prefix, expected, n);
+			return;
+		}
+		out->kind = MAX_DELETE_COUNT;
+		out->value = (unsigned long long)n;
+		return;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		goto bad;
+	text = config_setting_get_string(s);
+	if (text[0] < '0' || text[0] > '9')
+		goto bad;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno != 0 || strcmp(end, "%") != 0)
+		goto bad;
+	if (v > 100) {
+		report(ld, s, "%smax_delete: a percentage must be from 0%% to "
+		    "100%%, got \"%s\"", prefix, text);
+		return;
+	}
+	out->kind = MAX_DELETE_PERCENT;
+	out->value = v;
+	return;
+bad:
+	describe_value(s, got, sizeof got);
+	report(ld, s, "%smax_delete: must be %s, got %s", prefix, expected,
+	    got);
+}
+
 static void
 load_log_level(struct loader *ld, const config_setting_t *s)
 {
@@ -774,6 +825,8 @@ load_sync(struct loader *ld, const config_setting_t *group, size_t number)
 	ld->cfg->n_syncs++;
 	pair->delete = true;
 	pair->compare = COMPARE_MTIME;
+	/* Globals are read before the syncs (see load_globals). */
+	pair->max_delete = ld->cfg->max_delete;
 	pair->line = line_of(ld, group);
 	sl->group = group;
 	r = exclude_new(&pair->exclude);
@@ -825,6 +878,8 @@ load_sync(struct loader *ld, const config_setting_t *group, size_t number)
 				report(ld, s, "%scompare: must be %s, got %s",
 				    prefix, expected, got);
 			}
+		} else if (strcmp(key, "max_delete") == 0) {
+			load_max_delete(ld, s, prefix, &pair->max_delete);
 		} else {
 			report_unknown_key(ld, s, sl->label);
 		}
@@ -906,6 +961,8 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			load_log_level(ld, s);
 		} else if (strcmp(key, "control_socket") == 0) {
 			r = load_control_socket(ld, s);
+		} else if (strcmp(key, "max_delete") == 0) {
+			load_max_delete(ld, s, "", &ld->cfg->max_delete);
 		} else if (strcmp(key, "syncs") == 0) {
 			syncs = s;
 		} else {

@@ -66,6 +66,8 @@ typedef struct PairRun {
 	bool watched;		/* the watcher holds its Exclude */
 	size_t watches;		/* directories watched, from the watcher */
 	bool started;		/* its first pass was started */
+	bool restart;		/* its source is back: watch it again */
+	struct Daemon *dm;
 } PairRun;
 
 typedef struct Daemon {
@@ -82,6 +84,7 @@ typedef struct Daemon {
 	Control *control;
 	Control *old_control;	/* stopped by a reload that moved it */
 	time_t started;
+	struct event *restarter;	/* pairs whose source is back */
 	bool stopping;
 	bool ready;		/* READY=1 was sent */
 } Daemon;
@@ -100,6 +103,8 @@ same_pair(const SyncPairConfig *a, const SyncPairConfig *b)
 {
 	if (strcmp(a->name, b->name) != 0 || strcmp(a->source, b->source) != 0
 	    || a->delete != b->delete || a->compare != b->compare ||
+	    a->max_delete.kind != b->max_delete.kind ||
+	    a->max_delete.value != b->max_delete.value ||
 	    a->n_destinations != b->n_destinations ||
 	    !exclude_equal(a->exclude, b->exclude))
 		return false;
@@ -109,16 +114,32 @@ same_pair(const SyncPairConfig *a, const SyncPairConfig *b)
 	return true;
 }
 
+/*
+ * The pair's source root failed its guard check and is sound again: its
+ * watches went with the old root (unmounted, deleted), so the pair is
+ * restarted from the loop (watches first, then a full pass).
+ */
+static void
+on_source_back(void *arg)
+{
+	PairRun *pr = arg;
+
+	pr->restart = true;
+	event_active(pr->dm->restarter, 0, 0);
+}
+
 static int
 pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 {
 	LiveOptions opt = { .delay_ms = ref->cfg->delay_ms,
-	    .preserve_owner = geteuid() == 0 };
+	    .preserve_owner = geteuid() == 0, .source_back = on_source_back };
 	PairRun *pr = calloc(1, sizeof *pr);
 	int r;
 
 	if (pr == NULL)
 		return -ENOMEM;
+	pr->dm = dm;
+	opt.source_back_arg = pr;
 	if ((r = live_new(dm->base, dm->pool, pair, &opt, &pr->live)) < 0) {
 		free(pr);
 		return r;
@@ -257,6 +278,31 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 		} else {
 			pp = &pr->next;
 		}
+	}
+}
+
+static void
+on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	Daemon *dm = arg;
+	PairRun **pp = &dm->pairs;
+
+	(void)fd;
+	(void)what;
+	while (*pp != NULL) {
+		PairRun *pr = *pp;
+		if (!pr->restart) {
+			pp = &pr->next;
+			continue;
+		}
+		*pp = pr->next;
+		synclog_msg(LOG_LEVEL_INFO, "%s: source is back: watching it "
+		    "again", pr->pair->name);
+		pair_retire(dm, pr);
+		if (pair_start(dm, pr->ref, pr->pair) < 0)
+			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
+			    pr->pair->name);
+		pp = &dm->pairs;
 	}
 }
 
@@ -644,6 +690,9 @@ daemon_run(Config *cfg)
 		    NULL) < 0)
 			goto out;
 	}
+	dm.restarter = event_new(dm.base, -1, 0, on_restart, &dm);
+	if (dm.restarter == NULL)
+		goto out;
 	dm.reaper = event_new(dm.base, -1, EV_PERSIST, on_reaper, &dm);
 	if (dm.reaper == NULL || event_add(dm.reaper, &second) < 0)
 		goto out;
@@ -698,6 +747,8 @@ out:
 			event_free(dm.signals[i]);
 	if (dm.reaper != NULL)
 		event_free(dm.reaper);
+	if (dm.restarter != NULL)
+		event_free(dm.restarter);
 	if (dm.base != NULL)
 		event_base_free(dm.base);
 	ref_put(dm.current);

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 
 #include "copy.h"
 #include "fullsync.h"
+#include "guard.h"
 #include "hash.h"
 #include "planner.h"
 #include "scan.h"
@@ -74,6 +76,7 @@ typedef struct Op {
 	/* Results, written by the worker. */
 	int err;		/* 0, -errno or COPY_SOURCE_CHANGED */
 	bool unchanged;		/* OP_HASH_COPY found equal content */
+	bool withheld;		/* OP_DELETE past the pass's budget */
 	uint64_t bytes;
 	uint64_t count;
 	uint64_t dst_ino;
@@ -136,6 +139,9 @@ typedef struct RootJob {
 	int dst_err;
 	bool created;
 	bool not_dir;		/* a subtree's source is no longer a dir */
+	GuardFault fault;
+	SourceIdentity seen;
+	uint64_t budget;	/* deletes this pass may do */
 } RootJob;
 
 typedef struct Waiter {
@@ -190,6 +196,11 @@ struct FullSync {
 	size_t hl_count;
 
 	SyncStats stats;
+	/* The one piece of pass state workers write: deletes count down
+	 * the max_delete budget as they run, since a directory's size is
+	 * known only to the worker that counts it. */
+	bool limit_deletes;
+	atomic_uint_least64_t deletes_left;
 };
 
 static void pump(FullSync *fs);
@@ -571,6 +582,24 @@ op_run(FullSync *fs, int src, int dst, Op *op)
 
 	switch (op->type) {
 	case OP_DELETE:
+		/* Crash leftovers are ours, not the user's: never budgeted. */
+		if (fs->limit_deletes && !fsutil_is_temp_name(op->name)) {
+			uint_least64_t left = atomic_load(&fs->deletes_left);
+			uint64_t n = 0;
+
+			op->err = guard_count_tree(dst, op->name, left, &n);
+			if (op->err < 0)
+				break;
+			do {
+				if (n > left) {
+					op->withheld = true;
+					break;
+				}
+			} while (!atomic_compare_exchange_weak(
+			    &fs->deletes_left, &left, left - n));
+			if (op->withheld)
+				break;
+		}
 		op->err = copy_delete_tree(dst, op->name, &op->count);
 		break;
 	case OP_MKDIR:
@@ -749,6 +778,9 @@ root_run(Job *job)
 	rj->src_fd = open(fs->pair->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rj->src_fd < 0 || fstat(rj->src_fd, &rj->src_st) < 0) {
 		rj->src_err = -errno;
+		/* The whole source is missing: a fault, not an error of one
+		 * path (a subtree's own absence is handled in open_subtree). */
+		rj->fault = GUARD_VANISHED;
 		return;
 	}
 	rj->dst_fd = open(fs->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -762,6 +794,26 @@ root_run(Job *job)
 	if (rj->dst_fd < 0 || fstat(rj->dst_fd, &rj->dst_st) < 0) {
 		rj->dst_err = -errno;
 		return;
+	}
+	/* Before anything is touched: is this still the source the pair
+	 * mirrors? A subtree pass checks the root's identity only. */
+	rj->fault = guard_check_source(rj->src_fd, rj->src_err, rj->dst_fd,
+	    &fs->opt.expect, fs->relroot[0] == '\0' && !fs->opt.force,
+	    &rj->seen);
+	if (rj->fault != GUARD_OK)
+		return;
+	rj->budget = UINT64_MAX;
+	if (fs->opt.hold_deletes) {
+		rj->budget = 0;
+	} else if (!fs->opt.force && fs->pair->delete) {
+		uint64_t entries = fs->opt.dst_entries;
+
+		if (fs->pair->max_delete.kind == MAX_DELETE_PERCENT &&
+		    entries == 0)
+			(void)guard_count_tree(rj->dst_fd, ".", UINT64_MAX - 1,
+			    &entries);
+		rj->budget = guard_delete_budget(&fs->pair->max_delete,
+		    entries);
 	}
 	if (fs->relroot[0] != '\0') {
 		rj->created = false;
@@ -980,6 +1032,16 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 		return;
 	if (open_err != 0)
 		op->err = open_err;
+	if (op->withheld && open_err == 0) {
+		/* Past max_delete (or the pair is held): the caller logs one
+		 * line for the pass; the name stays in the destination. */
+		path = xjoin(b->dir_relpath, op->name);
+		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "delete", path,
+		    fs->dest, "withheld: past max_delete");
+		free(path);
+		fs->stats.withheld++;
+		return;
+	}
 	if (op->err == -ENOENT && (op->type == OP_COPY ||
 	    op->type == OP_HASH_COPY) && open_err == 0) {
 		/* Gone from the source since the scan: nothing to mirror. */
@@ -1246,6 +1308,17 @@ pump(FullSync *fs)
 	}
 }
 
+/* The pass ends before it began: nothing to walk. */
+static void
+root_abandon(FullSync *fs, RootJob *rj)
+{
+	if (rj->src_fd >= 0)
+		close(rj->src_fd);
+	if (rj->dst_fd >= 0)
+		close(rj->dst_fd);
+	fs->root_done = true;
+}
+
 static void
 root_done(Job *job)
 {
@@ -1263,6 +1336,21 @@ root_done(Job *job)
 		fs->root_done = true;
 		goto out;
 	}
+	if (!job->cancelled && rj->fault != GUARD_OK) {
+		/* Nothing is done: the caller says what happens next (the
+		 * live daemon holds deletes and checks again). */
+		fs->stats.fault = rj->fault;
+		fs->stats.errors++;
+		if (!fs->opt.will_retry)
+			synclog_event(LOG_LEVEL_ERROR, fs->pair->name, "guard",
+			    "", fs->dest, "source '%s' %s%s%s: nothing done for "
+			    "this destination, nothing deleted",
+			    fs->pair->source, guard_fault_text(rj->fault),
+			    rj->src_err < 0 ? ": " : "",
+			    rj->src_err < 0 ? strerror(-rj->src_err) : "");
+		root_abandon(fs, rj);
+		goto out;
+	}
 	if (job->cancelled || rj->src_err < 0 || rj->dst_err < 0) {
 		if (!job->cancelled) {
 			bool src = rj->src_err < 0;
@@ -1276,11 +1364,7 @@ root_done(Job *job)
 			    fs->opt.will_retry ? " (will retry)" :
 			    ", nothing done for this destination");
 		}
-		if (rj->src_fd >= 0)
-			close(rj->src_fd);
-		if (rj->dst_fd >= 0)
-			close(rj->dst_fd);
-		fs->root_done = true;
+		root_abandon(fs, rj);
 		goto out;
 	}
 	if (rj->src_st.st_dev == rj->dst_st.st_dev &&
@@ -1297,6 +1381,10 @@ root_done(Job *job)
 		    "created the destination root" : "created");
 	fs->src_root = rj->src_fd;
 	fs->dst_root = rj->dst_fd;
+	fs->stats.source = rj->seen;
+	fs->stats.delete_budget = rj->budget;
+	fs->limit_deletes = rj->budget != UINT64_MAX;
+	atomic_store(&fs->deletes_left, rj->budget);
 	root = dir_new(fs, NULL, xstrdup(fs->relroot));
 	fsutil_meta_from_stat(&rj->src_st, &root->src_meta);
 	fsutil_meta_from_stat(&rj->dst_st, &root->dst_meta);
@@ -1341,6 +1429,7 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
 	fs->done = done;
 	fs->done_arg = arg;
 	fs->src_root = fs->dst_root = -1;
+	fs->stats.delete_budget = UINT64_MAX;
 	fs->max_jobs = (size_t)pool_threads(pool) * 4 + 2;
 	*ret = fs;
 	return 0;

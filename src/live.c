@@ -25,7 +25,18 @@
  *
  * A path is never worked on twice at once: a change while its job is out
  * marks it to run again when the job returns. Failures come back due
- * later with exponential backoff (0.1 s .. 30 s); a failed pass likewise.
+ * later with exponential backoff (0.1 s .. 30 s); a failed pass likewise
+ * (x10). A path that keeps failing only delays itself.
+ *
+ * Safety guards (guard.h): every pass and every live delete first checks
+ * the source root on the worker. A root that vanished, was unmounted or
+ * replaced, or is empty while the destination is not, puts the pair in
+ * fault: no work is handed out but a probe (a full pass of the first
+ * destination) with backoff (0.5 s .. 16 s); when a probe finds the root
+ * sound it converges and every destination gets a full pass. A pass that
+ * reaches max_delete holds the pair: passes and path jobs go on, deletes
+ * do not, until live_resync(force) or a reload with another max_delete
+ * (which restarts the pair).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,6 +63,8 @@
 				 * before the compare that follows it */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
+#define FAULT_CHECK_MIN_MS 500	/* the source root is checked again */
+#define FAULT_CHECK_MAX_MS 16000
 
 typedef struct Dest Dest;
 
@@ -93,6 +106,8 @@ struct Dest {
 	uint64_t settle_due_ms;
 	unsigned pass_failures;
 	uint64_t pass_due_ms;	/* backoff of the next full pass */
+	bool force_next;	/* its next full pass ignores max_delete */
+	bool probing;		/* the running pass is a fault's probe */
 	size_t jobs_out;
 	LiveDestStats st;	/* counters; live_get_stats adds the rest */
 };
@@ -112,15 +127,26 @@ struct Live {
 	bool stopping;
 	bool paused;
 	bool polling;
-	bool force_next_pass;
 	uint64_t events, overflows;
 	size_t max_jobs;
+	/* Guards. identity: the source root as last found sound. */
+	SourceIdentity identity;
+	GuardFault fault;
+	unsigned fault_checks;
+	uint64_t fault_due_ms;	/* the next probe */
+	bool held;		/* max_delete reached: no deletes */
+	char fault_text[1024];	/* for status: NULL when no fault/hold */
+	/* Retries, for status. */
+	char last_error[1024];
+	uint64_t last_error_ms;
 };
 
 typedef struct PathJob {
 	Job job;
 	Dest *dest;
 	char *relpath;
+	PathSyncOptions opt;	/* the pair's, with this moment's guards */
+	SourceIdentity expect;
 	PathSyncResult res;
 	uint64_t usec;
 	uint64_t event_usec;	/* the pending path's, for the latency */
@@ -182,6 +208,94 @@ backoff_ms(unsigned attempts)
 	while (attempts-- > 1 && ms < BACKOFF_MAX_MS)
 		ms *= 2;
 	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+/* The last failure, for status: "copy 'a/b' -> /dst: reason". */
+static void __attribute__((format(printf, 2, 3)))
+note_error(Live *live, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(live->last_error, sizeof live->last_error, fmt, ap);
+	va_end(ap);
+	live->last_error_ms = now_ms();
+}
+
+/*
+ * The source root failed its check: stop handing out work (deletes
+ * above all), log once per episode, and probe again with backoff.
+ */
+static void
+enter_fault(Live *live, GuardFault f)
+{
+	const char *name = live->pair->name;
+	uint64_t wait = FAULT_CHECK_MIN_MS;
+
+	if (live->fault == GUARD_OK || live->fault != f) {
+		snprintf(live->fault_text, sizeof live->fault_text,
+		    "source '%s' %s: nothing is deleted or copied until it is "
+		    "back; checking again every %.1f..%d s%s%s", live->pair->source,
+		    guard_fault_text(f), FAULT_CHECK_MIN_MS / 1000.0,
+		    FAULT_CHECK_MAX_MS / 1000, f == GUARD_REPLACED ||
+		    f == GUARD_EMPTY ? "; if it is meant to be so: treesyncctl "
+		    "resync --force " : "", f == GUARD_REPLACED ||
+		    f == GUARD_EMPTY ? name : "");
+		synclog_event(LOG_LEVEL_ERROR, name, "guard", "", "-", "%s",
+		    live->fault_text);
+		live->fault_checks = 0;
+	}
+	live->fault = f;
+	for (unsigned i = 0; i < live->fault_checks && wait <
+	    FAULT_CHECK_MAX_MS; i++)
+		wait *= 2;
+	if (wait > FAULT_CHECK_MAX_MS)
+		wait = FAULT_CHECK_MAX_MS;
+	live->fault_checks++;
+	live->fault_due_ms = now_ms() + wait;
+}
+
+/* A probe found the source root sound: converge every destination. */
+static void
+leave_fault(Live *live)
+{
+	synclog_event(LOG_LEVEL_INFO, live->pair->name, "guard", "", "-",
+	    "source '%s' is back: resuming; comparing every destination",
+	    live->pair->source);
+	live->fault = GUARD_OK;
+	live->fault_checks = 0;
+	live->fault_text[0] = '\0';
+	for (size_t k = 0; k < live->n_dests; k++) {
+		live->dests[k].full_needed = true;
+		live->dests[k].pass_due_ms = 0;
+	}
+	if (live->opt.source_back != NULL)
+		live->opt.source_back(live->opt.source_back_arg);
+}
+
+/* A pass reached max_delete: no deletes for this pair until released. */
+static void
+enter_hold(Live *live, const Dest *d, const SyncStats *st)
+{
+	const MaxDelete *md = &live->pair->max_delete;
+	char limit[64];
+
+	if (md->kind == MAX_DELETE_PERCENT)
+		snprintf(limit, sizeof limit, "\"%llu%%\" (%llu entries)",
+		    md->value, (unsigned long long)st->delete_budget);
+	else
+		snprintf(limit, sizeof limit, "%llu", md->value);
+	snprintf(live->fault_text, sizeof live->fault_text, "max_delete "
+	    "reached in '%s': %llu deleted, %llu more deletes withheld "
+	    "(max_delete = %s per pass); deletes are held for this pair, "
+	    "copies go on; release: treesyncctl resync --force %s (or raise "
+	    "max_delete and reload with SIGHUP)", d->path,
+	    (unsigned long long)st->deleted, (unsigned long long)st->withheld,
+	    limit, live->pair->name);
+	if (!live->held)
+		synclog_event(LOG_LEVEL_ERROR, live->pair->name, "guard", "",
+		    d->path, "%s", live->fault_text);
+	live->held = true;
 }
 
 /* ---- the pending table ----------------------------------------------- */
@@ -511,6 +625,15 @@ path_run(Job *job)
 	memset(&pj->res, 0, sizeof pj->res);
 	if ((src = open_root(live->pair->source)) < 0) {
 		pj->res.err = src;
+		if (src == -ENOENT || src == -ENOTDIR)
+			pj->res.fault = GUARD_VANISHED;
+		return;
+	}
+	/* Not the root the pair mirrors (unmounted, replaced): touch
+	 * nothing, neither copy from it nor delete because of it. */
+	if (pj->expect.known && (pj->res.fault = guard_check_source(src, 0,
+	    -1, &pj->expect, false, &(SourceIdentity){ 0 })) != GUARD_OK) {
+		close(src);
 		return;
 	}
 	if ((dst = open_root(pj->dest->path)) < 0) {
@@ -518,14 +641,16 @@ path_run(Job *job)
 		close(src);
 		return;
 	}
-	pathsync_run(src, dst, pj->relpath, &live->path_opt, &pj->res);
+	pj->opt.expect = &pj->expect;
+	pathsync_run(src, dst, pj->relpath, &pj->opt, &pj->res);
 	close(src);
 	close(dst);
 	pj->usec = now_usec() - t0;
 }
 
+/* attempts: the failures in a row this one would make (for the delay). */
 static void
-log_path_result(Dest *d, const PathJob *pj)
+log_path_result(Dest *d, const PathJob *pj, unsigned attempts)
 {
 	const PathSyncResult *r = &pj->res;
 	const char *pair = d->live->pair->name;
@@ -536,12 +661,20 @@ log_path_result(Dest *d, const PathJob *pj)
 		    d->path, "still being written: waiting for its close");
 		return;
 	}
+	if (r->fault != GUARD_OK)
+		return;	/* enter_fault says it, once */
 	if (r->err != 0) {
 		synclog_event(LOG_LEVEL_WARN, pair, r->action ? r->action :
-		    "sync", pj->relpath, d->path, "failed: %s (will retry)",
-		    r->err == COPY_SOURCE_CHANGED ?
-		    "source kept changing while it was copied" :
-		    strerror(-r->err));
+		    "sync", pj->relpath, d->path, "failed: %s (will retry in "
+		    "%.1f s, attempt %u)", strerror(-r->err),
+		    (double)backoff_ms(attempts) / 1000, attempts + 1);
+		note_error(d->live, "%s '%s' -> %s: %s", r->action ? r->action :
+		    "sync", pj->relpath, d->path, strerror(-r->err));
+		return;
+	}
+	if (r->withheld) {
+		synclog_event(LOG_LEVEL_DEBUG, pair, "delete", pj->relpath,
+		    d->path, "withheld: deletes are held (max_delete)");
 		return;
 	}
 	if (r->action == NULL)
@@ -575,10 +708,17 @@ path_done(Job *job)
 	if (job->cancelled || p == NULL)
 		goto out;
 	p->in_flight = false;
-	log_path_result(d, pj);
+	log_path_result(d, pj, p->attempts + 1);
 	live_stats_path_done(d, p, pj);
 	if (pj->res.entries_changed)
 		mark_parent(d, pj->relpath, now);
+	if (pj->res.fault != GUARD_OK) {
+		/* Nothing was done; the probe's full pass covers the path
+		 * once the source is back. */
+		enter_fault(d->live, pj->res.fault);
+		p->again = false;
+		goto out;
+	}
 	if (pj->res.err == COPY_SOURCE_CHANGED) {
 		/* A writer is still at it: its close (or a second of quiet)
 		 * brings the path back; no failure, no backoff. */
@@ -689,6 +829,24 @@ pass_done(FullSync *fs, void *arg)
 	char copied[32];
 
 	synclog_format_size(st->bytes_copied, copied, sizeof copied);
+	if (st->fault != GUARD_OK) {
+		enter_fault(d->live, st->fault);
+		for (size_t i = 0; i < d->n_subtrees; i++)
+			free(d->subtrees[i]);
+		d->n_subtrees = 0;
+		d->full_needed = true;
+		goto out;
+	}
+	if (whole && st->source.known) {
+		/* A remounted root gets a new device: remember it. */
+		d->live->identity = st->source;
+		/* Only a probe speaks for the source as it is now: a pass
+		 * that checked it before the fault began does not. */
+		if (d->live->fault != GUARD_OK && d->probing)
+			leave_fault(d->live);
+	}
+	if (st->withheld != 0 && !d->live->held)
+		enter_hold(d->live, d, st);
 	if (whole || st->errors != 0 || st->files_copied != 0 ||
 	    st->deleted != 0)
 		synclog_event(st->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
@@ -709,6 +867,9 @@ pass_done(FullSync *fs, void *arg)
 		d->pass_failures++;
 		d->full_needed = true;
 		d->pass_due_ms = now_ms() + backoff_ms(d->pass_failures) * 10;
+		note_error(d->live, "%s pass of '%s' -> %s: %llu errors",
+		    whole ? "full" : "subtree", d->pass_root, d->path,
+		    (unsigned long long)st->errors);
 		for (size_t i = 0; i < d->n_subtrees; i++)
 			free(d->subtrees[i]);
 		d->n_subtrees = 0;
@@ -723,6 +884,7 @@ pass_done(FullSync *fs, void *arg)
 			mark_parent(d, d->pass_root, now_ms());
 		}
 	}
+out:
 	/* The done callback runs inside the pass's last completion:
 	 * free it from the loop, not from under its own feet. */
 	fullsync_free(fs);
@@ -741,11 +903,23 @@ start_pass(Dest *d, const char *relroot)
 	Live *live = d->live;
 	int r;
 
+	FullSyncOptions opt = live->pass_opt;
+
+	opt.expect = live->identity;
+	opt.hold_deletes = live->held;
+	if (relroot[0] == '\0' && d->force_next) {
+		/* The operator's word: take the source as it is, delete
+		 * past max_delete, once. */
+		opt.force = true;
+		opt.expect.known = false;
+		d->force_next = false;
+	}
 	r = fullsync_new(live->pool, live->pair, d->path, relroot,
-	    &live->pass_opt, pass_done, d, &d->pass);
+	    &opt, pass_done, d, &d->pass);
 	if (r < 0)
 		oom();
 	d->pass_root = xstrdup(relroot);
+	d->probing = live->fault != GUARD_OK;
 	/* Changes made before the pass starts are seen by its scans. */
 	pending_clear(d, relroot);
 	if (relroot[0] == '\0')
@@ -775,6 +949,13 @@ dest_flush(Dest *d)
 
 	if (live->stopping || !live->started || live->paused || d->pass != NULL)
 		return;
+	if (live->fault != GUARD_OK) {
+		/* Only the probe: a full pass of the first destination. */
+		if (d == &live->dests[0] && d->jobs_out == 0 &&
+		    now >= live->fault_due_ms)
+			start_pass(d, "");
+		return;
+	}
 	if (d->renames != NULL) {
 		RenameJob *rj;
 
@@ -851,6 +1032,9 @@ dest_flush(Dest *d)
 		pj->relpath = xstrdup(ripe[i]->relpath);
 		pj->event_usec = ripe[i]->event_usec;
 		ripe[i]->event_usec = 0;
+		pj->opt = live->path_opt;
+		pj->opt.hold_deletes = live->held;
+		pj->expect = live->identity;
 		ripe[i]->in_flight = true;
 		ripe[i]->again = false;
 		pj->job.run = path_run;
@@ -875,6 +1059,11 @@ live_schedule(Live *live)
 		dest_flush(d);
 		if (d->pass != NULL)
 			continue;
+		if (live->fault != GUARD_OK) {
+			if (k == 0 && live->fault_due_ms < next)
+				next = live->fault_due_ms;
+			continue;
+		}
 		if (d->full_needed && d->pass_due_ms < next)
 			next = d->pass_due_ms;
 		if (d->settle_needed && d->settle_due_ms < next)
@@ -973,6 +1162,81 @@ live_start(Live *live)
 	for (size_t k = 0; k < live->n_dests; k++)
 		live->dests[k].full_needed = true;
 	live_schedule(live);
+}
+
+void
+live_resync(Live *live, bool force)
+{
+	synclog_event(LOG_LEVEL_INFO, live->pair->name, "resync", "", "-",
+	    "comparing every destination%s", force ? " (--force: the source "
+	    "is taken as it is, max_delete does not apply to this pass)" : "");
+	if (force) {
+		live->held = false;
+		live->fault_text[0] = '\0';
+		if (live->fault != GUARD_OK) {
+			live->fault = GUARD_OK;
+			live->fault_checks = 0;
+		}
+	}
+	for (size_t k = 0; k < live->n_dests; k++) {
+		Dest *d = &live->dests[k];
+		d->full_needed = true;
+		d->pass_due_ms = 0;
+		d->force_next = force;
+	}
+	if (live->fault != GUARD_OK)
+		live->fault_due_ms = 0;
+	live_schedule(live);
+}
+
+const char *
+live_fault(const Live *live)
+{
+	if (live->fault == GUARD_OK && !live->held)
+		return NULL;
+	return live->fault_text;
+}
+
+void
+live_status(const Live *live, LiveStatus *out)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	bool busy = false;
+
+	memset(out, 0, sizeof *out);
+	for (size_t k = 0; k < live->n_dests; k++) {
+		const Dest *d = &live->dests[k];
+
+		busy |= d->pass != NULL || d->jobs_out > 0 || d->count > 0;
+		if (d->pass_failures > 0 && d->full_needed &&
+		    d->pass_due_ms < next)
+			next = d->pass_due_ms;
+		for (size_t i = 0; i < d->nbuckets; i++)
+			for (const Pending *p = d->buckets[i]; p != NULL;
+			    p = p->hnext)
+				if (p->attempts > 0) {
+					out->failing_paths++;
+					if (!p->in_flight && p->due_ms < next)
+						next = p->due_ms;
+				}
+	}
+	if (live->fault != GUARD_OK) {
+		out->state = "error";
+		next = live->fault_due_ms;
+	} else if (live->held) {
+		out->state = "paused";
+	} else if (out->failing_paths > 0) {
+		out->state = "retrying";
+	} else {
+		out->state = busy ? "syncing" : "idle";
+	}
+	out->fault = live_fault(live);
+	out->last_error = live->last_error[0] != '\0' ? live->last_error :
+	    NULL;
+	out->last_error_age_ms = out->last_error != NULL ?
+	    (int64_t)(now - live->last_error_ms) : -1;
+	out->next_attempt_ms = next == UINT64_MAX ? -1 :
+	    next > now ? (int64_t)(next - now) : 0;
 }
 
 size_t
@@ -1167,8 +1431,6 @@ live_stats_pass_done(Dest *d, const SyncStats *ss, bool whole)
 	if (whole) {
 		st->passes++;
 		st->last_full_end = time(NULL);
-		if (ss->errors == 0)
-			d->live->force_next_pass = false;
 	}
 }
 
@@ -1206,7 +1468,6 @@ live_get_stats(const Live *live, LiveStats *out)
 	out->n_dests = live->n_dests;
 	out->paused = live->paused;
 	out->polling = live->polling;
-	out->force_next_pass = live->force_next_pass;
 	out->events = live->events;
 	out->overflows = live->overflows;
 	out->state = LIVE_IDLE;
@@ -1224,6 +1485,24 @@ live_get_stats(const Live *live, LiveStats *out)
 	}
 	if (live->n_dests == 0 && live->paused)
 		out->state = LIVE_PAUSED;
+	/* The guards' view (live_status): a fault is an error, a
+	 * max_delete hold shows as paused; the text says which. */
+	{
+		LiveStatus ls;
+
+		live_status(live, &ls);
+		out->fault = ls.fault;
+		out->failing_paths = ls.failing_paths;
+		out->next_attempt_ms = ls.next_attempt_ms;
+	}
+	out->held = live->held;
+	if (live->fault != GUARD_OK && out->state < LIVE_ERROR)
+		out->state = LIVE_ERROR;
+	if (live->held && out->state < LIVE_PAUSED)
+		out->state = LIVE_PAUSED;
+	for (size_t k = 0; k < live->n_dests; k++)
+		if (live->dests[k].force_next)
+			out->force_next_pass = true;
 	return 0;
 }
 
@@ -1254,15 +1533,3 @@ live_resume(Live *live)
 	live_schedule(live);
 }
 
-void
-live_resync(Live *live, bool force)
-{
-	if (force)
-		live->force_next_pass = true;
-	for (size_t k = 0; k < live->n_dests; k++) {
-		live->dests[k].full_needed = true;
-		/* Now, not after the backoff of a failed pass. */
-		live->dests[k].pass_due_ms = 0;
-	}
-	live_schedule(live);
-}

@@ -95,6 +95,8 @@ sum_stats(const Once *once, SyncStats *total)
 		total->bytes_copied += s->bytes_copied;
 		total->deleted += s->deleted;
 		total->errors += s->errors;
+		/* Deletes held back by max_delete make the run unfinished. */
+		total->errors += s->withheld != 0;
 		if (!s->scan_done)
 			total->scan_done = false;
 	}
@@ -151,6 +153,14 @@ on_pass_done(FullSync *fs, void *arg)
 	    (unsigned long long)s->symlinks,
 	    (unsigned long long)s->dirs_created,
 	    (unsigned long long)s->deleted, (unsigned long long)s->errors);
+	if (s->withheld != 0)
+		synclog_event(LOG_LEVEL_ERROR, fullsync_pair_name(fs), "guard",
+		    "", fullsync_dest(fs), "max_delete reached: %llu entries "
+		    "deleted, %llu deletes withheld (max_delete allows %llu "
+		    "in one pass); raise max_delete to let them go",
+		    (unsigned long long)s->deleted,
+		    (unsigned long long)s->withheld,
+		    (unsigned long long)s->delete_budget);
 	if (++once->n_finished == once->n_passes)
 		event_base_loopexit(once->base, NULL);
 }

@@ -147,6 +147,13 @@ metrics_status_text(const DaemonStatus *st, struct evbuffer *out)
 		const PairStatus *p = &st->pairs[r];
 
 		put_row(out, cells + (r + 1) * N_COLS, width);
+		if (p->live.fault != NULL)
+			evbuffer_add_printf(out, "  ! %s\n", p->live.fault);
+		if (p->live.failing_paths > 0 && p->live.next_attempt_ms >= 0)
+			evbuffer_add_printf(out, "  retrying %zu path%s, next "
+			    "attempt in %.1f s\n", p->live.failing_paths,
+			    p->live.failing_paths == 1 ? "" : "s",
+			    p->live.next_attempt_ms / 1000.0);
 		for (size_t k = 0; k < p->live.n_dests; k++) {
 			const LiveDestStats *d = &p->live.dests[k];
 			char q[32], f[32], b[32], e[32];
@@ -263,6 +270,19 @@ metrics_status_json(const DaemonStatus *st, struct evbuffer *out)
 		    t.bytes, t.deletes, t.renames, t.errors);
 		if (t.last_error != NULL)
 			json_string(out, t.last_error->last_error);
+		else
+			evbuffer_add_printf(out, "null");
+		evbuffer_add_printf(out, ", \"held\": %s, \"fault\": ",
+		    p->live.held ? "true" : "false");
+		if (p->live.fault != NULL)
+			json_string(out, p->live.fault);
+		else
+			evbuffer_add_printf(out, "null");
+		evbuffer_add_printf(out, ", \"failing_paths\": %zu, "
+		    "\"next_attempt_ms\": ", p->live.failing_paths);
+		if (p->live.next_attempt_ms >= 0)
+			evbuffer_add_printf(out, "%lld",
+			    (long long)p->live.next_attempt_ms);
 		else
 			evbuffer_add_printf(out, "null");
 		evbuffer_add_printf(out, ", \"last_full_compare\": ");

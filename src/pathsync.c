@@ -171,7 +171,14 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 	}
 
 	if (!have_src) {
-		if (have_dst && opt->delete) {
+		if (have_dst && opt->delete && opt->hold_deletes) {
+			res->withheld = true;
+		} else if (have_dst && opt->delete && opt->expect != NULL &&
+		    (res->fault = guard_check_source(src_root, 0, dst_root,
+		    opt->expect, true, &(SourceIdentity){ 0 })) != GUARD_OK) {
+			/* A vanished or emptied source root says nothing
+			 * about this name: keep it. */
+		} else if (have_dst && opt->delete) {
 			res->action = "delete";
 			res->entries_changed = true;
 			res->err = copy_delete_tree(dp, base, &res->count);

@@ -12,128 +12,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
-                      os.path.dirname(os.path.dirname(os.path.dirname(
-                          os.path.abspath(__file__)))))
-TREESYNCD = os.environ.get("TREESYNCD",
-                           os.path.join(ROOT, "build", "treesyncd"))
-GENTREE = os.path.join(ROOT, "tests", "tools", "gentree.py")
-TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
-WRAP = os.environ.get("TREESYNC_WRAP", "").split()
-CHURN_SECONDS = float(os.environ.get("TREESYNC_CHURN_SECONDS", "20"))
-SLOW = 10 if WRAP else 1
-DEADLINE = 30 * SLOW
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonlib import (CHURN_SECONDS, DaemonCase, GENTREE,  # noqa: E402
+                       SLOW, TREESYNCD, WRAP, temp_files, write)
 
 
-def write(path, data=b"", mode=None):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    if mode is not None:
-        os.chmod(path, mode)
-
-
-def temp_files(tree):
-    return [os.path.join(d, n) for d, ds, fs in os.walk(tree)
-            for n in ds + fs if n.startswith(".treesync.")]
-
-
-class Live(unittest.TestCase):
-    delay_ms = 20
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="treesync-live.")
-        os.chmod(self.tmp, 0o755)
-        self.src = os.path.join(self.tmp, "src")
-        self.dst = os.path.join(self.tmp, "dst")
-        self.log = os.path.join(self.tmp, "sync.log")
-        self.conf = os.path.join(self.tmp, "t.conf")
-        os.mkdir(self.src)
-        self.proc = None
-
-    def tearDown(self):
-        # A clean stop, checked: under TREESYNC_WRAP (valgrind) the exit
-        # code is where memcheck errors and leaks at exit show up.
-        problem = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=10 * SLOW)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                rc = "(killed: SIGTERM did not stop it)"
-            if rc != 0:
-                problem = "daemon exit %s at the end of the test\n%s" % (
-                    rc, self.logtext()[-2000:])
-        if os.environ.get("TREESYNC_KEEP"):
-            sys.stderr.write("kept %s\n" % self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if problem:
-            self.fail(problem)
-
-    def write_config(self, syncs=None, extra=""):
-        syncs = syncs or [("t", self.src, [self.dst], "")]
-        body = ",\n".join(
-            '{ name = "%s"; source = "%s"; destinations = ( %s ); %s }' % (
-                n, s, ", ".join('"%s"' % d for d in ds), x)
-            for n, s, ds, x in syncs)
-        with open(self.conf, "w") as f:
-            f.write('workers = 4;\ndelay_ms = %d;\nlog_file = "%s";\n'
-                    'log_level = "debug";\ncontrol_socket = "%s/c.sock";\n'
-                    '%s\nsyncs = ( %s );\n' % (self.delay_ms, self.log,
-                                               self.tmp, extra, body))
-
-    def start(self, syncs=None):
-        self.write_config(syncs)
-        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
-                                             self.conf],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.wait_equal()
-
-    def logtext(self):
-        if not os.path.exists(self.log):
-            return ""
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def compare(self, src, dst, *args, rsync=False):
-        cmd = [sys.executable, TREECMP, src, dst] + list(args)
-        if not rsync:
-            cmd.append("--no-rsync")
-        return subprocess.run(cmd, capture_output=True, text=True)
-
-    def wait_equal(self, src=None, dst=None, *args):
-        """Polls the independent check until the mirror is equal."""
-        src, dst = src or self.src, dst or self.dst
-        end = time.monotonic() + DEADLINE
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                self.fail("daemon exited %d:\n%s" % (
-                    self.proc.returncode, self.logtext()[-3000:]))
-            if os.path.isdir(dst):
-                p = self.compare(src, dst, *args)
-                if p.returncode == 0:
-                    p = self.compare(src, dst, *args, rsync=True)
-                    if p.returncode == 0:
-                        return
-            if time.monotonic() > end:
-                self.fail("not converged after %d s:\n%s\nlog tail:\n%s" % (
-                    DEADLINE, p.stdout[-3000:], self.logtext()[-3000:]))
-            time.sleep(0.1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10 * SLOW)
-        self.assertEqual(rc, 0, self.logtext()[-2000:])
-        self.proc = None
-
+class Live(DaemonCase):
     # -- tests -----------------------------------------------------------
     def test_create_write_append_truncate(self):
         write(os.path.join(self.src, "old.txt"), b"before start")
@@ -268,16 +155,6 @@ class Live(unittest.TestCase):
         write(os.path.join(self.src, "still.txt"), b"syncing")
         self.wait_equal(src2, dst2)
         self.wait_equal()
-
-    def sysctl(self, name, value):
-        path = "/proc/sys/fs/inotify/" + name
-        with open(path) as f:
-            old = f.read().strip()
-        def put(v):
-            with open(path, "w") as f:
-                f.write(v)
-        put(str(value))
-        self.addCleanup(put, old)
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root for the sysctl")
     def test_overflow_burst_converges(self):

@@ -436,6 +436,80 @@ START_TEST(test_out_of_range)
 }
 END_TEST
 
+START_TEST(test_max_delete)
+{
+	Config *cfg = load_ok(
+	    "max_delete = \"10%\";\n"
+	    "syncs = (\n"
+	    "  { name = \"a\"; source = \"/s1\"; destinations = ( \"/d1\" ); },\n"
+	    "  { name = \"b\"; source = \"/s2\"; destinations = ( \"/d2\" );\n"
+	    "    max_delete = 1000; },\n"
+	    "  { name = \"c\"; source = \"/s3\"; destinations = ( \"/d3\" );\n"
+	    "    max_delete = \"0%\"; }\n"
+	    ");\n");
+
+	ck_assert_int_eq(cfg->max_delete.kind, MAX_DELETE_PERCENT);
+	ck_assert_uint_eq(cfg->max_delete.value, 10);
+	/* A pair without its own takes the global one. */
+	ck_assert_int_eq(cfg->syncs[0].max_delete.kind, MAX_DELETE_PERCENT);
+	ck_assert_uint_eq(cfg->syncs[0].max_delete.value, 10);
+	ck_assert_int_eq(cfg->syncs[1].max_delete.kind, MAX_DELETE_COUNT);
+	ck_assert_uint_eq(cfg->syncs[1].max_delete.value, 1000);
+	ck_assert_int_eq(cfg->syncs[2].max_delete.kind, MAX_DELETE_PERCENT);
+	ck_assert_uint_eq(cfg->syncs[2].max_delete.value, 0);
+	config_free(cfg);
+
+	cfg = load_ok("syncs = ( { name = \"a\"; source = \"/s\"; "
+	    "destinations = ( \"/d\" ); } );\n");
+	ck_assert_int_eq(cfg->syncs[0].max_delete.kind, MAX_DELETE_NONE);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_max_delete_invalid)
+{
+	static const struct {
+		const char *value;
+		const char *message;
+	} cases[] = {
+		{ "-1", "max_delete: must be a count (max_delete = 1000;) or a "
+		    "percentage of the destination (max_delete = \"10%\";), "
+		    "got -1" },
+		{ "\"101%\"", "max_delete: a percentage must be from 0% to "
+		    "100%, got \"101%\"" },
+		{ "\"ten\"", "got string \"ten\"" },
+		{ "\"10\"", "got string \"10\"" },
+		{ "\"10 %\"", "got string \"10 %\"" },
+		{ "\"-5%\"", "got string \"-5%\"" },
+		{ "1.5", "max_delete: must be a count" },
+		{ "true", "max_delete: must be a count" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text, *errors;
+
+		/* In a sync group (line 4) and at the top (line 1). */
+		ck_assert_int_ge(asprintf(&text, ONE_SYNC(
+		    "    max_delete = %s;\n"
+		    "    name = \"p\"; source = \"/s\"; destinations = ( \"/d\" );\n"),
+		    cases[i].value), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 4, "sync 'p': ", cases[i].message);
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+		ck_assert_int_ge(asprintf(&text, "max_delete = %s;\n"
+		    "syncs = ( { name = \"p\"; source = \"/s\"; "
+		    "destinations = ( \"/d\" ); } );\n", cases[i].value), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 1, cases[i].message);
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+	}
+}
+END_TEST
+
 START_TEST(test_relative_paths)
 {
 	char *errors = load_fail(
@@ -1017,6 +1091,8 @@ config_suite(void)
 	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_check_sources);
 	tcase_add_test(tc, test_invalid_exclude);
+	tcase_add_test(tc, test_max_delete);
+	tcase_add_test(tc, test_max_delete_invalid);
 #ifdef TREESYNC_SOURCE_ROOT
 	tcase_add_test(tc, test_control_characters_in_messages_escaped);
 	tcase_add_test(tc, test_shipped_example);

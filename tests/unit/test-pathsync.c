@@ -189,6 +189,44 @@ START_TEST(test_rename_in_destination)
 }
 END_TEST
 
+START_TEST(test_guarded_deletes)
+{
+	PathSyncResult r;
+	SourceIdentity id, other = { 0 };
+
+	put(dst, "x", "in the destination only");
+	put(dst, "y", "and this");
+	/* The source root is empty while the destination is not: no delete. */
+	ck_assert_int_eq(guard_check_source(src, 0, -1, NULL, false, &id),
+	    GUARD_OK);
+	opt.expect = &id;
+	pathsync_run(src, dst, "x", &opt, &r);
+	ck_assert_int_eq(r.fault, GUARD_EMPTY);
+	ck_assert_str_eq(get(dst, "x"), "in the destination only");
+	/* Another root than the remembered one: no delete either. */
+	put(src, "z", "z");
+	other = id;
+	other.ino++;
+	opt.expect = &other;
+	pathsync_run(src, dst, "x", &opt, &r);
+	ck_assert_int_eq(r.fault, GUARD_REPLACED);
+	ck_assert_ptr_nonnull(get(dst, "x"));
+	/* Held (max_delete): withheld, kept. */
+	opt.expect = &id;
+	opt.hold_deletes = true;
+	pathsync_run(src, dst, "x", &opt, &r);
+	ck_assert(r.withheld);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_ptr_nonnull(get(dst, "x"));
+	/* Sound and not held: deleted. */
+	opt.hold_deletes = false;
+	pathsync_run(src, dst, "x", &opt, &r);
+	ck_assert_int_eq(r.fault, GUARD_OK);
+	ck_assert_str_eq(r.action, "delete");
+	ck_assert_ptr_null(get(dst, "x"));
+}
+END_TEST
+
 START_TEST(test_root_metadata)
 {
 	PathSyncResult r;
@@ -221,6 +259,7 @@ main(void)
 	tcase_add_test(tc, test_hardlink_and_missing_parent);
 	tcase_add_test(tc, test_rename_in_destination);
 	tcase_add_test(tc, test_root_metadata);
+	tcase_add_test(tc, test_guarded_deletes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
