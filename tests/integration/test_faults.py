@@ -16,6 +16,7 @@ Environment: as daemonlib; TREESYNC_FAULT_SEED fixes the seed of the
 kill -9 tests (printed either way).
 """
 import os
+import json
 import random
 import re
 import shutil
@@ -31,6 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import (DEADLINE, DaemonCase, GENTREE, SLOW,  # noqa: E402
                        TREESYNCD, WRAP, temp_files, write)
 
+TREESYNCCTL = os.environ.get("TREESYNCCTL",
+                             os.path.join(os.path.dirname(TREESYNCD),
+                                          "treesyncctl"))
 QUICK = bool(WRAP or os.environ.get("ASAN_OPTIONS") or
              os.environ.get("TREESYNC_QUICK_FAULTS"))
 ROOT_ONLY = unittest.skipUnless(os.geteuid() == 0, "needs root (mount)")
@@ -58,6 +62,20 @@ def seed():
 
 class Faults(DaemonCase):
     delay_ms = 20
+
+    def ctl(self, *args):
+        """treesyncctl against this test's daemon; returns (rc, stdout)."""
+        r = subprocess.run([TREESYNCCTL, "-s", os.path.join(self.tmp,
+                                                            "c.sock")]
+                           + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           timeout=30 * SLOW)
+        return r.returncode, r.stdout
+
+    def pair_status(self, name="t"):
+        rc, out = self.ctl("status", "--json")
+        self.assertEqual(rc, 0, out)
+        return [p for p in json.loads(out)["pairs"] if p["name"] == name][0]
 
     def launch(self):
         """Starts the daemon on the current config; no waiting."""
@@ -156,9 +174,17 @@ class Faults(DaemonCase):
         self.assertIn("treesyncctl resync --force t", line)
         time.sleep(1)
         self.assertTrue(os.path.exists(os.path.join(self.dst, "keep", "a")))
-        self.write_config(extra="max_delete = 1000;")
-        self.proc.send_signal(signal.SIGHUP)
+        # What the operator sees, and the release the log line names.
+        st = self.pair_status()
+        self.assertEqual(st["state"], "error")
+        self.assertIn(self.src, st["fault"])
+        rc, out = self.ctl("status")
+        self.assertIn("! ", out)
+        self.assertIn("is another directory", out)
+        rc, out = self.ctl("resync", "--force", "t")
+        self.assertEqual(rc, 0, out)
         self.wait_equal()
+        self.assertEqual(self.pair_status()["fault"], None)
         self.stop()  # exit 0: no sanitizer or valgrind report
 
     @ROOT_ONLY
@@ -189,7 +215,8 @@ class Faults(DaemonCase):
         self.stop()  # exit 0: no sanitizer or valgrind report
 
     # -- max_delete ------------------------------------------------------
-    def max_delete_case(self, setting, n_files, n_removed, allowed):
+    def max_delete_case(self, setting, n_files, n_removed, allowed,
+                        release_by_ctl):
         for i in range(n_files):
             write(os.path.join(self.src, "d%d" % (i % 4), "f%03d" % i),
                   b"%d" % i)
@@ -223,20 +250,29 @@ class Faults(DaemonCase):
             time.sleep(0.05)
         time.sleep(0.5)
         self.assertTrue(os.path.exists(os.path.join(self.dst, "new.txt")))
-        # Released by a reload with a higher max_delete.
-        self.write_config(syncs=[("t", self.src, [self.dst],
-                                  "max_delete = 100000;")])
-        self.proc.send_signal(signal.SIGHUP)
+        st = self.pair_status()
+        self.assertEqual((st["state"], st["held"]), ("paused", True))
+        self.assertIn("max_delete", st["fault"])
+        if release_by_ctl:
+            rc, out = self.ctl("resync", "--force", "t")
+            self.assertEqual(rc, 0, out)
+        else:
+            # Released by a reload with a higher max_delete.
+            self.write_config(syncs=[("t", self.src, [self.dst],
+                                      "max_delete = 100000;")])
+            self.proc.send_signal(signal.SIGHUP)
         self.wait_equal()
+        st = self.pair_status()
+        self.assertEqual((st["held"], st["fault"]), (False, None))
         self.stop()  # exit 0: no sanitizer or valgrind report
 
     def test_max_delete_count(self):
-        self.max_delete_case("5", 60, 20, 5)
+        self.max_delete_case("5", 60, 20, 5, release_by_ctl=True)
 
     @NO_VALGRIND
     def test_max_delete_percent(self):
         # 100 files + 4 directories + the root's entries: 10% is 10.
-        self.max_delete_case('"10%"', 100, 30, 10)
+        self.max_delete_case('"10%"', 100, 30, 10, release_by_ctl=False)
 
     # -- destinations ----------------------------------------------------
     @ROOT_ONLY
