@@ -116,7 +116,6 @@ typedef void (*WatcherFn)(WatchBatch *batch, void *arg);
 
 typedef struct WatcherStats {
 	size_t watches;		/* directories watched now */
-	size_t library_stale;	/* libinotifytools records of dropped watches, see watcher.c */
 	size_t rebuilds;	/* times the inotify instance was rebuilt */
 	uint64_t events;	/* events delivered to the reactor */
 	uint64_t batches;

@@ -119,8 +119,7 @@
 #define READ_CAP 4096		/* raw events taken in one pass */
 #define BATCH_CAP 4096		/* events in one delivered batch */
 #define MAX_QUEUED (256 * 1024)	/* undelivered events before we stop reading */
-#define STALE_REBUILD_MIN 16384	/* dropped-watch records worth a rebuild */
-#define WD_REBUILD_AT (INT_MAX - (1 << 24))
+#define LOST_REBUILD_MIN 16384	/* lost nodes worth a rebuild */
 
 enum {
 	NODE_TOP = 1,		/* a root's directory */
@@ -272,13 +271,11 @@ struct Watcher {
 	/* Watcher thread only. */
 	struct root *roots;
 	struct table by_wd, by_name;
+	int ifd;		/* libinotifytools' inotify fd, see find_lib_fd */
 	int wake_wd;		/* -1: no wake-up through inotify, poll 1 s */
-	int last_wd;		/* the newest wd the kernel gave us */
-	int wd_gap;		/* failed adds since: ids they may have used */
 	bool broken;		/* libinotifytools failed to start again */
 	bool need_rebuild;	/* a new inotify instance, see rebuild() */
 	bool need_repair;	/* events were lost, see repair() */
-	size_t stale;		/* library records of watches the kernel dropped */
 	size_t lost;		/* NODE_LOST nodes */
 	uint64_t seq_done;
 	struct batch *cur;
@@ -292,7 +289,7 @@ struct Watcher {
 	struct sbuf path, path2;	/* scratch: event path, walk path */
 
 	/* Counters, read by watcher_get_stats from any thread. */
-	atomic_size_t st_watches, st_stale, st_rebuilds;
+	atomic_size_t st_watches, st_rebuilds;
 	atomic_uint_least64_t st_events, st_batches;
 };
 
@@ -626,8 +623,7 @@ root_of_top(Watcher *w, const struct node *top)
 
 /*
  * Frees one node (its children must be gone or orphaned). rm: remove the
- * kernel watch too; otherwise the kernel already dropped it and the
- * library keeps a stale record.
+ * kernel watch too; otherwise the kernel already dropped it.
  */
 static void
 node_free(Watcher *w, struct node *n, bool rm)
@@ -642,13 +638,10 @@ node_free(Watcher *w, struct node *n, bool rm)
 	}
 	if (n->flags & NODE_LOST)
 		w->lost--;
-	if (rm) {
-		if (!inotifytools_remove_watch_by_wd(n->wd))
-			w->stale++;
-	} else {
-		w->stale++;
-	}
-	atomic_store(&w->st_stale, w->stale);
+	/* EINVAL: the kernel dropped it meanwhile (its IN_IGNORED is
+	 * queued and will find no node). */
+	if (rm)
+		(void)inotify_rm_watch(w->ifd, n->wd);
 	if (n->flags & NODE_TOP) {
 		struct root *r = root_of_top(w, n);
 		if (r != NULL) {
@@ -850,40 +843,22 @@ find_by_inode(Watcher *w, const struct stat *st)
 }
 
 /*
- * Watches the directory open as fd. Returns 0 and the new wd, -EEXIST when
- * the inode is already watched, or another -errno.
+ * Watches the directory open as fd, on the library's instance but not
+ * through the library (see DESIGN: its record per watch is memory we do
+ * not use). Returns 0 and the new wd, -EEXIST when the inode is already
+ * watched, or another -errno.
  */
 static int
 watch_fd(Watcher *w, int fd, int *wd)
 {
 	char path[48];
-	int e;
+	int r;
 
 	snprintf(path, sizeof path, "/proc/self/fd/%d/", fd);
-	if (!inotifytools_watch_file(path, DIR_MASK)) {
-		e = inotifytools_error() > 0 ? -inotifytools_error() : -EIO;
-		/* A failure after the kernel took an id (ENOSPC is checked
-		 * after it) moves the next wd on: see below. EEXIST is
-		 * decided before. */
-		if (e != -EEXIST)
-			w->wd_gap++;
-		return e;
-	}
-	/* See DESIGN: wds are handed out cyclically, so the new one is
-	 * the last one plus one, plus one per id a failure consumed. */
-	for (int id = w->last_wd + 1; id <= w->last_wd + 1 + w->wd_gap &&
-	    id > 0; id++) {
-		if (strcmp(inotifytools_filename_from_wd(id), path) == 0) {
-			w->last_wd = id;
-			w->wd_gap = 0;
-			if (id >= WD_REBUILD_AT)
-				w->need_rebuild = true;
-			*wd = id;
-			return 0;
-		}
-	}
-	w->need_rebuild = true;
-	return -EIO;
+	if ((r = inotify_add_watch(w->ifd, path, DIR_MASK)) < 0)
+		return -errno;
+	*wd = r;
+	return 0;
 }
 
 /* ---- walks (watcher thread) ---- */
@@ -972,7 +947,8 @@ walk_place(Watcher *w, struct walk *wk, int fd, const struct stat *st,
 		return NULL;
 	}
 	if ((n = find_by_inode(w, st)) == NULL) {
-		/* The kernel has a watch we do not know: start over. */
+		/* The kernel has a watch we do not know (a bug, or lost
+		 * track after an overflow): start over. */
 		w->need_rebuild = true;
 		walk_note(wk, -EIO);
 		return NULL;
@@ -1450,13 +1426,132 @@ read_pass(Watcher *w, bool *wake)
 
 /* ---- library instance (watcher thread) ---- */
 
-/* Starts libinotifytools and the wake-up watch on the pipe. */
+/* A set of fds, from /proc/self/fd. */
+struct fdset {
+	int *fd;
+	size_t n, cap;
+};
+
+/* The inotify instances open in this process now, into set. */
+static int
+inotify_fds(struct fdset *set)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	char link[64];
+	ssize_t len;
+	int e = 0;
+
+	if (d == NULL)
+		return -errno;
+	set->n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		len = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (len < 0)
+			continue;	/* closed meanwhile, or the dir's own fd */
+		link[len] = '\0';
+		if (strcmp(link, "anon_inode:inotify") != 0)
+			continue;
+		if (set->n == set->cap) {
+			set->cap = set->cap ? 2 * set->cap : 8;
+			set->fd = xrealloc(set->fd, set->cap * sizeof *set->fd);
+		}
+		set->fd[set->n++] = atoi(de->d_name);
+	}
+	if (closedir(d) < 0)
+		e = -errno;
+	return e;
+}
+
+static bool
+fdset_has(const struct fdset *set, int fd)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->fd[i] == fd)
+			return true;
+	return false;
+}
+
+/* Whether inotify instance fd holds watch wd on the inode ino. */
+static bool
+fd_has_watch(int fd, int wd, unsigned long ino)
+{
+	char path[64], line[256];
+	unsigned int lwd;
+	unsigned long lino;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	/* "inotify wd:%x ino:%lx sdev:%x ..." (fs/notify/fdinfo.c) */
+	while (!found && fgets(line, sizeof line, f) != NULL)
+		found = sscanf(line, "inotify wd:%x ino:%lx", &lwd, &lino) ==
+		    2 && lwd == (unsigned int)wd && lino == ino;
+	fclose(f);
+	return found;
+}
+
+/*
+ * libinotifytools 3.22 keeps its inotify fd in a static and has no call
+ * that returns it. It is the instance that appeared in initialize (not in
+ * before) and, when the library placed the wake-up watch (wd 1 on the
+ * pipe), the one whose fdinfo lists that watch: exact even when another
+ * thread opens an inotify instance meanwhile. Without that watch there
+ * must be exactly one new instance.
+ */
+static int
+find_lib_fd(Watcher *w, const struct fdset *before, bool wake_watched)
+{
+	struct fdset after = { 0 };
+	struct stat st;
+	int found = -1, r;
+
+	if (wake_watched && fstat(w->wake_rd, &st) < 0)
+		return -errno;
+	if ((r = inotify_fds(&after)) < 0)
+		goto out;
+	r = -EIO;
+	for (size_t i = 0; i < after.n; i++) {
+		int fd = after.fd[i];
+		if (fdset_has(before, fd))
+			continue;
+		if (wake_watched) {
+			if (fd_has_watch(fd, 1, (unsigned long)st.st_ino)) {
+				found = fd;
+				break;
+			}
+		} else if (found >= 0) {
+			found = -1;	/* ambiguous */
+			break;
+		} else {
+			found = fd;
+		}
+	}
+	if (found >= 0) {
+		w->ifd = found;
+		r = 0;
+	}
+out:
+	free(after.fd);
+	return r;
+}
+
+/*
+ * Starts libinotifytools, the wake-up watch on the pipe, and finds the
+ * library's fd.
+ */
 static int
 lib_start(Watcher *w)
 {
 	char path[48];
 	struct inotify_event *ev;
-	int probe;
+	struct fdset before = { 0 };
+	bool wake_watched;
+	int probe, r;
 
 	/* The library select()s on its fd: it must be below FD_SETSIZE. */
 	probe = fcntl(w->wake_rd, F_DUPFD_CLOEXEC, 0);
@@ -1464,28 +1559,32 @@ lib_start(Watcher *w)
 		close(probe);
 	if (probe >= FD_SETSIZE - 64)
 		return -EMFILE;
-	if (!inotifytools_initialize())
+	if ((r = inotify_fds(&before)) < 0)
+		return r;
+	if (!inotifytools_initialize()) {
+		free(before.fd);
 		return inotifytools_error() > 0 ? -inotifytools_error() : -EIO;
+	}
 	/* next_events keeps its read buffer in statics that cleanup does
 	 * not reset: events a previous instance left there (a pass cut at
 	 * READ_CAP) would come back with wds of the old instance. The new
 	 * fd has no watch yet, so this ends with the buffer. */
 	while (inotifytools_next_events(0, 1) != NULL)
 		;
-	w->last_wd = w->wd_gap = 0;
 	w->wake_wd = -1;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", w->wake_rd);
-	if (!inotifytools_watch_file(path, IN_MODIFY)) {
-		w->wd_gap = 1;
-	} else {
-		w->last_wd = 1;
-		/* Self-test: does this kernel report pipe writes? */
-		if (strcmp(inotifytools_filename_from_wd(1), path) == 0 &&
-		    write(w->wake_wr, "x", 1) == 1 &&
-		    (ev = inotifytools_next_events(1, 1)) != NULL &&
-		    ev->wd == 1)
-			w->wake_wd = 1;
+	wake_watched = inotifytools_watch_file(path, IN_MODIFY) &&
+	    strcmp(inotifytools_filename_from_wd(1), path) == 0;
+	r = find_lib_fd(w, &before, wake_watched);
+	free(before.fd);
+	if (r < 0) {
+		inotifytools_cleanup();
+		return r;
 	}
+	/* Self-test: does this kernel report pipe writes? */
+	if (wake_watched && write(w->wake_wr, "x", 1) == 1 &&
+	    (ev = inotifytools_next_events(1, 1)) != NULL && ev->wd == 1)
+		w->wake_wd = 1;
 	return 0;
 }
 
@@ -1575,9 +1674,9 @@ free_all_nodes(Watcher *w)
 }
 
 /*
- * A fresh inotify instance with every root watched again: for records of
- * dropped watches piling up in the library, wds nearing INT_MAX, or a wd
- * we could not account for. Events in between are lost: overflow.
+ * A fresh inotify instance with every root watched again: for lost nodes
+ * piling up, or a watch we could not account for. Events in between are
+ * lost: overflow.
  */
 static void
 rebuild(Watcher *w)
@@ -1587,8 +1686,7 @@ rebuild(Watcher *w)
 	hand_off(w);
 	free_all_nodes(w);
 	inotifytools_cleanup();
-	w->stale = 0;
-	atomic_store(&w->st_stale, 0);
+	w->ifd = -1;
 	w->need_rebuild = w->need_repair = false;
 	atomic_fetch_add(&w->st_rebuilds, 1);
 	set_overflow(w);
@@ -1646,16 +1744,14 @@ repair(Watcher *w)
 }
 
 /*
- * Records of dropped watches in the library, and nodes of directories no
- * walk found (dead ones whose IN_IGNORED an overflow swallowed): when
- * they outnumber the live watches, a rebuild is cheaper than keeping them.
+ * Nodes of directories no walk found (dead ones whose IN_IGNORED an
+ * overflow swallowed): when they outnumber the live watches, a rebuild is
+ * cheaper than keeping them.
  */
 static bool
 too_much_garbage(const Watcher *w)
 {
-	size_t garbage = w->stale + w->lost;
-
-	return garbage >= STALE_REBUILD_MIN && garbage >= w->by_wd.n - w->lost;
+	return w->lost >= LOST_REBUILD_MIN && w->lost >= w->by_wd.n - w->lost;
 }
 
 /* Runs the queued commands; false once the watcher is stopping. */
@@ -1887,7 +1983,7 @@ watcher_new(struct event_base *base, WatcherFn cb, void *arg, Watcher **ret)
 	w->base = base;
 	w->cb = cb;
 	w->arg = arg;
-	w->efd = w->wake_rd = w->wake_wr = -1;
+	w->efd = w->wake_rd = w->wake_wr = w->ifd = -1;
 	w->wake_wd = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
@@ -2024,7 +2120,6 @@ watcher_get_stats(const Watcher *w, WatcherStats *out)
 	Watcher *m = (Watcher *)w;
 
 	out->watches = atomic_load(&m->st_watches);
-	out->library_stale = atomic_load(&m->st_stale);
 	out->rebuilds = atomic_load(&m->st_rebuilds);
 	out->events = atomic_load(&m->st_events);
 	out->batches = atomic_load(&m->st_batches);
