@@ -16,11 +16,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,6 +38,8 @@
 #endif
 
 #define POLL_INTERVAL_MS 10000
+#define REAPER_INTERVAL_US 250000	/* also how soon an idle heap is trimmed */
+#define TRIM_GAP_S 2		/* malloc_trim costs ~4 ms at 50,000 dirs */
 
 typedef struct ConfigRef {
 	Config *cfg;
@@ -62,6 +66,8 @@ typedef struct Daemon {
 	unsigned next_root;
 	struct event *signals[4];
 	struct event *reaper;
+	bool trim_due;		/* jobs were out since the last malloc_trim */
+	time_t trimmed_at;	/* CLOCK_MONOTONIC seconds; 0: never */
 	bool stopping;
 } Daemon;
 
@@ -151,12 +157,20 @@ find_root(PairRun *list, unsigned root)
 	return NULL;
 }
 
-/* Frees retired pairs whose last job has come back. */
+/*
+ * Frees retired pairs whose last job has come back, and trims the heap
+ * when the pairs fall idle after work: a full pass frees a few hundred
+ * bytes per directory that malloc would otherwise keep (measured in
+ * docs/performance-live.md). At most every TRIM_GAP_S, so a stream of
+ * small changes does not pay for it each time.
+ */
 static void
 on_reaper(evutil_socket_t fd, short what, void *arg)
 {
 	Daemon *dm = arg;
 	PairRun **pp = &dm->retiring;
+	struct timespec now;
+	size_t out = 0;
 
 	(void)fd;
 	(void)what;
@@ -167,8 +181,22 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 			*pp = pr->next;
 			pair_free(pr);
 		} else {
+			out += live_jobs_out(pr->live);
 			pp = &pr->next;
 		}
+	}
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		out += live_jobs_out(pr->live);
+	if (out > 0) {
+		dm->trim_due = true;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (dm->trim_due && (dm->trimmed_at == 0 ||
+	    now.tv_sec - dm->trimmed_at >= TRIM_GAP_S)) {
+		malloc_trim(0);
+		dm->trim_due = false;
+		dm->trimmed_at = now.tv_sec > 0 ? now.tv_sec : 1;
 	}
 }
 
@@ -338,7 +366,7 @@ daemon_run(Config *cfg)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	Daemon dm = { 0 };
-	struct timeval second = { 1, 0 };
+	struct timeval tick = { 0, REAPER_INTERVAL_US };
 	int r, status = 1;
 
 	if ((dm.current = calloc(1, sizeof *dm.current)) == NULL ||
@@ -368,7 +396,7 @@ daemon_run(Config *cfg)
 			goto out;
 	}
 	dm.reaper = event_new(dm.base, -1, EV_PERSIST, on_reaper, &dm);
-	if (dm.reaper == NULL || event_add(dm.reaper, &second) < 0)
+	if (dm.reaper == NULL || event_add(dm.reaper, &tick) < 0)
 		goto out;
 	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s starting: %zu sync pair%s, "
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
