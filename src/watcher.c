@@ -96,6 +96,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,17 +130,21 @@ enum {
 	NODE_VISITED = 16,	/* reached by the current repair walk */
 };
 
-/* One watched directory. Owned by the wd table. */
+/*
+ * One watched directory. Owned by the wd table. One allocation with its
+ * name (iname): 96 bytes for a name of up to 8 characters, see DESIGN.
+ */
 struct node {
 	struct node *parent;	/* NULL for a root's top and for orphans */
 	struct node *child;	/* first child */
 	struct node *next, *prev;	/* siblings */
 	struct node *wd_next;	/* chain in the wd table */
 	struct node *name_next;	/* chain in the name table */
-	char *name;		/* "" for a root's top */
+	char *name;		/* "" for a root's top; iname or, renamed, malloc'd */
 	uint64_t dev, ino;	/* tells a moved directory from a new one */
 	int wd;
 	uint8_t flags;
+	char iname[];		/* the name it was created with */
 };
 
 struct table {
@@ -595,11 +600,13 @@ top_of(struct node *n)
 static struct node *
 node_new(Watcher *w, int wd, const char *name, const struct stat *st)
 {
-	struct node *n = calloc(1, sizeof *n);
-	size_t s;
+	size_t len = strlen(name), s;
+	struct node *n = calloc(1, offsetof(struct node, iname) + len + 1);
 
-	if (n == NULL || (n->name = strdup(name)) == NULL)
+	if (n == NULL)
 		abort();
+	memcpy(n->iname, name, len + 1);
+	n->name = n->iname;
 	n->wd = wd;
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
@@ -610,6 +617,14 @@ node_new(Watcher *w, int wd, const char *name, const struct stat *st)
 	w->by_wd.n++;
 	atomic_store(&w->st_watches, w->by_wd.n);
 	return n;
+}
+
+static void
+node_free_mem(struct node *n)
+{
+	if (n->name != n->iname)
+		free(n->name);
+	free(n);
 }
 
 static struct root *
@@ -663,8 +678,7 @@ node_free(Watcher *w, struct node *n, bool rm)
 	for (size_t i = 0; i < w->n_retries; i++)
 		if (w->retries[i].parent == n)
 			w->retries[i].parent = NULL;
-	free(n->name);
-	free(n);
+	node_free_mem(n);
 }
 
 /* Frees n and everything beneath it, deepest first. */
@@ -706,7 +720,8 @@ relink(Watcher *w, struct node *n, struct node *parent, const char *name)
 		char *copy = strdup(name);
 		if (copy == NULL)
 			abort();
-		free(n->name);
+		if (n->name != n->iname)
+			free(n->name);
 		n->name = copy;
 	}
 	attach(w, n, parent);
@@ -1655,8 +1670,7 @@ free_all_nodes(Watcher *w)
 		struct node *n = w->by_wd.slots[i], *next;
 		for (; n != NULL; n = next) {
 			next = n->wd_next;
-			free(n->name);
-			free(n);
+			node_free_mem(n);
 		}
 	}
 	free(w->by_wd.slots);
