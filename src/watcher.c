@@ -19,10 +19,10 @@
  * watcher stops reading, so the kernel queue overflows into IN_Q_OVERFLOW
  * (a rescan) instead of our memory growing without bound.
  *
- * Waiting. libinotifytools has no public call that returns its fd and
- * waits with select() whose timeout is in whole seconds: polling its fd
- * beside an eventfd is out, and a timeout loop would delay commands by up
- * to a second. So the thread blocks in inotifytools_next_events(-1, 1) and
+ * Waiting. libinotifytools has no public call that returns its fd (we
+ * find it, see Memory, but reading stays the library's) and waits with
+ * select() whose timeout is in whole seconds: a timeout loop would delay
+ * commands by up to a second. So the thread blocks in inotifytools_next_events(-1, 1) and
  * the reactor wakes it through inotify itself: the read end of a pipe is
  * watched (through /proc/self/fd) for IN_MODIFY, and a command is
  * announced by writing one byte when the command list goes from empty to
@@ -38,26 +38,35 @@
  * node per directory (parent, name, inode), found by wd and by (parent,
  * name) through two hash tables. A rename is one relink whatever the size
  * of the subtree, and a path is built by walking up. The library's records
- * are not used for paths: in 3.22 inotifytools_replace_filename deletes
+ * would be no use for paths: in 3.22 inotifytools_replace_filename deletes
  * and reinserts nodes of the red-black tree it is walking and skips
  * entries (746 of 1000 watched subdirectories kept their old name in a
  * test), and a record whose watch the kernel dropped (IN_IGNORED) can only
  * go through inotify_rm_watch, which then fails: the library keeps the
- * record and prints to stderr. Such records are counted (library_stale);
- * when they outnumber the live watches the instance is rebuilt.
+ * record for good.
+ *
+ * Memory. So the library keeps no record of our watches at all: it cost
+ * 176 B per directory (record, a copy of the path, nodes in two red-black
+ * trees) beside our node, and made our RSS per watched directory larger
+ * than lsyncd's (327 B vs 279 B at 50,000 directories; 150 B without it,
+ * docs/performance-live.md). The library still owns the instance: it
+ * creates the fd, reads and decodes every event (next_events passes
+ * events of wds it has no record of through untouched: with no regex and
+ * no stats it never looks them up) and closes it; its only record is the
+ * wake-up pipe's. We place and remove watches with inotify_add_watch /
+ * inotify_rm_watch on its fd, which find_lib_fd finds through /proc
+ * (the library has no call that returns it). A node is one allocation
+ * with its name.
  *
  * Placing a watch. A directory is opened beneath its root's fd (openat2
  * RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH) and watched through
  * "/proc/self/fd/N/", so the watch is on exactly the inode we opened and
  * fstat'ed, with IN_MASK_CREATE, so an inode that is already watched
- * answers EEXIST instead of quietly sharing its old wd (which the library
- * would record twice). The library does not return the wd; the kernel
- * hands wds out cyclically (inotify(7)), so the new one is the previous
- * one plus one, plus one per failed add that took an id (ENOSPC is
- * checked after the id is taken), and we check that the library recorded
- * our path under it. If it did not, or when wds near INT_MAX, the instance
- * is rebuilt: cleanup, initialize, every root watched again, and the
- * batch says overflow so the roots are rescanned.
+ * answers EEXIST instead of quietly sharing its old wd. The kernel
+ * returns the wd. An EEXIST for an inode none of our nodes has, or lost
+ * nodes outnumbering the live ones, rebuild the instance: cleanup,
+ * initialize, every root watched again, and the batch says overflow so
+ * the roots are rescanned.
  *
  * New directories. A directory that appears is watched first and read
  * second, and each entry found becomes a synthetic IN_CREATE; its
@@ -1322,8 +1331,7 @@ process_event(Watcher *w, size_t i)
 		if (top_of(n)->flags & NODE_LOST) {
 			/* Outside every root. Alive, unless all it says is
 			 * that it is being emptied: then its IN_IGNORED is
-			 * near, and removing a dropped watch would make the
-			 * library complain on stderr. */
+			 * near and frees it. */
 			if (!(e->mask & IN_DELETE))
 				node_free(w, n, true);
 		} else {
