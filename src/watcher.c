@@ -1573,6 +1573,7 @@ lib_start(Watcher *w)
 	char path[48];
 	struct inotify_event *ev;
 	struct fdset before = { 0 };
+	const char *lib_name;
 	bool wake_watched;
 	int probe, r;
 
@@ -1597,7 +1598,8 @@ lib_start(Watcher *w)
 	w->wake_wd = -1;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", w->wake_rd);
 	wake_watched = inotifytools_watch_file(path, IN_MODIFY) &&
-	    strcmp(inotifytools_filename_from_wd(1), path) == 0;
+	    (lib_name = inotifytools_filename_from_wd(1)) != NULL &&
+	    strcmp(lib_name, path) == 0;
 	r = find_lib_fd(w, &before, wake_watched);
 	free(before.fd);
 	if (r < 0) {
