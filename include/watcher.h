@@ -36,7 +36,8 @@
  *   watched, and reported, at one of them.
  *
  * Needs Linux >= 4.18 (IN_MASK_CREATE) and /proc mounted (watches are
- * placed through /proc/self/fd, see watcher.c).
+ * placed through /proc/self/fd, and libinotifytools' fd is found through
+ * /proc/self/fdinfo, see watcher.c).
  *
  * Every watcher_add_root that returned 0 is answered by exactly one
  * WATCH_ROOT_READY notice and, after watcher_remove_root or a READY with
