@@ -22,9 +22,10 @@
  * Waiting. libinotifytools has no public call that returns its fd (we
  * find it, see Memory, but reading stays the library's) and waits with
  * select() whose timeout is in whole seconds: a timeout loop would delay
- * commands by up to a second. So the thread blocks in inotifytools_next_events(-1, 1) and
- * the reactor wakes it through inotify itself: the read end of a pipe is
- * watched (through /proc/self/fd) for IN_MODIFY, and a command is
+ * commands by up to a second. So the thread blocks in
+ * inotifytools_next_events(-1, 1) and the reactor wakes it through
+ * inotify itself: the read end of a pipe is watched (through
+ * /proc/self/fd) for IN_MODIFY, and a command is
  * announced by writing one byte when the command list goes from empty to
  * non-empty. A self-test at start checks that the kernel reports pipe
  * writes; where it does not, the thread falls back to a 1 s timeout.
@@ -48,7 +49,8 @@
  * Memory. So the library keeps no record of our watches at all: it cost
  * 176 B per directory (record, a copy of the path, nodes in two red-black
  * trees) beside our node, and made our RSS per watched directory larger
- * than lsyncd's (327 B vs 279 B at 50,000 directories; 150 B without it,
+ * than lsyncd's (327 B vs 279 B at 50,000 directories; 124 B vs 251 B
+ * without it and with a node and its name in one allocation, see
  * docs/performance-live.md). The library still owns the instance: it
  * creates the fd, reads and decodes every event (next_events passes
  * events of wds it has no record of through untouched: with no regex and
@@ -1520,11 +1522,11 @@ fd_has_watch(int fd, int wd, unsigned long ino)
 
 /*
  * libinotifytools 3.22 keeps its inotify fd in a static and has no call
- * that returns it. It is the instance that appeared in initialize (not in
- * before) and, when the library placed the wake-up watch (wd 1 on the
- * pipe), the one whose fdinfo lists that watch: exact even when another
- * thread opens an inotify instance meanwhile. Without that watch there
- * must be exactly one new instance.
+ * that returns it. When the library placed the wake-up watch (wd 1 on the
+ * pipe), it is the instance whose fdinfo lists that watch: exact even when
+ * other threads open and close inotify instances meanwhile. Without that
+ * watch, it must be the only instance that appeared during initialize
+ * (not in before).
  */
 static int
 find_lib_fd(Watcher *w, const struct fdset *before, bool wake_watched)
@@ -1540,13 +1542,13 @@ find_lib_fd(Watcher *w, const struct fdset *before, bool wake_watched)
 	r = -EIO;
 	for (size_t i = 0; i < after.n; i++) {
 		int fd = after.fd[i];
-		if (fdset_has(before, fd))
-			continue;
 		if (wake_watched) {
 			if (fd_has_watch(fd, 1, (unsigned long)st.st_ino)) {
 				found = fd;
 				break;
 			}
+		} else if (fdset_has(before, fd)) {
+			continue;
 		} else if (found >= 0) {
 			found = -1;	/* ambiguous */
 			break;
