@@ -36,7 +36,8 @@
  *   watched, and reported, at one of them.
  *
  * Needs Linux >= 4.18 (IN_MASK_CREATE) and /proc mounted (watches are
- * placed through /proc/self/fd, see watcher.c).
+ * placed through /proc/self/fd, and libinotifytools' fd is found through
+ * /proc/self/fdinfo, see watcher.c).
  *
  * Every watcher_add_root that returned 0 is answered by exactly one
  * WATCH_ROOT_READY notice and, after watcher_remove_root or a READY with
@@ -129,7 +130,6 @@ typedef void (*WatcherFn)(WatchBatch *batch, void *arg);
 
 typedef struct WatcherStats {
 	size_t watches;		/* directories watched now */
-	size_t library_stale;	/* libinotifytools records of dropped watches, see watcher.c */
 	size_t rebuilds;	/* times the inotify instance was rebuilt */
 	uint64_t events;	/* events delivered to the reactor */
 	uint64_t batches;

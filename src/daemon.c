@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@
 #endif
 
 #define POLL_INTERVAL_MS 10000
+#define REAPER_INTERVAL_US 250000	/* also how soon an idle heap is trimmed */
+#define TRIM_GAP_S 2		/* malloc_trim costs ~4 ms at 50,000 dirs */
 
 typedef struct ConfigRef {
 	Config *cfg;
@@ -85,6 +88,8 @@ typedef struct Daemon {
 	Control *old_control;	/* stopped by a reload that moved it */
 	time_t started;
 	struct event *restarter;	/* pairs whose source is back */
+	bool trim_due;		/* jobs were out since the last malloc_trim */
+	time_t trimmed_at;	/* CLOCK_MONOTONIC seconds; 0: never */
 	bool stopping;
 	bool ready;		/* READY=1 was sent */
 } Daemon;
@@ -258,13 +263,21 @@ check_ready(Daemon *dm)
 	notify_ready();
 }
 
-/* Once a second: frees retired pairs whose last job has come back, and
- * refreshes the STATUS line. */
+/*
+ * Every REAPER_INTERVAL_US: refreshes the STATUS line (sent only when it
+ * changed), frees retired pairs whose last job has come back, and trims the heap
+ * when the pairs fall idle after work: a full pass frees a few hundred
+ * bytes per directory that malloc would otherwise keep (measured in
+ * docs/performance-live.md). At most every TRIM_GAP_S, so a stream of
+ * small changes does not pay for it each time.
+ */
 static void
 on_reaper(evutil_socket_t fd, short what, void *arg)
 {
 	Daemon *dm = arg;
 	PairRun **pp = &dm->retiring;
+	struct timespec now;
+	size_t out = 0;
 
 	(void)fd;
 	(void)what;
@@ -276,8 +289,22 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 			*pp = pr->next;
 			pair_free(pr);
 		} else {
+			out += live_jobs_out(pr->live);
 			pp = &pr->next;
 		}
+	}
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		out += live_jobs_out(pr->live);
+	if (out > 0) {
+		dm->trim_due = true;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (dm->trim_due && (dm->trimmed_at == 0 ||
+	    now.tv_sec - dm->trimmed_at >= TRIM_GAP_S)) {
+		malloc_trim(0);
+		dm->trim_due = false;
+		dm->trimmed_at = now.tv_sec > 0 ? now.tv_sec : 1;
 	}
 }
 
@@ -659,7 +686,7 @@ daemon_run(Config *cfg)
 	const char *hooks = getenv("TREESYNC_TEST_HOOKS");
 	size_t n_sigs = sizeof sigs / sizeof sigs[0];
 	Daemon dm = { 0 };
-	struct timeval second = { 1, 0 };
+	struct timeval tick = { 0, REAPER_INTERVAL_US };
 	int r, status = 1;
 
 	if ((dm.current = calloc(1, sizeof *dm.current)) == NULL ||
@@ -694,7 +721,7 @@ daemon_run(Config *cfg)
 	if (dm.restarter == NULL)
 		goto out;
 	dm.reaper = event_new(dm.base, -1, EV_PERSIST, on_reaper, &dm);
-	if (dm.reaper == NULL || event_add(dm.reaper, &second) < 0)
+	if (dm.reaper == NULL || event_add(dm.reaper, &tick) < 0)
 		goto out;
 	dm.started = time(NULL);
 	if ((r = control_new(dm.base, cfg->control_socket, on_control, &dm,

@@ -19,12 +19,13 @@
  * watcher stops reading, so the kernel queue overflows into IN_Q_OVERFLOW
  * (a rescan) instead of our memory growing without bound.
  *
- * Waiting. libinotifytools has no public call that returns its fd and
- * waits with select() whose timeout is in whole seconds: polling its fd
- * beside an eventfd is out, and a timeout loop would delay commands by up
- * to a second. So the thread blocks in inotifytools_next_events(-1, 1) and
- * the reactor wakes it through inotify itself: the read end of a pipe is
- * watched (through /proc/self/fd) for IN_MODIFY, and a command is
+ * Waiting. libinotifytools has no public call that returns its fd (we
+ * find it, see Memory, but reading stays the library's) and waits with
+ * select() whose timeout is in whole seconds: a timeout loop would delay
+ * commands by up to a second. So the thread blocks in
+ * inotifytools_next_events(-1, 1) and the reactor wakes it through
+ * inotify itself: the read end of a pipe is watched (through
+ * /proc/self/fd) for IN_MODIFY, and a command is
  * announced by writing one byte when the command list goes from empty to
  * non-empty. A self-test at start checks that the kernel reports pipe
  * writes; where it does not, the thread falls back to a 1 s timeout.
@@ -38,26 +39,36 @@
  * node per directory (parent, name, inode), found by wd and by (parent,
  * name) through two hash tables. A rename is one relink whatever the size
  * of the subtree, and a path is built by walking up. The library's records
- * are not used for paths: in 3.22 inotifytools_replace_filename deletes
+ * would be no use for paths: in 3.22 inotifytools_replace_filename deletes
  * and reinserts nodes of the red-black tree it is walking and skips
  * entries (746 of 1000 watched subdirectories kept their old name in a
  * test), and a record whose watch the kernel dropped (IN_IGNORED) can only
  * go through inotify_rm_watch, which then fails: the library keeps the
- * record and prints to stderr. Such records are counted (library_stale);
- * when they outnumber the live watches the instance is rebuilt.
+ * record for good.
+ *
+ * Memory. So the library keeps no record of our watches at all: it cost
+ * 176 B per directory (record, a copy of the path, nodes in two red-black
+ * trees) beside our node, and made our RSS per watched directory larger
+ * than lsyncd's (327 B vs 279 B at 50,000 directories; 124 B vs 251 B
+ * without it and with a node and its name in one allocation, see
+ * docs/performance-live.md). The library still owns the instance: it
+ * creates the fd, reads and decodes every event (next_events passes
+ * events of wds it has no record of through untouched: with no regex and
+ * no stats it never looks them up) and closes it; its only record is the
+ * wake-up pipe's. We place and remove watches with inotify_add_watch /
+ * inotify_rm_watch on its fd, which find_lib_fd finds through /proc
+ * (the library has no call that returns it). A node is one allocation
+ * with its name.
  *
  * Placing a watch. A directory is opened beneath its root's fd (openat2
  * RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH) and watched through
  * "/proc/self/fd/N/", so the watch is on exactly the inode we opened and
  * fstat'ed, with IN_MASK_CREATE, so an inode that is already watched
- * answers EEXIST instead of quietly sharing its old wd (which the library
- * would record twice). The library does not return the wd; the kernel
- * hands wds out cyclically (inotify(7)), so the new one is the previous
- * one plus one, plus one per failed add that took an id (ENOSPC is
- * checked after the id is taken), and we check that the library recorded
- * our path under it. If it did not, or when wds near INT_MAX, the instance
- * is rebuilt: cleanup, initialize, every root watched again, and the
- * batch says overflow so the roots are rescanned.
+ * answers EEXIST instead of quietly sharing its old wd. The kernel
+ * returns the wd. An EEXIST for an inode none of our nodes has, or lost
+ * nodes outnumbering the live ones, rebuild the instance: cleanup,
+ * initialize, every root watched again, and the batch says overflow so
+ * the roots are rescanned.
  *
  * New directories. A directory that appears is watched first and read
  * second, and each entry found becomes a synthetic IN_CREATE; its
@@ -96,6 +107,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +131,7 @@
 #define READ_CAP 4096		/* raw events taken in one pass */
 #define BATCH_CAP 4096		/* events in one delivered batch */
 #define MAX_QUEUED (256 * 1024)	/* undelivered events before we stop reading */
-#define STALE_REBUILD_MIN 16384	/* dropped-watch records worth a rebuild */
-#define WD_REBUILD_AT (INT_MAX - (1 << 24))
+#define LOST_REBUILD_MIN 16384	/* lost nodes worth a rebuild */
 
 enum {
 	NODE_TOP = 1,		/* a root's directory */
@@ -130,17 +141,21 @@ enum {
 	NODE_VISITED = 16,	/* reached by the current repair walk */
 };
 
-/* One watched directory. Owned by the wd table. */
+/*
+ * One watched directory. Owned by the wd table. One allocation with its
+ * name (iname): 96 bytes for a name of up to 8 characters, see DESIGN.
+ */
 struct node {
 	struct node *parent;	/* NULL for a root's top and for orphans */
 	struct node *child;	/* first child */
 	struct node *next, *prev;	/* siblings */
 	struct node *wd_next;	/* chain in the wd table */
 	struct node *name_next;	/* chain in the name table */
-	char *name;		/* "" for a root's top */
+	char *name;		/* "" for a root's top; iname or, renamed, malloc'd */
 	uint64_t dev, ino;	/* tells a moved directory from a new one */
 	int wd;
 	uint8_t flags;
+	char iname[];		/* the name it was created with */
 };
 
 struct table {
@@ -272,13 +287,11 @@ struct Watcher {
 	/* Watcher thread only. */
 	struct root *roots;
 	struct table by_wd, by_name;
+	int ifd;		/* libinotifytools' inotify fd, see find_lib_fd */
 	int wake_wd;		/* -1: no wake-up through inotify, poll 1 s */
-	int last_wd;		/* the newest wd the kernel gave us */
-	int wd_gap;		/* failed adds since: ids they may have used */
 	bool broken;		/* libinotifytools failed to start again */
 	bool need_rebuild;	/* a new inotify instance, see rebuild() */
 	bool need_repair;	/* events were lost, see repair() */
-	size_t stale;		/* library records of watches the kernel dropped */
 	size_t lost;		/* NODE_LOST nodes */
 	uint64_t seq_done;
 	struct batch *cur;
@@ -295,7 +308,7 @@ struct Watcher {
 	uint64_t tree_gen, counted_gen;
 
 	/* Counters, read by watcher_get_stats from any thread. */
-	atomic_size_t st_watches, st_stale, st_rebuilds;
+	atomic_size_t st_watches, st_rebuilds;
 	atomic_uint_least64_t st_events, st_batches;
 };
 
@@ -647,11 +660,13 @@ top_of(struct node *n)
 static struct node *
 node_new(Watcher *w, int wd, const char *name, const struct stat *st)
 {
-	struct node *n = calloc(1, sizeof *n);
-	size_t s;
+	size_t len = strlen(name), s;
+	struct node *n = calloc(1, offsetof(struct node, iname) + len + 1);
 
-	if (n == NULL || (n->name = strdup(name)) == NULL)
+	if (n == NULL)
 		abort();
+	memcpy(n->iname, name, len + 1);
+	n->name = n->iname;
 	n->wd = wd;
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
@@ -665,6 +680,14 @@ node_new(Watcher *w, int wd, const char *name, const struct stat *st)
 	return n;
 }
 
+static void
+node_free_mem(struct node *n)
+{
+	if (n->name != n->iname)
+		free(n->name);
+	free(n);
+}
+
 static struct root *
 root_of_top(Watcher *w, const struct node *top)
 {
@@ -676,8 +699,7 @@ root_of_top(Watcher *w, const struct node *top)
 
 /*
  * Frees one node (its children must be gone or orphaned). rm: remove the
- * kernel watch too; otherwise the kernel already dropped it and the
- * library keeps a stale record.
+ * kernel watch too; otherwise the kernel already dropped it.
  */
 static void
 node_free(Watcher *w, struct node *n, bool rm)
@@ -692,13 +714,10 @@ node_free(Watcher *w, struct node *n, bool rm)
 	}
 	if (n->flags & NODE_LOST)
 		w->lost--;
-	if (rm) {
-		if (!inotifytools_remove_watch_by_wd(n->wd))
-			w->stale++;
-	} else {
-		w->stale++;
-	}
-	atomic_store(&w->st_stale, w->stale);
+	/* EINVAL: the kernel dropped it meanwhile (its IN_IGNORED is
+	 * queued and will find no node). */
+	if (rm)
+		(void)inotify_rm_watch(w->ifd, n->wd);
 	if (n->flags & NODE_TOP) {
 		struct root *r = root_of_top(w, n);
 		if (r != NULL) {
@@ -721,8 +740,7 @@ node_free(Watcher *w, struct node *n, bool rm)
 	for (size_t i = 0; i < w->n_retries; i++)
 		if (w->retries[i].parent == n)
 			w->retries[i].parent = NULL;
-	free(n->name);
-	free(n);
+	node_free_mem(n);
 }
 
 /* Frees n and everything beneath it, deepest first. */
@@ -764,7 +782,8 @@ relink(Watcher *w, struct node *n, struct node *parent, const char *name)
 		char *copy = strdup(name);
 		if (copy == NULL)
 			abort();
-		free(n->name);
+		if (n->name != n->iname)
+			free(n->name);
 		n->name = copy;
 	}
 	attach(w, n, parent);
@@ -901,40 +920,22 @@ find_by_inode(Watcher *w, const struct stat *st)
 }
 
 /*
- * Watches the directory open as fd. Returns 0 and the new wd, -EEXIST when
- * the inode is already watched, or another -errno.
+ * Watches the directory open as fd, on the library's instance but not
+ * through the library (see DESIGN: its record per watch is memory we do
+ * not use). Returns 0 and the new wd, -EEXIST when the inode is already
+ * watched, or another -errno.
  */
 static int
 watch_fd(Watcher *w, int fd, int *wd)
 {
 	char path[48];
-	int e;
+	int r;
 
 	snprintf(path, sizeof path, "/proc/self/fd/%d/", fd);
-	if (!inotifytools_watch_file(path, DIR_MASK)) {
-		e = inotifytools_error() > 0 ? -inotifytools_error() : -EIO;
-		/* A failure after the kernel took an id (ENOSPC is checked
-		 * after it) moves the next wd on: see below. EEXIST is
-		 * decided before. */
-		if (e != -EEXIST)
-			w->wd_gap++;
-		return e;
-	}
-	/* See DESIGN: wds are handed out cyclically, so the new one is
-	 * the last one plus one, plus one per id a failure consumed. */
-	for (int id = w->last_wd + 1; id <= w->last_wd + 1 + w->wd_gap &&
-	    id > 0; id++) {
-		if (strcmp(inotifytools_filename_from_wd(id), path) == 0) {
-			w->last_wd = id;
-			w->wd_gap = 0;
-			if (id >= WD_REBUILD_AT)
-				w->need_rebuild = true;
-			*wd = id;
-			return 0;
-		}
-	}
-	w->need_rebuild = true;
-	return -EIO;
+	if ((r = inotify_add_watch(w->ifd, path, DIR_MASK)) < 0)
+		return -errno;
+	*wd = r;
+	return 0;
 }
 
 /* ---- walks (watcher thread) ---- */
@@ -1023,7 +1024,8 @@ walk_place(Watcher *w, struct walk *wk, int fd, const struct stat *st,
 		return NULL;
 	}
 	if ((n = find_by_inode(w, st)) == NULL) {
-		/* The kernel has a watch we do not know: start over. */
+		/* The kernel has a watch we do not know (a bug, or lost
+		 * track after an overflow): start over. */
 		w->need_rebuild = true;
 		walk_note(wk, -EIO);
 		return NULL;
@@ -1382,8 +1384,7 @@ process_event(Watcher *w, size_t i)
 		if (top_of(n)->flags & NODE_LOST) {
 			/* Outside every root. Alive, unless all it says is
 			 * that it is being emptied: then its IN_IGNORED is
-			 * near, and removing a dropped watch would make the
-			 * library complain on stderr. */
+			 * near and frees it. */
 			if (!(e->mask & IN_DELETE))
 				node_free(w, n, true);
 		} else {
@@ -1501,13 +1502,133 @@ read_pass(Watcher *w, bool *wake)
 
 /* ---- library instance (watcher thread) ---- */
 
-/* Starts libinotifytools and the wake-up watch on the pipe. */
+/* A set of fds, from /proc/self/fd. */
+struct fdset {
+	int *fd;
+	size_t n, cap;
+};
+
+/* The inotify instances open in this process now, into set. */
+static int
+inotify_fds(struct fdset *set)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	char link[64];
+	ssize_t len;
+	int e = 0;
+
+	if (d == NULL)
+		return -errno;
+	set->n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		len = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (len < 0)
+			continue;	/* closed meanwhile, or the dir's own fd */
+		link[len] = '\0';
+		if (strcmp(link, "anon_inode:inotify") != 0)
+			continue;
+		if (set->n == set->cap) {
+			set->cap = set->cap ? 2 * set->cap : 8;
+			set->fd = xrealloc(set->fd, set->cap * sizeof *set->fd);
+		}
+		set->fd[set->n++] = atoi(de->d_name);
+	}
+	if (closedir(d) < 0)
+		e = -errno;
+	return e;
+}
+
+static bool
+fdset_has(const struct fdset *set, int fd)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->fd[i] == fd)
+			return true;
+	return false;
+}
+
+/* Whether inotify instance fd holds watch wd on the inode ino. */
+static bool
+fd_has_watch(int fd, int wd, unsigned long ino)
+{
+	char path[64], line[256];
+	unsigned int lwd;
+	unsigned long lino;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	/* "inotify wd:%x ino:%lx sdev:%x ..." (fs/notify/fdinfo.c) */
+	while (!found && fgets(line, sizeof line, f) != NULL)
+		found = sscanf(line, "inotify wd:%x ino:%lx", &lwd, &lino) ==
+		    2 && lwd == (unsigned int)wd && lino == ino;
+	fclose(f);
+	return found;
+}
+
+/*
+ * libinotifytools 3.22 keeps its inotify fd in a static and has no call
+ * that returns it. When the library placed the wake-up watch (wd 1 on the
+ * pipe), it is the instance whose fdinfo lists that watch: exact even when
+ * other threads open and close inotify instances meanwhile. Without that
+ * watch, it must be the only instance that appeared during initialize
+ * (not in before).
+ */
+static int
+find_lib_fd(Watcher *w, const struct fdset *before, bool wake_watched)
+{
+	struct fdset after = { 0 };
+	struct stat st;
+	int found = -1, r;
+
+	if (wake_watched && fstat(w->wake_rd, &st) < 0)
+		return -errno;
+	if ((r = inotify_fds(&after)) < 0)
+		goto out;
+	r = -EIO;
+	for (size_t i = 0; i < after.n; i++) {
+		int fd = after.fd[i];
+		if (wake_watched) {
+			if (fd_has_watch(fd, 1, (unsigned long)st.st_ino)) {
+				found = fd;
+				break;
+			}
+		} else if (fdset_has(before, fd)) {
+			continue;
+		} else if (found >= 0) {
+			found = -1;	/* ambiguous */
+			break;
+		} else {
+			found = fd;
+		}
+	}
+	if (found >= 0) {
+		w->ifd = found;
+		r = 0;
+	}
+out:
+	free(after.fd);
+	return r;
+}
+
+/*
+ * Starts libinotifytools, the wake-up watch on the pipe, and finds the
+ * library's fd.
+ */
 static int
 lib_start(Watcher *w)
 {
 	char path[48];
 	struct inotify_event *ev;
-	int probe;
+	struct fdset before = { 0 };
+	const char *lib_name;
+	bool wake_watched;
+	int probe, r;
 
 	/* The library select()s on its fd: it must be below FD_SETSIZE. */
 	probe = fcntl(w->wake_rd, F_DUPFD_CLOEXEC, 0);
@@ -1515,28 +1636,33 @@ lib_start(Watcher *w)
 		close(probe);
 	if (probe >= FD_SETSIZE - 64)
 		return -EMFILE;
-	if (!inotifytools_initialize())
+	if ((r = inotify_fds(&before)) < 0)
+		return r;
+	if (!inotifytools_initialize()) {
+		free(before.fd);
 		return inotifytools_error() > 0 ? -inotifytools_error() : -EIO;
+	}
 	/* next_events keeps its read buffer in statics that cleanup does
 	 * not reset: events a previous instance left there (a pass cut at
 	 * READ_CAP) would come back with wds of the old instance. The new
 	 * fd has no watch yet, so this ends with the buffer. */
 	while (inotifytools_next_events(0, 1) != NULL)
 		;
-	w->last_wd = w->wd_gap = 0;
 	w->wake_wd = -1;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", w->wake_rd);
-	if (!inotifytools_watch_file(path, IN_MODIFY)) {
-		w->wd_gap = 1;
-	} else {
-		w->last_wd = 1;
-		/* Self-test: does this kernel report pipe writes? */
-		if (strcmp(inotifytools_filename_from_wd(1), path) == 0 &&
-		    write(w->wake_wr, "x", 1) == 1 &&
-		    (ev = inotifytools_next_events(1, 1)) != NULL &&
-		    ev->wd == 1)
-			w->wake_wd = 1;
+	wake_watched = inotifytools_watch_file(path, IN_MODIFY) &&
+	    (lib_name = inotifytools_filename_from_wd(1)) != NULL &&
+	    strcmp(lib_name, path) == 0;
+	r = find_lib_fd(w, &before, wake_watched);
+	free(before.fd);
+	if (r < 0) {
+		inotifytools_cleanup();
+		return r;
 	}
+	/* Self-test: does this kernel report pipe writes? */
+	if (wake_watched && write(w->wake_wr, "x", 1) == 1 &&
+	    (ev = inotifytools_next_events(1, 1)) != NULL && ev->wd == 1)
+		w->wake_wd = 1;
 	return 0;
 }
 
@@ -1607,8 +1733,7 @@ free_all_nodes(Watcher *w)
 		struct node *n = w->by_wd.slots[i], *next;
 		for (; n != NULL; n = next) {
 			next = n->wd_next;
-			free(n->name);
-			free(n);
+			node_free_mem(n);
 		}
 	}
 	free(w->by_wd.slots);
@@ -1626,9 +1751,9 @@ free_all_nodes(Watcher *w)
 }
 
 /*
- * A fresh inotify instance with every root watched again: for records of
- * dropped watches piling up in the library, wds nearing INT_MAX, or a wd
- * we could not account for. Events in between are lost: overflow.
+ * A fresh inotify instance with every root watched again: for lost nodes
+ * piling up, or a watch we could not account for. Events in between are
+ * lost: overflow.
  */
 static void
 rebuild(Watcher *w)
@@ -1638,8 +1763,7 @@ rebuild(Watcher *w)
 	hand_off(w);
 	free_all_nodes(w);
 	inotifytools_cleanup();
-	w->stale = 0;
-	atomic_store(&w->st_stale, 0);
+	w->ifd = -1;
 	w->need_rebuild = w->need_repair = false;
 	atomic_fetch_add(&w->st_rebuilds, 1);
 	set_overflow(w);
@@ -1697,16 +1821,14 @@ repair(Watcher *w)
 }
 
 /*
- * Records of dropped watches in the library, and nodes of directories no
- * walk found (dead ones whose IN_IGNORED an overflow swallowed): when
- * they outnumber the live watches, a rebuild is cheaper than keeping them.
+ * Nodes of directories no walk found (dead ones whose IN_IGNORED an
+ * overflow swallowed): when they outnumber the live watches, a rebuild is
+ * cheaper than keeping them.
  */
 static bool
 too_much_garbage(const Watcher *w)
 {
-	size_t garbage = w->stale + w->lost;
-
-	return garbage >= STALE_REBUILD_MIN && garbage >= w->by_wd.n - w->lost;
+	return w->lost >= LOST_REBUILD_MIN && w->lost >= w->by_wd.n - w->lost;
 }
 
 /* Runs the queued commands; false once the watcher is stopping. */
@@ -1944,7 +2066,7 @@ watcher_new(struct event_base *base, WatcherFn cb, void *arg, Watcher **ret)
 	w->base = base;
 	w->cb = cb;
 	w->arg = arg;
-	w->efd = w->wake_rd = w->wake_wr = -1;
+	w->efd = w->wake_rd = w->wake_wr = w->ifd = -1;
 	w->wake_wd = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
@@ -2082,7 +2204,6 @@ watcher_get_stats(const Watcher *w, WatcherStats *out)
 	Watcher *m = (Watcher *)w;
 
 	out->watches = atomic_load(&m->st_watches);
-	out->library_stale = atomic_load(&m->st_stale);
 	out->rebuilds = atomic_load(&m->st_rebuilds);
 	out->events = atomic_load(&m->st_events);
 	out->batches = atomic_load(&m->st_batches);
