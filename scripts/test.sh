@@ -19,6 +19,20 @@ top=$PWD
 
 "$top/scripts/deps.sh"
 
+# Tests lower fs.inotify limits and restore them themselves; a test killed
+# by a timeout cannot, so the values at the start are put back at the end
+# whatever happens.
+inotify_saved=$(sysctl -n fs.inotify.max_user_watches \
+  fs.inotify.max_queued_events fs.inotify.max_user_instances | tr '\n' ' ')
+restore_sysctls() {
+  set -- $inotify_saved
+  [ "$(id -u)" -eq 0 ] || return 0
+  sysctl -q -w fs.inotify.max_user_watches="$1" \
+    fs.inotify.max_queued_events="$2" fs.inotify.max_user_instances="$3" ||
+    true
+}
+trap restore_sysctls EXIT
+
 results=()
 logs=$(mktemp -d /tmp/treesync-testlogs.XXXXXX)
 run_suite() {  # name builddir [meson test args...]
