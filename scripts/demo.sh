@@ -46,6 +46,9 @@ rm "$demo/src/README.txt"
 sleep 1
 check
 
+say "What the daemon says about it: treesyncctl status"
+"$top/build/treesyncctl" -s "$demo/control.sock" status
+
 if [ -t 0 ] && [ -t 1 ]; then
   say "The daemon keeps running: edit files under $demo/src and watch. Ctrl-C stops it."
   wait $pid || true
