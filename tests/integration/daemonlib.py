@@ -21,6 +21,9 @@ ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
                           os.path.abspath(__file__)))))
 TREESYNCD = os.environ.get("TREESYNCD",
                            os.path.join(ROOT, "build", "treesyncd"))
+TREESYNCCTL = os.environ.get("TREESYNCCTL",
+                             os.path.join(os.path.dirname(TREESYNCD),
+                                          "treesyncctl"))
 GENTREE = os.path.join(ROOT, "tests", "tools", "gentree.py")
 TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
 WRAP = os.environ.get("TREESYNC_WRAP", "").split()
@@ -53,6 +56,7 @@ class DaemonCase(unittest.TestCase):
         self.dst = os.path.join(self.tmp, "dst")
         self.log = os.path.join(self.tmp, "sync.log")
         self.conf = os.path.join(self.tmp, "t.conf")
+        self.sock = os.path.join(self.tmp, "c.sock")
         os.mkdir(self.src)
         self.proc = None
 
@@ -78,17 +82,20 @@ class DaemonCase(unittest.TestCase):
         if problem:
             self.fail(problem)
 
-    def write_config(self, syncs=None, extra=""):
+    def write_config(self, syncs=None, extra="", sock=None):
+        """syncs: (name, source, [destinations][, settings]) tuples."""
         syncs = syncs or [("t", self.src, [self.dst], "")]
         body = ",\n".join(
             '{ name = "%s"; source = "%s"; destinations = ( %s ); %s }' % (
-                n, s, ", ".join('"%s"' % d for d in ds), x)
-            for n, s, ds, x in syncs)
+                x[0], x[1], ", ".join('"%s"' % d for d in x[2]),
+                x[3] if len(x) > 3 else "")
+            for x in syncs)
         with open(self.conf, "w") as f:
             f.write('workers = 4;\ndelay_ms = %d;\nlog_file = "%s";\n'
-                    'log_level = "debug";\ncontrol_socket = "%s/c.sock";\n'
+                    'log_level = "debug";\ncontrol_socket = "%s";\n'
                     '%s\nsyncs = ( %s );\n' % (self.delay_ms, self.log,
-                                               self.tmp, extra, body))
+                                               sock or self.sock, extra,
+                                               body))
 
     def start(self, syncs=None):
         self.write_config(syncs)

@@ -13,33 +13,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
-                      os.path.dirname(os.path.dirname(os.path.dirname(
-                          os.path.abspath(__file__)))))
-TREESYNCD = os.environ.get("TREESYNCD",
-                           os.path.join(ROOT, "build", "treesyncd"))
-TREESYNCCTL = os.environ.get("TREESYNCCTL",
-                             os.path.join(os.path.dirname(TREESYNCD),
-                                          "treesyncctl"))
-TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
-WRAP = os.environ.get("TREESYNC_WRAP", "").split()
-SLOW = 10 if WRAP else 1
-DEADLINE = 30 * SLOW
-
-
-def write(path, data=b""):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonlib import (DEADLINE, DaemonCase, SLOW,  # noqa: E402
+                       TREESYNCCTL, TREESYNCD, WRAP, write)
 
 
 def human_size(n):
@@ -136,62 +119,15 @@ def value(fams, family, **labels):
     raise KeyError("%s %s" % (family, labels))
 
 
-class Ctl(unittest.TestCase):
-    delay_ms = 20
-
+class Ctl(DaemonCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="treesync-ctl.")
-        os.chmod(self.tmp, 0o755)
-        self.src = os.path.join(self.tmp, "src")
-        self.dst = os.path.join(self.tmp, "dst")
-        self.log = os.path.join(self.tmp, "sync.log")
-        self.conf = os.path.join(self.tmp, "t.conf")
+        super().setUp()
         # The daemon makes the missing parent directory.
         self.sock = os.path.join(self.tmp, "run", "treesync", "c.sock")
-        os.mkdir(self.src)
-        self.proc = None
-
-    def tearDown(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if os.environ.get("TREESYNC_KEEP"):
-            sys.stderr.write("kept %s\n" % self.tmp)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def write_config(self, syncs=None, extra="", sock=None):
-        syncs = syncs or [("t", self.src, [self.dst])]
-        body = ",\n".join(
-            '{ name = "%s"; source = "%s"; destinations = ( %s ); }' % (
-                n, s, ", ".join('"%s"' % d for d in ds))
-            for n, s, ds in syncs)
-        with open(self.conf, "w") as f:
-            f.write('workers = 4;\ndelay_ms = %d;\nlog_file = "%s";\n'
-                    'log_level = "debug";\ncontrol_socket = "%s";\n'
-                    '%s\nsyncs = ( %s );\n' % (self.delay_ms, self.log,
-                                               sock or self.sock, extra, body))
 
     def start(self, syncs=None):
-        self.write_config(syncs)
-        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
-                                             self.conf],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.wait_equal()
+        super().start(syncs)
         self.wait_idle()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10 * SLOW)
-        self.assertEqual(rc, 0, self.logtext()[-2000:])
-        self.proc = None
-
-    def logtext(self):
-        if not os.path.exists(self.log):
-            return ""
-        with open(self.log, errors="replace") as f:
-            return f.read()
 
     def ctl(self, *args, sock=None, check=True):
         cmd = [TREESYNCCTL]
@@ -215,32 +151,6 @@ class Ctl(unittest.TestCase):
 
     def metrics(self):
         return parse_prometheus(self.ctl("metrics").stdout)
-
-    def compare(self, src, dst, rsync=False):
-        cmd = [sys.executable, TREECMP, src, dst]
-        if not rsync:
-            cmd.append("--no-rsync")
-        return subprocess.run(cmd, capture_output=True, text=True)
-
-    def wait_equal(self, src=None, dst=None):
-        src, dst = src or self.src, dst or self.dst
-        end = time.monotonic() + DEADLINE
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                self.fail("daemon exited %d:\n%s" % (
-                    self.proc.returncode, self.logtext()[-3000:]))
-            p = None
-            if os.path.isdir(dst):
-                p = self.compare(src, dst)
-                if p.returncode == 0:
-                    p = self.compare(src, dst, rsync=True)
-                    if p.returncode == 0:
-                        return
-            if time.monotonic() > end:
-                self.fail("not converged after %d s:\n%s\nlog tail:\n%s" % (
-                    DEADLINE, p.stdout[-3000:] if p else "(no dst)",
-                    self.logtext()[-3000:]))
-            time.sleep(0.1)
 
     def wait_idle(self, name="t", sock=None):
         """Polls status until the pair is idle with nothing queued."""

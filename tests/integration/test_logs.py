@@ -17,20 +17,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
-                      os.path.dirname(os.path.dirname(os.path.dirname(
-                          os.path.abspath(__file__)))))
-TREESYNCD = os.environ.get("TREESYNCD",
-                           os.path.join(ROOT, "build", "treesyncd"))
-TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
-WRAP = os.environ.get("TREESYNC_WRAP", "").split()
-SLOW = 10 if WRAP else 1
-DEADLINE = 30 * SLOW
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonlib import (DEADLINE, ROOT, DaemonCase, SLOW,  # noqa: E402
+                       TREESYNCD, WRAP, write)
 
 # SPEC "Sync log": time (ISO 8601, UTC, ms), level, pair, action, path
 # relative to the source, destination, outcome and figures.
@@ -42,35 +35,15 @@ COPY = re.compile(r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z "
                   r"(?P<size>\d+(\.\d)? (B|KiB|MiB)) (?P<ms>\d+\.\d) ms$")
 
 
-def write(path, data=b""):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-class Logs(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="treesync-logs.")
-        os.chmod(self.tmp, 0o755)
-        self.src = os.path.join(self.tmp, "src")
-        self.dst = os.path.join(self.tmp, "dst")
-        self.log = os.path.join(self.tmp, "sync.log")
-        self.conf = os.path.join(self.tmp, "t.conf")
-        os.mkdir(self.src)
-        self.proc = None
-
-    def tearDown(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
+class Logs(DaemonCase):
     def start(self, level, dst=None):
         with open(self.conf, "w") as f:
             f.write('workers = 2;\ndelay_ms = 20;\nlog_file = "%s";\n'
-                    'log_level = "%s";\nsyncs = ( { name = "logs"; '
+                    'log_level = "%s";\ncontrol_socket = "%s";\n'
+                    'syncs = ( { name = "logs"; '
                     'source = "%s"; destinations = ( "%s" ); } );\n' % (
-                        self.log, level, self.src, dst or self.dst))
+                        self.log, level, self.sock, self.src,
+                        dst or self.dst))
         self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
                                              self.conf],
                                      stdout=subprocess.DEVNULL,
@@ -92,15 +65,6 @@ class Logs(unittest.TestCase):
             if time.monotonic() > end:
                 self.fail("no %s in the log after %d s:\n%s" % (
                     what, DEADLINE, self.text(path)[-3000:]))
-            time.sleep(0.1)
-
-    def wait_equal(self):
-        end = time.monotonic() + DEADLINE
-        while subprocess.run([sys.executable, TREECMP, self.src, self.dst,
-                              "--no-rsync"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL).returncode != 0:
-            if time.monotonic() > end:
-                self.fail("not converged after %d s" % DEADLINE)
             time.sleep(0.1)
 
     def stop(self):
