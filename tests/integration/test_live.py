@@ -233,7 +233,9 @@ class Live(DaemonCase):
             time.sleep(0.002)
         t0 = time.monotonic()
         self.stop()
-        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+        # "Within a few seconds": the copy in flight may finish (a 1 GiB
+        # copy_file_range is one call); generous: the machine is shared.
+        self.assertLess(time.monotonic() - t0, 10 * SLOW)
         self.assertEqual(temp_files(self.dst), [])
         d = os.path.join(self.dst, "huge.bin")
         if os.path.exists(d):
