@@ -11,8 +11,13 @@
  * invalid, the problems are logged and nothing changes. Otherwise pairs
  * whose settings are unchanged keep running untouched; removed or changed
  * ones are stopped and retired (freed once their jobs are back), and new
- * or changed ones start. A Config stays alive while any running pair
- * points into it (ConfigRef).
+ * or changed ones start. A started pair's first pass waits (reaper)
+ * while a retired pair that writes one of its destinations still has
+ * jobs out: their late results would otherwise land after the compare
+ * that was to settle them. A pair whose source came back after being
+ * unmounted or replaced is restarted the same way (its watches were
+ * lost). A Config stays alive while any running pair points into it
+ * (ConfigRef).
  *
  * Control socket: requests from treesyncctl are answered here, on the
  * reactor (control.c serves the socket, metrics.c renders). A reload that
@@ -70,6 +75,7 @@ typedef struct PairRun {
 	size_t watches;		/* directories watched, from the watcher */
 	bool started;		/* its first pass was started */
 	bool restart;		/* its source is back: watch it again */
+	bool start_waiting;	/* first pass waits for a retired pair */
 	struct Daemon *dm;
 } PairRun;
 
@@ -133,6 +139,40 @@ on_source_back(void *arg)
 	event_active(pr->dm->restarter, 0, 0);
 }
 
+/*
+ * A retired pair (reload, restart) whose jobs are still out and that
+ * writes one of pr's destinations: pr's first pass must not compare
+ * before those jobs land, or it would take their late results for the
+ * truth and never look again.
+ */
+static bool
+retired_jobs_in_the_way(const Daemon *dm, const PairRun *pr)
+{
+	for (const PairRun *o = dm->retiring; o != NULL; o = o->next) {
+		if (live_jobs_out(o->live) == 0)
+			continue;
+		for (size_t i = 0; i < o->pair->n_destinations; i++)
+			for (size_t j = 0; j < pr->pair->n_destinations; j++)
+				if (strcmp(o->pair->destinations[i],
+				    pr->pair->destinations[j]) == 0)
+					return true;
+	}
+	return false;
+}
+
+/* The pair's first pass, now or (start_waiting) from the reaper. */
+static void
+pair_first_pass(Daemon *dm, PairRun *pr)
+{
+	if (retired_jobs_in_the_way(dm, pr)) {
+		pr->start_waiting = true;
+		return;
+	}
+	pr->start_waiting = false;
+	pr->started = true;
+	live_start(pr->live);
+}
+
 static int
 pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 {
@@ -164,8 +204,7 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 		    "comparing every %d s instead", pair->name, pair->source,
 		    strerror(-r), POLL_INTERVAL_MS / 1000);
 	if (r < 0) {
-		pr->started = true;
-		live_start(pr->live);
+		pair_first_pass(dm, pr);
 		live_set_polling(pr->live, POLL_INTERVAL_MS);
 	}
 	return 0;
@@ -293,8 +332,12 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 			pp = &pr->next;
 		}
 	}
-	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+		if (pr->start_waiting)
+			pair_first_pass(dm, pr);
 		out += live_jobs_out(pr->live);
+	}
+	check_ready(dm);
 	if (out > 0) {
 		dm->trim_due = true;
 		return;
@@ -376,10 +419,8 @@ on_watch(WatchBatch *batch, void *arg)
 			    POLL_INTERVAL_MS / 1000);
 			live_set_polling(pr->live, POLL_INTERVAL_MS);
 		}
-		if (n->kind == WATCH_ROOT_READY) {
-			pr->started = true;
-			live_start(pr->live);
-		}
+		if (n->kind == WATCH_ROOT_READY)
+			pair_first_pass(dm, pr);
 	}
 	for (size_t i = 0; i < batch->n_counts; i++) {
 		PairRun *pr = find_root(dm->pairs, batch->counts[i].root);

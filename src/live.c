@@ -259,6 +259,8 @@ enter_fault(Live *live, GuardFault f)
 static void
 leave_fault(Live *live)
 {
+	GuardFault was = live->fault;
+
 	synclog_event(LOG_LEVEL_INFO, live->pair->name, "guard", "", "-",
 	    "source '%s' is back: resuming; comparing every destination",
 	    live->pair->source);
@@ -269,7 +271,9 @@ leave_fault(Live *live)
 		live->dests[k].full_needed = true;
 		live->dests[k].pass_due_ms = 0;
 	}
-	if (live->opt.source_back != NULL)
+	/* An emptied root kept its watches: no restart, whose handover
+	 * would only race with the jobs still out. */
+	if (was != GUARD_EMPTY && live->opt.source_back != NULL)
 		live->opt.source_back(live->opt.source_back_arg);
 }
 
