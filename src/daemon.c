@@ -238,22 +238,6 @@ find_root(PairRun *list, unsigned root)
 	return NULL;
 }
 
-/* "12034" -> "12,034" into buf. */
-static void
-format_count(size_t n, char *buf, size_t size)
-{
-	char digits[32];
-	size_t len, o = 0;
-
-	len = (size_t)snprintf(digits, sizeof digits, "%zu", n);
-	for (size_t i = 0; i < len && o + 2 < size; i++) {
-		if (i > 0 && (len - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = digits[i];
-	}
-	buf[o] = '\0';
-}
-
 /* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
 static void
 update_status(Daemon *dm)
@@ -271,7 +255,7 @@ update_status(Daemon *dm)
 		if (live_busy(pr->live))
 			busy++;
 	}
-	format_count(queued, count, sizeof count);
+	metrics_format_count(queued, count, sizeof count);
 	if (waiting > 0)
 		snprintf(line, sizeof line, "placing watches: %zu/%zu pairs",
 		    pairs - waiting, pairs);

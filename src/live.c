@@ -161,7 +161,6 @@ typedef struct RenameJob {
 static void dest_flush(Dest *d);
 static void live_schedule(Live *live);
 /* Counters: the section at the end of this file. */
-static void live_stats_stamp(Dest *d, const char *relpath);
 static void live_stats_path_done(Dest *d, Pending *p, const PathJob *pj);
 static void live_stats_pass_done(Dest *d, const SyncStats *st, bool whole);
 
@@ -385,7 +384,7 @@ pending_clear(Dest *d, const char *under)
  * exact, due_ms is taken as it is (a close after writes may bring the
  * copy forward).
  */
-static void
+static Pending *
 mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 {
 	Pending *p = pending_find(d, relpath);
@@ -395,7 +394,7 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 			p->again = true;
 		if (exact || p->attempts == 0 || due_ms > p->due_ms)
 			p->due_ms = due_ms;
-		return;
+		return p;
 	}
 	if (d->count >= MAX_PENDING) {
 		/* Bounded memory: one full pass says it all. */
@@ -404,7 +403,7 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 			    "queue", "", d->path, "over %d pending paths: one "
 			    "full compare instead", MAX_PENDING);
 		d->full_needed = true;
-		return;
+		return NULL;
 	}
 	if (d->count >= d->nbuckets)
 		pending_grow(d);
@@ -420,12 +419,13 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 		d->buckets[h] = p;
 	}
 	d->count++;
+	return p;
 }
 
-static void
+static Pending *
 mark(Dest *d, const char *relpath, uint64_t due_ms)
 {
-	mark_at(d, relpath, due_ms, false);
+	return mark_at(d, relpath, due_ms, false);
 }
 
 static void
@@ -572,16 +572,20 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				 * file just created or still being written
 				 * waits for its close (or for the writer to
 				 * go quiet). */
+				Pending *p = NULL;
+
 				if (!from_ex && (e->mask & IN_CLOSE_WRITE))
-					mark_at(d, e->relpath, due, true);
+					p = mark_at(d, e->relpath, due, true);
 				else if (!from_ex && ((e->mask & IN_MODIFY) ||
 				    (!is_dir && (e->mask & IN_CREATE))))
-					mark(d, e->relpath, due +
+					p = mark(d, e->relpath, due +
 					    WRITER_QUIET_MS);
 				else if (!from_ex)
-					mark(d, e->relpath, due);
-				if (!from_ex)
-					live_stats_stamp(d, e->relpath);
+					p = mark(d, e->relpath, due);
+				/* The latency histogram starts at the oldest
+				 * event a path job has not served yet. */
+				if (p != NULL && p->event_usec == 0)
+					p->event_usec = now_usec();
 				if (entry)
 					mark_parent(d, e->relpath, due);
 				/* A directory that arrives is a new inode even
@@ -1354,15 +1358,6 @@ live_state_name(LiveState s)
 }
 
 /* An event named relpath: its latency runs from now until a job serves it. */
-static void
-live_stats_stamp(Dest *d, const char *relpath)
-{
-	Pending *p = pending_find(d, relpath);
-
-	if (p != NULL && p->event_usec == 0)
-		p->event_usec = now_usec();
-}
-
 static void
 set_last_error(Dest *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
