@@ -57,6 +57,28 @@ void pathsync_run(int src_root, int dst_root, const char *relpath,
     const PathSyncOptions *opt, PathSyncResult *res);
 
 /*
+ * The same for several names of one directory, which is opened once on
+ * each side (the live daemon's batches): pathsync_dir_open never fails
+ * by itself, a parent that could not be opened (sp/dp < 0, -errno) is
+ * what pathsync_dir_run reports for each name. parent is not "" for
+ * the root's own metadata: that is pathsync_run(..., "", ...).
+ */
+typedef struct PathSyncDir {
+	int src_root;		/* the roots, borrowed: the guard looks at them
+				 * before a delete */
+	int dst_root;
+	int sp;			/* source parent fd, or -errno */
+	int dp;			/* destination parent fd, or -errno */
+} PathSyncDir;
+
+void pathsync_dir_open(int src_root, int dst_root, const char *parent,
+    PathSyncDir *pd);
+/* base: a name in that directory (no '/'). */
+void pathsync_dir_run(const PathSyncDir *pd, const char *base,
+    const PathSyncOptions *opt, PathSyncResult *res);
+void pathsync_dir_close(PathSyncDir *pd);
+
+/*
  * Renames from to to in the destination (both relative to dst_root,
  * parents opened beneath it). 0, or -errno (-ENOENT: nothing to rename,
  * or to's parent is missing).

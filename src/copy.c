@@ -396,17 +396,24 @@ copy_set_meta(int dst_dir, const char *name, const FileMeta *meta,
 {
 	struct timespec times[2];
 	struct stat st;
+	bool chowned = false;
 	int r = 0, e;
 
 	if (fstatat(dst_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	/* Owner first: chown clears setuid/setgid, chmod sets them back. */
 	if (opt != NULL && opt->preserve_owner &&
-	    (st.st_uid != meta->uid || st.st_gid != meta->gid) &&
-	    fchownat(dst_dir, name, meta->uid, meta->gid,
-	    AT_SYMLINK_NOFOLLOW) < 0)
-		r = -errno;
-	if (!S_ISLNK(st.st_mode) &&
+	    (st.st_uid != meta->uid || st.st_gid != meta->gid)) {
+		chowned = true;
+		if (fchownat(dst_dir, name, meta->uid, meta->gid,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+	}
+	/* The mode as it is needs no chmod (through /proc, four syscalls):
+	 * the live daemon restores a directory's mtime after every batch
+	 * of new files in it. */
+	if (!S_ISLNK(st.st_mode) && (chowned ||
+	    (st.st_mode & 07777) != (meta->mode & 07777)) &&
 	    (e = chmod_nofollow(dst_dir, name, meta->mode & 07777)) < 0 &&
 	    r == 0)
 		r = e;

@@ -37,6 +37,21 @@
  * reaches max_delete holds the pair: passes and path jobs go on, deletes
  * do not, until live_resync(force) or a reload with another max_delete
  * (which restarts the pair).
+ *
+ * Cost (measured on a burst of 10,000 new files, docs/performance-live.md):
+ * the reactor never walks the table. A pending path that is not in
+ * flight sits in one of two heaps, `waiting` (by due time: the timer's
+ * next wake-up is its top) or `ripe` (by depth, then arrival: a refill
+ * pops from the top), so an event or a completion costs O(log n). The
+ * timer is armed only for what is due later; what is due now and still
+ * queued waits for a completion, which refills. Ripe paths of one
+ * directory share a job (up to BATCH_MAX, sized so every worker gets a
+ * share): the worker opens the roots and the parent directories once
+ * for all of them and the reactor wakes once per batch. A batch that
+ * copied BATCH_BYTES hands its remaining paths back (due at once), so a
+ * large file does not hold up the small ones behind it. A directory's
+ * own path waits (parked) while paths inside it are ripe or in flight
+ * (DirCount): its mtime would move again with each of their copies.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,16 +83,57 @@
 
 typedef struct Dest Dest;
 
+#define BATCH_MAX 64		/* paths of one directory per job */
+#define BATCH_BYTES (4u << 20)	/* a job copies at most this much before
+				 * handing the rest of its paths back */
+
 typedef struct Pending {
 	struct Pending *hnext;
 	char *relpath;
 	unsigned depth;		/* '/' count: parents go out first */
 	uint64_t due_ms;
+	uint64_t seq;		/* order of arrival in the ripe heap */
+	struct Heap *heap;	/* the heap it is in; NULL while in flight */
+	size_t hidx;		/* its index there */
 	bool in_flight;
 	bool again;		/* changed while its job was out */
+	bool active;		/* ripe or in flight: counted in its parent's
+				 * DirCount */
+	bool parked;		/* due, but waits for the active paths
+				 * beneath it (see DirCount) */
 	unsigned attempts;	/* failures in a row */
 	uint64_t event_usec;	/* arrival of its oldest unserved event; 0 none */
 } Pending;
+
+/*
+ * Paths directly inside one directory that are ripe or in flight. While
+ * there are any, the directory's own pending path is parked instead of
+ * run: its job would restore an mtime that their copies move again, so
+ * a burst of new files in one directory would cost a job for the
+ * directory per file. It runs once they are done (the last one brings
+ * it back), after them, which is also when its mtime is final. Paths
+ * not due yet (a file still being written) do not hold it up.
+ */
+typedef struct DirCount {
+	struct DirCount *next;
+	size_t n;
+	Pending *parked;	/* the directory's own path, parked */
+	char path[];
+} DirCount;
+
+/*
+ * Every pending path that is not in flight is in exactly one of a
+ * destination's two heaps: `waiting` (not due yet, earliest due_ms on
+ * top) or `ripe` (due, shallowest first, then first come). A refill and
+ * the timer look at the tops only, so the work per event and per
+ * completion is O(log n), not a walk of the table.
+ */
+typedef struct Heap {
+	Pending **v;
+	size_t n;
+	size_t cap;
+	bool by_depth;		/* ripe: (depth, seq); waiting: (due_ms, seq) */
+} Heap;
 
 typedef struct Rename {
 	struct Rename *next;
@@ -93,6 +149,12 @@ struct Dest {
 	Pending **buckets;
 	size_t nbuckets;
 	size_t count;
+	Heap waiting;
+	Heap ripe;
+	uint64_t seq;
+	DirCount **dirs;	/* hash of DirCount by path */
+	size_t ndirs_buckets;
+	size_t ndirs;
 	Rename *renames;	/* waiting, in order */
 	Rename **renames_tail;
 	FullSync *pass;
@@ -141,15 +203,25 @@ struct Live {
 	uint64_t last_error_ms;
 };
 
-typedef struct PathJob {
-	Job job;
-	Dest *dest;
+/* One path of a batch and what became of it. */
+typedef struct PathItem {
 	char *relpath;
-	PathSyncOptions opt;	/* the pair's, with this moment's guards */
-	SourceIdentity expect;
 	PathSyncResult res;
 	uint64_t usec;
 	uint64_t event_usec;	/* the pending path's, for the latency */
+	bool skipped;		/* not run: the batch's byte budget was spent */
+} PathItem;
+
+/* Up to BATCH_MAX paths with one parent directory (or the root alone). */
+typedef struct PathJob {
+	Job job;
+	Dest *dest;
+	PathSyncOptions opt;	/* the pair's, with this moment's guards */
+	SourceIdentity expect;
+	GuardFault fault;	/* the source root failed its check: nothing
+				 * was run */
+	size_t n;
+	PathItem items[BATCH_MAX];
 } PathJob;
 
 typedef struct RenameJob {
@@ -161,7 +233,7 @@ typedef struct RenameJob {
 static void dest_flush(Dest *d);
 static void live_schedule(Live *live);
 /* Counters: the section at the end of this file. */
-static void live_stats_path_done(Dest *d, Pending *p, const PathJob *pj);
+static void live_stats_path_done(Dest *d, Pending *p, const PathItem *pj);
 static void live_stats_pass_done(Dest *d, const SyncStats *st, bool whole);
 
 static uint64_t
@@ -301,6 +373,237 @@ enter_hold(Live *live, const Dest *d, const SyncStats *st)
 	live->held = true;
 }
 
+/* ---- the heaps --------------------------------------------------------- */
+
+static bool
+heap_less(const Heap *h, const Pending *a, const Pending *b)
+{
+	if (h->by_depth) {
+		if (a->depth != b->depth)
+			return a->depth < b->depth;
+	} else if (a->due_ms != b->due_ms) {
+		return a->due_ms < b->due_ms;
+	}
+	return a->seq < b->seq;
+}
+
+static void
+heap_set(Heap *h, size_t i, Pending *p)
+{
+	h->v[i] = p;
+	p->hidx = i;
+}
+
+static void
+heap_up(Heap *h, size_t i)
+{
+	Pending *p = h->v[i];
+
+	while (i > 0 && heap_less(h, p, h->v[(i - 1) / 2])) {
+		heap_set(h, i, h->v[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(h, i, p);
+}
+
+static void
+heap_down(Heap *h, size_t i)
+{
+	Pending *p = h->v[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && heap_less(h, h->v[c + 1], h->v[c]))
+			c++;
+		if (!heap_less(h, h->v[c], p))
+			break;
+		heap_set(h, i, h->v[c]);
+		i = c;
+	}
+	heap_set(h, i, p);
+}
+
+static void
+heap_push(Heap *h, Pending *p)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		Pending **v = realloc(h->v, cap * sizeof *v);
+
+		if (v == NULL)
+			oom();
+		h->v = v;
+		h->cap = cap;
+	}
+	p->heap = h;
+	heap_set(h, h->n++, p);
+	heap_up(h, h->n - 1);
+}
+
+static void
+heap_remove(Pending *p)
+{
+	Heap *h = p->heap;
+	size_t i = p->hidx;
+
+	p->heap = NULL;
+	if (--h->n == i)
+		return;
+	heap_set(h, i, h->v[h->n]);
+	heap_down(h, i);
+	heap_up(h, h->v[i]->hidx);
+}
+
+/* ---- active paths per directory ------------------------------------- */
+
+static uint64_t
+hash_bytes(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (len-- > 0)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+/* The DirCount of path[0, len), made when create is set (else NULL). */
+static DirCount *
+dircount_get(Dest *d, const char *path, size_t len, bool create)
+{
+	DirCount *c;
+	size_t h;
+
+	if (d->ndirs_buckets == 0) {
+		if (!create)
+			return NULL;
+		if ((d->dirs = calloc(64, sizeof *d->dirs)) == NULL)
+			oom();
+		d->ndirs_buckets = 64;
+	}
+	h = (size_t)hash_bytes(path, len) & (d->ndirs_buckets - 1);
+	for (c = d->dirs[h]; c != NULL; c = c->next)
+		if (strncmp(c->path, path, len) == 0 && c->path[len] == '\0')
+			return c;
+	if (!create)
+		return NULL;
+	if (d->ndirs >= d->ndirs_buckets) {
+		size_t n = d->ndirs_buckets * 2;
+		DirCount **b = calloc(n, sizeof *b);
+
+		if (b == NULL)
+			oom();
+		for (size_t i = 0; i < d->ndirs_buckets; i++)
+			while (d->dirs[i] != NULL) {
+				DirCount *e = d->dirs[i];
+				size_t k = (size_t)hash_bytes(e->path,
+				    strlen(e->path)) & (n - 1);
+				d->dirs[i] = e->next;
+				e->next = b[k];
+				b[k] = e;
+			}
+		free(d->dirs);
+		d->dirs = b;
+		d->ndirs_buckets = n;
+		h = (size_t)hash_bytes(path, len) & (n - 1);
+	}
+	if ((c = calloc(1, sizeof *c + len + 1)) == NULL)
+		oom();
+	memcpy(c->path, path, len);
+	c->path[len] = '\0';
+	c->next = d->dirs[h];
+	d->dirs[h] = c;
+	d->ndirs++;
+	return c;
+}
+
+static void
+dircount_free(Dest *d, DirCount *victim)
+{
+	size_t h = (size_t)hash_bytes(victim->path, strlen(victim->path)) &
+	    (d->ndirs_buckets - 1);
+	DirCount **pp = &d->dirs[h];
+
+	while (*pp != victim)
+		pp = &(*pp)->next;
+	*pp = victim->next;
+	free(victim);
+	d->ndirs--;
+}
+
+static void pending_place(Dest *d, Pending *p);
+
+/* Counts p in (or out of) its parent directory's active paths; the
+ * last one out brings a parked parent back. */
+static void
+set_active(Dest *d, Pending *p, bool on)
+{
+	const char *slash;
+	DirCount *c;
+
+	if (p->active == on || p->relpath[0] == '\0')
+		return;
+	p->active = on;
+	slash = strrchr(p->relpath, '/');
+	c = dircount_get(d, p->relpath, slash != NULL ?
+	    (size_t)(slash - p->relpath) : 0, true);
+	if (on) {
+		c->n++;
+		return;
+	}
+	if (--c->n == 0) {
+		Pending *parent = c->parked;
+
+		dircount_free(d, c);
+		if (parent != NULL) {
+			parent->parked = false;
+			pending_place(d, parent);
+		}
+	}
+}
+
+/* Puts a path that is not in flight where its due_ms says. */
+static void
+pending_place(Dest *d, Pending *p)
+{
+	if (p->heap != NULL)
+		heap_remove(p);
+	p->seq = d->seq++;
+	heap_push(&d->waiting, p);
+	set_active(d, p, false);
+}
+
+/* Parks a ripe directory path while paths inside it are active; false
+ * when there are none. */
+static bool
+pending_park(Dest *d, Pending *p)
+{
+	DirCount *c = dircount_get(d, p->relpath, strlen(p->relpath), false);
+
+	if (c == NULL)
+		return false;
+	heap_remove(p);
+	p->parked = true;
+	c->parked = p;
+	return true;
+}
+
+/* Moves every path whose time has come from waiting to ripe. */
+static void
+pending_ripen(Dest *d, uint64_t now)
+{
+	while (d->waiting.n > 0 && d->waiting.v[0]->due_ms <= now) {
+		Pending *p = d->waiting.v[0];
+
+		heap_remove(p);
+		p->seq = d->seq++;
+		heap_push(&d->ripe, p);
+		set_active(d, p, true);
+	}
+}
+
 /* ---- the pending table ----------------------------------------------- */
 
 static size_t
@@ -355,6 +658,15 @@ pending_remove(Dest *d, Pending *victim)
 	while (*pp != victim)
 		pp = &(*pp)->hnext;
 	*pp = victim->hnext;
+	if (victim->heap != NULL)
+		heap_remove(victim);
+	if (victim->parked) {
+		DirCount *c = dircount_get(d, victim->relpath,
+		    strlen(victim->relpath), false);
+		if (c != NULL)
+			c->parked = NULL;
+	}
+	set_active(d, victim, false);
 	free(victim->relpath);
 	free(victim);
 	d->count--;
@@ -390,10 +702,20 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 	Pending *p = pending_find(d, relpath);
 
 	if (p != NULL) {
+		uint64_t old = p->due_ms;
+
 		if (p->in_flight)
 			p->again = true;
 		if (exact || p->attempts == 0 || due_ms > p->due_ms)
 			p->due_ms = due_ms;
+		/* A ripe path pushed into the future waits again; a waiting
+		 * one moves in its heap (ripe ones brought forward stay). */
+		if (p->heap == &d->waiting && p->due_ms != old) {
+			heap_down(&d->waiting, p->hidx);
+			heap_up(&d->waiting, p->hidx);
+		} else if (p->heap == &d->ripe && p->due_ms > old) {
+			pending_place(d, p);
+		}
 		return p;
 	}
 	if (d->count >= MAX_PENDING) {
@@ -419,6 +741,7 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 		d->buckets[h] = p;
 	}
 	d->count++;
+	pending_place(d, p);
 	return p;
 }
 
@@ -622,43 +945,80 @@ open_root(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * The roots and the paths' parent directory are opened once per batch;
+ * each path is then compared and repaired on its own (a failure is its
+ * own). Past BATCH_BYTES copied, the rest goes back to the reactor, so a
+ * large file does not hold up the small ones queued behind it for long.
+ */
 static void
 path_run(Job *job)
 {
 	PathJob *pj = (PathJob *)job;
 	Live *live = pj->dest->live;
-	uint64_t t0 = now_usec();
-	int src, dst;
+	uint64_t t0 = now_usec(), bytes = 0;
+	char parent[PATH_MAX];
+	const char *base;
+	PathSyncDir pd;
+	int src, dst = -1, err = 0;
 
-	memset(&pj->res, 0, sizeof pj->res);
+	for (size_t i = 0; i < pj->n; i++) {
+		memset(&pj->items[i].res, 0, sizeof pj->items[i].res);
+		pj->items[i].skipped = false;
+	}
+	pj->fault = GUARD_OK;
 	if ((src = open_root(live->pair->source)) < 0) {
-		pj->res.err = src;
+		err = src;
 		if (src == -ENOENT || src == -ENOTDIR)
-			pj->res.fault = GUARD_VANISHED;
-		return;
+			pj->fault = GUARD_VANISHED;
+	} else if (pj->expect.known && (pj->fault = guard_check_source(src,
+	    0, -1, &pj->expect, false, &(SourceIdentity){ 0 })) != GUARD_OK) {
+		/* Not the root the pair mirrors (unmounted, replaced): touch
+		 * nothing, neither copy from it nor delete because of it. */
+	} else if ((dst = open_root(pj->dest->path)) < 0) {
+		err = dst;
 	}
-	/* Not the root the pair mirrors (unmounted, replaced): touch
-	 * nothing, neither copy from it nor delete because of it. */
-	if (pj->expect.known && (pj->res.fault = guard_check_source(src, 0,
-	    -1, &pj->expect, false, &(SourceIdentity){ 0 })) != GUARD_OK) {
-		close(src);
-		return;
-	}
-	if ((dst = open_root(pj->dest->path)) < 0) {
-		pj->res.err = dst;
-		close(src);
+	if (err != 0 || pj->fault != GUARD_OK) {
+		for (size_t i = 0; i < pj->n; i++) {
+			pj->items[i].res.err = err;
+			pj->items[i].res.fault = pj->fault;
+		}
+		if (src >= 0)
+			close(src);
 		return;
 	}
 	pj->opt.expect = &pj->expect;
-	pathsync_run(src, dst, pj->relpath, &pj->opt, &pj->res);
+	if (pj->items[0].relpath[0] == '\0') {
+		/* The root's own metadata: always a job of its own. */
+		pathsync_run(src, dst, "", &pj->opt, &pj->items[0].res);
+		pj->items[0].usec = now_usec() - t0;
+		goto out;
+	}
+	fsutil_split_path(pj->items[0].relpath, parent, sizeof parent, &base);
+	pathsync_dir_open(src, dst, parent, &pd);
+	for (size_t i = 0; i < pj->n; i++) {
+		PathItem *it = &pj->items[i];
+		uint64_t t = now_usec();
+
+		if (bytes >= BATCH_BYTES) {
+			it->skipped = true;
+			continue;
+		}
+		base = strrchr(it->relpath, '/');
+		pathsync_dir_run(&pd, base != NULL ? base + 1 : it->relpath,
+		    &pj->opt, &it->res);
+		bytes += it->res.bytes;
+		it->usec = now_usec() - (i == 0 ? t0 : t);
+	}
+	pathsync_dir_close(&pd);
+out:
 	close(src);
 	close(dst);
-	pj->usec = now_usec() - t0;
 }
 
 /* attempts: the failures in a row this one would make (for the delay). */
 static void
-log_path_result(Dest *d, const PathJob *pj, unsigned attempts)
+log_path_result(Dest *d, const PathItem *pj, unsigned attempts)
 {
 	const PathSyncResult *r = &pj->res;
 	const char *pair = d->live->pair->name;
@@ -704,77 +1064,105 @@ log_path_result(Dest *d, const PathJob *pj, unsigned attempts)
 	}
 }
 
+/* One path of a finished job: log it, and decide when it is due again
+ * (or drop it from the table when it is in sync). */
 static void
-path_done(Job *job)
+item_done(Dest *d, PathItem *it, uint64_t now)
 {
-	PathJob *pj = (PathJob *)job;
-	Dest *d = pj->dest;
-	Pending *p = pending_find(d, pj->relpath);
-	uint64_t now = now_ms();
+	Pending *p = pending_find(d, it->relpath);
 
-	d->jobs_out--;
-	if (job->cancelled || p == NULL)
-		goto out;
+	if (p == NULL)
+		return;
 	p->in_flight = false;
-	log_path_result(d, pj, p->attempts + 1);
-	live_stats_path_done(d, p, pj);
-	if (pj->res.entries_changed)
-		mark_parent(d, pj->relpath, now);
-	if (pj->res.fault != GUARD_OK) {
-		/* Nothing was done; the probe's full pass covers the path
-		 * once the source is back. */
-		enter_fault(d->live, pj->res.fault);
-		p->again = false;
-		goto out;
+	if (it->skipped) {
+		/* Not run: as it was, due now. */
+		synclog_event(LOG_LEVEL_DEBUG, d->live->pair->name, "batch",
+		    it->relpath, d->path, "handed back: its batch copied "
+		    "%u MiB before it", BATCH_BYTES >> 20);
+		if (p->event_usec == 0)
+			p->event_usec = it->event_usec;
+		pending_place(d, p);
+		return;
 	}
-	if (pj->res.err == COPY_SOURCE_CHANGED) {
+	log_path_result(d, it, p->attempts + 1);
+	live_stats_path_done(d, p, it);
+	if (it->res.entries_changed)
+		mark_parent(d, it->relpath, now);
+	if (it->res.fault != GUARD_OK) {
+		/* Nothing was done; the probe's full pass covers the path
+		 * once the source is back (path_done enters the fault). */
+		p->again = false;
+		pending_place(d, p);
+		return;
+	}
+	if (it->res.err == COPY_SOURCE_CHANGED) {
 		/* A writer is still at it: its close (or a second of quiet)
 		 * brings the path back; no failure, no backoff. */
 		p->due_ms = now + WRITER_QUIET_MS;
 		p->again = false;
-		goto out;
+		pending_place(d, p);
+		return;
 	}
-	if (pj->res.err != 0) {
+	if (it->res.err != 0) {
 		p->attempts++;
 		p->due_ms = now + backoff_ms(p->attempts);
 		p->again = false;
-		goto out;
+		pending_place(d, p);
+		return;
 	}
-	switch (pj->res.outcome) {
+	switch (it->res.outcome) {
 	case PATHSYNC_SUBTREE:
-		queue_subtree(d, pj->relpath);
+		queue_subtree(d, it->relpath);
 		break;
 	case PATHSYNC_HARDLINK:
 		/* Its other names are elsewhere in the tree: compare all. */
 		d->full_needed = true;
 		break;
 	case PATHSYNC_NO_PARENT:
-		mark_parent(d, pj->relpath, now);
+		mark_parent(d, it->relpath, now);
 		if (++p->attempts > 20) {
 			d->full_needed = true;
 			break;
 		}
 		p->due_ms = now + backoff_ms(p->attempts);
-		goto out;
+		pending_place(d, p);
+		return;
 	case PATHSYNC_DONE:
 		break;
 	}
 	if (p->again) {
 		p->again = false;
 		p->attempts = 0;
-		goto out;
+		pending_place(d, p);
+		return;
 	}
 	pending_remove(d, p);
-out:
-	free(pj->relpath);
-	free(pj);
-	/* Refill when half the slots are free: each flush walks the whole
-	 * table, so once per completion would be quadratic in a burst. */
-	if (!d->live->stopping && d->jobs_out <= d->live->max_jobs / 2) {
-		dest_flush(d);
-		if (d->jobs_out == 0)
-			live_schedule(d->live);
+}
+
+static void
+path_done(Job *job)
+{
+	PathJob *pj = (PathJob *)job;
+	Dest *d = pj->dest;
+	uint64_t now = now_ms();
+	GuardFault fault = GUARD_OK;
+
+	d->jobs_out--;
+	for (size_t i = 0; i < pj->n; i++) {
+		/* The root's check before the batch, or a delete's. */
+		if (fault == GUARD_OK)
+			fault = pj->items[i].res.fault;
+		if (!job->cancelled)
+			item_done(d, &pj->items[i], now);
+		free(pj->items[i].relpath);
 	}
+	/* Once per batch: each entry pushes the next probe back. */
+	if (!job->cancelled && fault != GUARD_OK)
+		enter_fault(d->live, fault);
+	free(pj);
+	/* A refill looks at the heaps' tops only: cheap enough for every
+	 * completion, which keeps the workers fed. */
+	live_schedule(d->live);
 }
 
 static void
@@ -936,24 +1324,12 @@ start_pass(Dest *d, const char *relroot)
 	fullsync_start(d->pass);
 }
 
-static int
-by_depth(const void *a, const void *b)
-{
-	const Pending *pa = *(Pending *const *)a, *pb = *(Pending *const *)b;
-
-	if (pa->depth != pb->depth)
-		return pa->depth < pb->depth ? -1 : 1;
-	return 0;
-}
-
 /* Hands out whatever this destination may do now, in the safe order. */
 static void
 dest_flush(Dest *d)
 {
 	Live *live = d->live;
 	uint64_t now = now_ms();
-	Pending **ripe = NULL;
-	size_t n = 0;
 
 	if (live->stopping || !live->started || live->paused || d->pass != NULL)
 		return;
@@ -1009,48 +1385,72 @@ dest_flush(Dest *d)
 	}
 	if (d->count == 0 || d->jobs_out >= live->max_jobs)
 		return;
-	if ((ripe = malloc(d->count * sizeof *ripe)) == NULL)
-		oom();
-	for (size_t i = 0; i < d->nbuckets; i++)
-		for (Pending *p = d->buckets[i]; p != NULL; p = p->hnext)
-			if (!p->in_flight && p->due_ms <= now)
-				ripe[n++] = p;
-	/* Parents first. Sorting a burst of thousands for every refill
-	 * would be quadratic: keep only the shallowest level when there
-	 * are more ripe paths than free slots. */
-	if (n > live->max_jobs - d->jobs_out) {
-		unsigned min = UINT_MAX;
-		size_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (ripe[i]->depth < min)
-				min = ripe[i]->depth;
-		for (size_t i = 0; i < n; i++)
-			if (ripe[i]->depth == min)
-				ripe[k++] = ripe[i];
-		n = k;
-	} else {
-		qsort(ripe, n, sizeof *ripe, by_depth);
-	}
-	for (size_t i = 0; i < n && d->jobs_out < live->max_jobs; i++) {
-		PathJob *pj = calloc(1, sizeof *pj);
+	pending_ripen(d, now);
+	/* Paths of one directory share a job: its directories are opened
+	 * once, and the reactor wakes once per batch, not per file. The
+	 * batch is sized so that every worker gets some of what is ripe. */
+	{
+		size_t workers = (size_t)pool_threads(live->pool);
+		size_t per = (d->ripe.n + workers - 1) / workers;
+		size_t free_slots = live->max_jobs - d->jobs_out;
+		PathJob *open[BATCH_MAX];
+		size_t nopen = 0;
 
-		if (pj == NULL)
-			oom();
-		pj->dest = d;
-		pj->relpath = xstrdup(ripe[i]->relpath);
-		pj->event_usec = ripe[i]->event_usec;
-		ripe[i]->event_usec = 0;
-		pj->opt = live->path_opt;
-		pj->opt.hold_deletes = live->held;
-		pj->expect = live->identity;
-		ripe[i]->in_flight = true;
-		ripe[i]->again = false;
-		pj->job.run = path_run;
-		pj->job.done = path_done;
-		d->jobs_out++;
-		pool_submit(live->pool, &pj->job);
+		if (per > BATCH_MAX)
+			per = BATCH_MAX;
+		if (free_slots > BATCH_MAX)
+			free_slots = BATCH_MAX;
+		while (d->ripe.n > 0) {
+			Pending *p = d->ripe.v[0];
+			const char *slash = strrchr(p->relpath, '/');
+			size_t plen = slash != NULL ?
+			    (size_t)(slash - p->relpath) : 0;
+			PathJob *pj = NULL;
+			PathItem *it;
+
+			if (pending_park(d, p))
+				continue;
+
+			/* The root's own metadata goes alone. */
+			for (size_t j = 0; j < nopen && p->relpath[0] != '\0';
+			    j++) {
+				const char *r = open[j]->items[0].relpath;
+				const char *s2 = strrchr(r, '/');
+				size_t rlen = s2 != NULL ? (size_t)(s2 - r) : 0;
+
+				if (r[0] != '\0' && rlen == plen &&
+				    strncmp(r, p->relpath, plen) == 0 &&
+				    open[j]->n < per) {
+					pj = open[j];
+					break;
+				}
+			}
+			if (pj == NULL) {
+				if (nopen == free_slots)
+					break;
+				if ((pj = calloc(1, sizeof *pj)) == NULL)
+					oom();
+				pj->dest = d;
+				pj->opt = live->path_opt;
+				pj->opt.hold_deletes = live->held;
+				pj->expect = live->identity;
+				pj->job.run = path_run;
+				pj->job.done = path_done;
+				open[nopen++] = pj;
+			}
+			heap_remove(p);
+			p->in_flight = true;
+			p->again = false;
+			it = &pj->items[pj->n++];
+			it->relpath = xstrdup(p->relpath);
+			it->event_usec = p->event_usec;
+			p->event_usec = 0;
+		}
+		for (size_t j = 0; j < nopen; j++) {
+			d->jobs_out++;
+			pool_submit(live->pool, &open[j]->job);
+		}
 	}
-	free(ripe);
 }
 
 /* Arms the timer for the earliest moment some destination has work. */
@@ -1068,24 +1468,31 @@ live_schedule(Live *live)
 		if (d->pass != NULL)
 			continue;
 		if (live->fault != GUARD_OK) {
-			if (k == 0 && live->fault_due_ms < next)
+			if (k == 0 && live->fault_due_ms > now &&
+			    live->fault_due_ms < next)
 				next = live->fault_due_ms;
 			continue;
 		}
-		if (d->full_needed && d->pass_due_ms < next)
+		/* Only what is due later arms the timer. What is due now
+		 * and still here after the flush waits for a job slot, for
+		 * renames or path jobs to come back, or for the pending
+		 * paths to drain (a settle): every completion calls this
+		 * again. A timer at "now" for it would spin the loop while
+		 * the workers are busy. */
+		if (d->full_needed && d->pass_due_ms > now &&
+		    d->pass_due_ms < next)
 			next = d->pass_due_ms;
-		if (d->settle_needed && d->settle_due_ms < next)
+		if (d->settle_needed && d->settle_due_ms > now &&
+		    d->settle_due_ms < next)
 			next = d->settle_due_ms;
-		for (size_t i = 0; i < d->nbuckets; i++)
-			for (Pending *p = d->buckets[i]; p != NULL;
-			    p = p->hnext)
-				if (!p->in_flight && p->due_ms < next)
-					next = p->due_ms;
+		if (d->waiting.n > 0 && d->waiting.v[0]->due_ms > now &&
+		    d->waiting.v[0]->due_ms < next)
+			next = d->waiting.v[0]->due_ms;
 	}
 	if (next == UINT64_MAX)
 		return;
 	{
-		uint64_t wait = next > now ? next - now : 0;
+		uint64_t wait = next - now;
 		struct timeval tv = { (time_t)(wait / 1000),
 		    (suseconds_t)(wait % 1000) * 1000 };
 		evtimer_add(live->timer, &tv);
@@ -1158,6 +1565,7 @@ live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
 		d->path = pair->destinations[k];
 		d->st.path = d->path;
 		d->renames_tail = &d->renames;
+		d->ripe.by_depth = true;
 	}
 	*ret = live;
 	return 0;
@@ -1317,6 +1725,15 @@ live_free(Live *live)
 				free(p);
 			}
 		free(d->buckets);
+		free(d->waiting.v);
+		free(d->ripe.v);
+		for (size_t i = 0; i < d->ndirs_buckets; i++)
+			while (d->dirs[i] != NULL) {
+				DirCount *c = d->dirs[i];
+				d->dirs[i] = c->next;
+				free(c);
+			}
+		free(d->dirs);
 		while (d->renames != NULL) {
 			Rename *r = d->renames;
 			d->renames = r->next;
@@ -1374,7 +1791,7 @@ set_last_error(Dest *d, const char *fmt, ...)
 }
 
 static void
-live_stats_path_done(Dest *d, Pending *p, const PathJob *pj)
+live_stats_path_done(Dest *d, Pending *p, const PathItem *pj)
 {
 	const PathSyncResult *r = &pj->res;
 	LiveDestStats *st = &d->st;

@@ -123,59 +123,70 @@ sync_symlink(int sp, int dp, const char *base, const FileMeta *sm,
 }
 
 void
-pathsync_run(int src_root, int dst_root, const char *relpath,
+pathsync_dir_open(int src_root, int dst_root, const char *parent,
+    PathSyncDir *pd)
+{
+	pd->src_root = src_root;
+	pd->dst_root = dst_root;
+	pd->sp = fsutil_open_dir_beneath(src_root, parent);
+	pd->dp = fsutil_open_dir_beneath(dst_root, parent);
+}
+
+void
+pathsync_dir_close(PathSyncDir *pd)
+{
+	if (pd->sp >= 0)
+		close(pd->sp);
+	if (pd->dp >= 0)
+		close(pd->dp);
+	pd->sp = pd->dp = -1;
+}
+
+void
+pathsync_dir_run(const PathSyncDir *pd, const char *base,
     const PathSyncOptions *opt, PathSyncResult *res)
 {
-	char parent[PATH_MAX];
-	const char *base;
 	struct stat ss, ds;
 	bool have_src = false, have_dst = false;
-	int sp = -1, dp = -1;
+	int sp = pd->sp, dp = pd->dp;
 	FileMeta sm;
 
 	memset(res, 0, sizeof *res);
 	res->outcome = PATHSYNC_DONE;
-	if (relpath[0] == '\0') {
-		sync_root_meta(src_root, dst_root, opt, res);
-		return;
-	}
-	fsutil_split_path(relpath, parent, sizeof parent, &base);
-
-	sp = fsutil_open_dir_beneath(src_root, parent);
 	if (sp < 0 && !path_gone(sp)) {
 		res->err = sp;
-		goto out;
+		return;
 	}
 	if (sp >= 0) {
 		if (fstatat(sp, base, &ss, AT_SYMLINK_NOFOLLOW) == 0)
 			have_src = true;
 		else if (errno != ENOENT) {
 			res->err = -errno;
-			goto out;
+			return;
 		}
 	}
-	dp = fsutil_open_dir_beneath(dst_root, parent);
 	if (dp < 0) {
 		if (path_gone(dp))
 			res->outcome = have_src ? PATHSYNC_NO_PARENT :
 			    PATHSYNC_DONE;
 		else
 			res->err = dp;
-		goto out;
+		return;
 	}
 	if (fstatat(dp, base, &ds, AT_SYMLINK_NOFOLLOW) == 0)
 		have_dst = true;
 	else if (errno != ENOENT) {
 		res->err = -errno;
-		goto out;
+		return;
 	}
 
 	if (!have_src) {
 		if (have_dst && opt->delete && opt->hold_deletes) {
 			res->withheld = true;
 		} else if (have_dst && opt->delete && opt->expect != NULL &&
-		    (res->fault = guard_check_source(src_root, 0, dst_root,
-		    opt->expect, true, &(SourceIdentity){ 0 })) != GUARD_OK) {
+		    (res->fault = guard_check_source(pd->src_root, 0,
+		    pd->dst_root, opt->expect, true,
+		    &(SourceIdentity){ 0 })) != GUARD_OK) {
 			/* A vanished or emptied source root says nothing
 			 * about this name: keep it. */
 		} else if (have_dst && opt->delete) {
@@ -183,7 +194,7 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 			res->entries_changed = true;
 			res->err = copy_delete_tree(dp, base, &res->count);
 		}
-		goto out;
+		return;
 	}
 	fsutil_meta_from_stat(&ss, &sm);
 	switch (ss.st_mode & S_IFMT) {
@@ -213,11 +224,26 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 	default:
 		break;	/* fifos, sockets, devices: not mirrored */
 	}
-out:
-	if (sp >= 0)
-		close(sp);
-	if (dp >= 0)
-		close(dp);
+}
+
+void
+pathsync_run(int src_root, int dst_root, const char *relpath,
+    const PathSyncOptions *opt, PathSyncResult *res)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	PathSyncDir pd;
+
+	if (relpath[0] == '\0') {
+		memset(res, 0, sizeof *res);
+		res->outcome = PATHSYNC_DONE;
+		sync_root_meta(src_root, dst_root, opt, res);
+		return;
+	}
+	fsutil_split_path(relpath, parent, sizeof parent, &base);
+	pathsync_dir_open(src_root, dst_root, parent, &pd);
+	pathsync_dir_run(&pd, base, opt, res);
+	pathsync_dir_close(&pd);
 }
 
 int

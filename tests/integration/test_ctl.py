@@ -155,16 +155,21 @@ class Ctl(DaemonCase):
     def wait_idle(self, name="t", sock=None):
         """Polls status until the pair is idle with nothing queued."""
         end = time.monotonic() + DEADLINE
+        last = None
         while True:
             if os.path.exists(sock or self.sock):
                 p = self.ctl("status", "--json", sock=sock, check=False)
                 if p.returncode == 0:
                     for pr in json.loads(p.stdout)["pairs"]:
+                        if pr["name"] == name:
+                            last = pr
                         if pr["name"] == name and pr["state"] == "idle" \
                                 and pr["queue"] == 0:
                             return pr
             if time.monotonic() > end:
-                self.fail("pair %s not idle after %d s" % (name, DEADLINE))
+                self.fail("pair %s not idle after %d s: %s\nlog tail:\n%s"
+                          % (name, DEADLINE, json.dumps(last),
+                             self.logtext()[-3000:]))
             time.sleep(0.1)
 
     def move_in(self, relpath, data):

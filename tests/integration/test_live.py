@@ -241,6 +241,41 @@ class Live(DaemonCase):
         if os.path.exists(d):
             self.assertEqual(os.path.getsize(d), 1 << 30)
 
+    def test_burst_of_new_files_with_a_large_one(self):
+        """Hundreds of new files at once in a few directories go out in
+        batches per directory; a large file at the head of a batch makes
+        it hand the rest back (logged at debug), and they still arrive.
+        Every directory ends with the source's mtime (treecmp compares
+        it)."""
+        dirs = ["a", "b", "c"]
+        stage = os.path.join(self.tmp, "stage")
+        for d in dirs:
+            os.mkdir(os.path.join(self.src, d))
+        names = ["c/large.bin"]
+        # 12 MiB: more than a batch copies before handing back the rest.
+        write(os.path.join(stage, names[0]), os.urandom(12 << 20))
+        for i in range(600):
+            names.append("%s/f%04d" % (dirs[i % 3], i))
+            write(os.path.join(stage, names[-1]), os.urandom(i % 4000))
+        self.start()
+        # Stopped, the daemon finds every move queued at once when it
+        # goes on: the paths fall due together and share batches.
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            for rel in names:
+                os.rename(os.path.join(stage, rel),
+                          os.path.join(self.src, rel))
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
+        self.wait_equal()
+        log = self.logtext()
+        for rel in names:
+            self.assertIn("copy   %s -> " % rel, log)
+        self.assertIn("batch  c/f", log)
+        self.assertIn("handed back", log)
+        self.stop()
+        self.assertEqual(temp_files(self.dst), [])
+
     def churn(self, seed):
         rng = random.Random(seed)
         subprocess.run([sys.executable, GENTREE, self.src, "--files", "500",
