@@ -44,10 +44,15 @@
  * next wake-up is its top) or `ripe` (by depth, then arrival: a refill
  * pops from the top), so an event or a completion costs O(log n). The
  * timer is armed only for what is due later; what is due now and still
- * queued waits for a completion, which refills. Ripe paths of one
- * directory share a job (up to BATCH_MAX, sized so every worker gets a
- * share): the worker opens the roots and the parent directories once
- * for all of them and the reactor wakes once per batch. A batch that
+ * queued waits for a completion, which refills. Ripe paths share a job
+ * (up to BATCH_MAX, sized so every worker gets a share, whatever their
+ * directories): the worker opens the roots once for all of them and
+ * each parent directory once per run of its names, and the reactor
+ * wakes once per batch. A destination has at most workers + 1 jobs
+ * out, so while the workers are busy what falls due gathers in the
+ * heap for the next batch instead of waiting in the pool as jobs of
+ * one file (a burst across ten directories then cost 24 syscalls per
+ * file, 13 now: docs/performance-live.md). A batch that
  * copied BATCH_BYTES hands its remaining paths back (due at once), so a
  * large file does not hold up the small ones behind it. A directory's
  * own path waits (parked) while paths inside it are ripe or in flight
@@ -945,10 +950,41 @@ open_root(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Orders two paths by their parent directory (a parent sorts before
+ * its subdirectories: it is a prefix of their names). */
+static int
+parent_cmp(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t la = sa != NULL ? (size_t)(sa - a) : 0;
+	size_t lb = sb != NULL ? (size_t)(sb - b) : 0;
+	int r = memcmp(a, b, la < lb ? la : lb);
+
+	if (r != 0)
+		return r;
+	return la < lb ? -1 : la > lb;
+}
+
+/* Stable: within one directory the ripe order (parents first) holds. */
+static void
+sort_by_parent(PathItem *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		PathItem x = v[i];
+		size_t j = i;
+
+		while (j > 0 && parent_cmp(v[j - 1].relpath, x.relpath) > 0) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
 /*
- * The roots and the paths' parent directory are opened once per batch;
- * each path is then compared and repaired on its own (a failure is its
- * own). Past BATCH_BYTES copied, the rest goes back to the reactor, so a
+ * The roots are opened once per batch and each parent directory once
+ * per run of its names; each path is then compared and repaired on its
+ * own (a failure is its own). Past BATCH_BYTES copied, the rest goes back to the reactor, so a
  * large file does not hold up the small ones queued behind it for long.
  */
 static void
@@ -960,6 +996,7 @@ path_run(Job *job)
 	char parent[PATH_MAX];
 	const char *base;
 	PathSyncDir pd;
+	bool have_pd = false;
 	int src, dst = -1, err = 0;
 
 	for (size_t i = 0; i < pj->n; i++) {
@@ -994,8 +1031,7 @@ path_run(Job *job)
 		pj->items[0].usec = now_usec() - t0;
 		goto out;
 	}
-	fsutil_split_path(pj->items[0].relpath, parent, sizeof parent, &base);
-	pathsync_dir_open(src, dst, parent, &pd);
+	sort_by_parent(pj->items, pj->n);
 	for (size_t i = 0; i < pj->n; i++) {
 		PathItem *it = &pj->items[i];
 		uint64_t t = now_usec();
@@ -1004,13 +1040,24 @@ path_run(Job *job)
 			it->skipped = true;
 			continue;
 		}
+		/* A new directory: its parent fds, once for its run. */
+		if (!have_pd || parent_cmp(pj->items[i - 1].relpath,
+		    it->relpath) != 0) {
+			if (have_pd)
+				pathsync_dir_close(&pd);
+			have_pd = true;
+			fsutil_split_path(it->relpath, parent, sizeof parent,
+			    &base);
+			pathsync_dir_open(src, dst, parent, &pd);
+		}
 		base = strrchr(it->relpath, '/');
 		pathsync_dir_run(&pd, base != NULL ? base + 1 : it->relpath,
 		    &pj->opt, &it->res);
 		bytes += it->res.bytes;
 		it->usec = now_usec() - (i == 0 ? t0 : t);
 	}
-	pathsync_dir_close(&pd);
+	if (have_pd)
+		pathsync_dir_close(&pd);
 out:
 	close(src);
 	close(dst);
@@ -1386,9 +1433,12 @@ dest_flush(Dest *d)
 	if (d->count == 0 || d->jobs_out >= live->max_jobs)
 		return;
 	pending_ripen(d, now);
-	/* Paths of one directory share a job: its directories are opened
-	 * once, and the reactor wakes once per batch, not per file. The
-	 * batch is sized so that every worker gets some of what is ripe. */
+	/* Ripe paths share jobs: the worker opens the roots once per job
+	 * and each parent directory once per run of its names (path_run
+	 * sorts them by directory), and the reactor wakes once per job,
+	 * not per file. A job takes its share of what is ripe, so every
+	 * worker gets some; fewer slots than workers * 4 leave paths to
+	 * gather in the heap while the workers are busy. */
 	{
 		size_t workers = (size_t)pool_threads(live->pool);
 		size_t per = (d->ripe.n + workers - 1) / workers;
@@ -1402,29 +1452,15 @@ dest_flush(Dest *d)
 			free_slots = BATCH_MAX;
 		while (d->ripe.n > 0) {
 			Pending *p = d->ripe.v[0];
-			const char *slash = strrchr(p->relpath, '/');
-			size_t plen = slash != NULL ?
-			    (size_t)(slash - p->relpath) : 0;
-			PathJob *pj = NULL;
+			PathJob *pj = nopen > 0 ? open[nopen - 1] : NULL;
 			PathItem *it;
 
 			if (pending_park(d, p))
 				continue;
-
 			/* The root's own metadata goes alone. */
-			for (size_t j = 0; j < nopen && p->relpath[0] != '\0';
-			    j++) {
-				const char *r = open[j]->items[0].relpath;
-				const char *s2 = strrchr(r, '/');
-				size_t rlen = s2 != NULL ? (size_t)(s2 - r) : 0;
-
-				if (r[0] != '\0' && rlen == plen &&
-				    strncmp(r, p->relpath, plen) == 0 &&
-				    open[j]->n < per) {
-					pj = open[j];
-					break;
-				}
-			}
+			if (pj != NULL && (pj->n >= per || p->relpath[0] ==
+			    '\0' || pj->items[0].relpath[0] == '\0'))
+				pj = NULL;
 			if (pj == NULL) {
 				if (nopen == free_slots)
 					break;
@@ -1551,7 +1587,9 @@ live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
 	live->pass_opt.preserve_owner = opt->preserve_owner;
 	live->pass_opt.will_retry = true;
 	live->pass_opt.umask_zero = true;
-	live->max_jobs = (size_t)pool_threads(pool) * 4 + 2;
+	/* One job queued beyond the workers: a worker that finishes finds
+	 * the next without waiting for the reactor. */
+	live->max_jobs = (size_t)pool_threads(pool) + 1;
 	live->n_dests = pair->n_destinations;
 	live->dests = calloc(live->n_dests, sizeof *live->dests);
 	live->timer = evtimer_new(base, on_timer, live);
