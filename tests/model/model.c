@@ -136,6 +136,13 @@ struct Fs {
 		char path[MAXP];
 	} ev[MAX_EVENTS];
 	size_t nev;
+	/* Directory renames the watcher has not seen yet: its watches keep
+	 * the old names, so events inside carry the old paths. */
+	struct {
+		char from[MAXP], to[MAXP];
+		uint32_t cookie;
+	} stale[16];
+	size_t nstale;
 	bool lost;		/* the queue overflowed */
 	/* The fake pool: submitted (FIFO) and run, awaiting done (FIFO). */
 	Job *queued, **queued_tail;
@@ -143,7 +150,11 @@ struct Fs {
 	size_t nqueued, nran;
 	int threads;
 	bool faults;		/* inject failures now */
-	unsigned fail_pct;
+	unsigned fail_pct;	/* of a path job's steps, a rename */
+	unsigned pass_fail_pct;	/* of passes (then some entries fail) */
+	bool pass_failing;	/* the pass running now fails entries */
+	unsigned overflow_pm;	/* per mille of deliveries */
+	unsigned resync_pm;	/* per mille of steps */
 	/* Parents opened by pathsync_dir_open (the fake's "fds"). */
 	struct {
 		bool used;
@@ -773,7 +784,7 @@ pass_dir(FullSync *fs, const char *dir)
 		Node s = *t_get(&F.src, kids[k]), *d = t_get(t, kids[k]);
 
 		fs->st.entries_seen++;
-		if (inject()) {
+		if (F.pass_failing && chance(F.rng, 20)) {
 			fs->st.errors++;
 			continue;
 		}
@@ -813,7 +824,7 @@ pass_dir(FullSync *fs, const char *dir)
 			snprintf(kids[nk++], MAXP, "%s", t->v[i].path);
 	}
 	for (size_t k = 0; k < nk; k++) {
-		if (inject()) {
+		if (F.pass_failing && chance(F.rng, 20)) {
 			fs->st.errors++;
 			continue;
 		}
@@ -841,7 +852,8 @@ pass_run(Job *job)
 
 	memset(&fs->st, 0, sizeof fs->st);
 	fs->st.delete_budget = UINT64_MAX;
-	if (inject()) {
+	F.pass_failing = F.faults && chance(F.rng, F.pass_fail_pct);
+	if (F.pass_failing && chance(F.rng, 30)) {
 		fs->st.errors = 1;	/* a root would not open */
 		return;
 	}
@@ -961,6 +973,18 @@ emit(uint32_t mask, uint32_t cookie, const char *path)
 	F.ev[F.nev].mask = mask;
 	F.ev[F.nev].cookie = cookie;
 	snprintf(F.ev[F.nev].path, MAXP, "%s", path);
+	/* Newest rename first: a->b then b->c names c/x "a/x". */
+	for (size_t i = F.nstale; i-- > 0;) {
+		char buf[2 * MAXP];
+
+		if (!is_under(F.ev[F.nev].path, F.stale[i].to))
+			continue;
+		snprintf(buf, sizeof buf, "%s%s", F.stale[i].from,
+		    F.ev[F.nev].path + strlen(F.stale[i].to));
+		if (strlen(buf) >= MAXP)
+			break;	/* past the model's depth: as it is */
+		memcpy(F.ev[F.nev].path, buf, strlen(buf) + 1);
+	}
 	F.nev++;
 }
 
@@ -1171,6 +1195,11 @@ mutate(void)
 		cookie = ++F.cookie;
 		emit(IN_MOVED_FROM | (dir ? IN_ISDIR : 0), cookie, p);
 		emit(IN_MOVED_TO | (dir ? IN_ISDIR : 0), cookie, q);
+		if (dir && F.nev < MAX_EVENTS && F.nstale < 16) {
+			snprintf(F.stale[F.nstale].from, MAXP, "%s", p);
+			snprintf(F.stale[F.nstale].to, MAXP, "%s", q);
+			F.stale[F.nstale++].cookie = cookie;
+		}
 		break;
 	}
 	case 10:	/* moved out of the tree */
@@ -1250,6 +1279,18 @@ deliver(size_t k, bool lose)
 	    "rest: overflow" : "");
 	if (k > 0)
 		live_on_events(the_live, le, k);
+	/* The watcher renamed its watches as it read the moves. */
+	for (size_t i = 0; i < k; i++)
+		for (size_t j = 0; j < F.nstale; j++)
+			if ((F.ev[i].mask & IN_MOVED_TO) &&
+			    F.ev[i].cookie == F.stale[j].cookie) {
+				memmove(&F.stale[j], &F.stale[j + 1],
+				    (F.nstale - j - 1) * sizeof F.stale[0]);
+				F.nstale--;
+				break;
+			}
+	if (lose || (F.nev == k && F.lost))
+		F.nstale = 0;	/* an overflow: the watcher starts over */
 	memmove(F.ev, F.ev + k, (F.nev - k) * sizeof F.ev[0]);
 	F.nev -= k;
 	if (lose || (F.nev == 0 && F.lost)) {
@@ -1414,7 +1455,16 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 	F.clock_ms = 1000000;
 	F.ndst = 1 + rnd(rng, MAX_DESTS);
 	F.threads = 1 + (int)rnd(rng, 3);
-	F.fail_pct = rnd(rng, 4) == 0 ? 0 : 1 + rnd(rng, 15);
+	{
+		static const unsigned fail[] = { 0, 1, 3, 10 };
+		static const unsigned pass_fail[] = { 0, 0, 5, 30 };
+		static const unsigned overflow[] = { 0, 0, 3, 20 };
+		static const unsigned resync[] = { 0, 0, 1, 5 };
+		F.fail_pct = fail[rnd(rng, 4)];
+		F.pass_fail_pct = pass_fail[rnd(rng, 4)];
+		F.overflow_pm = overflow[rnd(rng, 4)];
+		F.resync_pm = resync[rnd(rng, 4)];
+	}
 	the_pool.threads = F.threads;
 	if (base == NULL) {
 		synclog_set_level(LOG_LEVEL_ERROR);
@@ -1448,8 +1498,11 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		exclude_free(pair.exclude);
 		return r;
 	}
-	trace("start: %zu destinations, %d workers, delay %d ms, %u%% "
-	    "faults", F.ndst, F.threads, opt.delay_ms, F.fail_pct);
+	trace("start: %zu destinations, %d workers, delay %d ms, faults: "
+	    "%u%% of path steps, %u%% of passes; %u per mille of deliveries "
+	    "overflow, %u per mille of steps resync", F.ndst, F.threads,
+	    opt.delay_ms, F.fail_pct, F.pass_fail_pct, F.overflow_pm,
+	    F.resync_pm);
 	live_start(the_live);
 
 	/* The source changes while the planner works. */
@@ -1463,14 +1516,14 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		} else if (what < 58) {
 			if (F.nev > 0)
 				deliver(1 + rnd(rng, (uint32_t)F.nev),
-				    rnd(rng, 100) == 0);
+				    rnd(rng, 1000) < F.overflow_pm);
 		} else if (what < 72) {
 			if (F.nqueued > 0)
 				pool_run_one();
 		} else if (what < 86) {
 			if (F.nran > 0)
 				pool_done_one();
-		} else if (what < 99 || rnd(rng, 4) != 0) {
+		} else if (what < 99 || rnd(rng, 10) >= F.resync_pm) {
 			advance(rnd(rng, 10) == 0 ? rnd(rng, 5000) :
 			    rnd(rng, 150));
 		} else {
