@@ -5,7 +5,7 @@
  * every model destination must equal the model source.
  *
  * Environment:
- *   TREESYNC_MODEL_STEPS    driver steps in all (default 1000000)
+ *   TREESYNC_MODEL_STEPS    driver steps in all (default 3000000)
  *   TREESYNC_MODEL_SECONDS  stop starting sequences after this many
  *                           seconds (default 60; scripts/test.sh gives
  *                           the sanitizer and valgrind runs 5)
@@ -66,7 +66,7 @@ run_seed(uint64_t seed, bool trace, uint64_t *steps)
 
 START_TEST(test_model_sequences)
 {
-	uint64_t budget = env_u64("TREESYNC_MODEL_STEPS", 1000000);
+	uint64_t budget = env_u64("TREESYNC_MODEL_STEPS", 3000000);
 	double seconds = (double)env_u64("TREESYNC_MODEL_SECONDS", 60);
 	uint64_t steps = 0, n = 0;
 	double t0 = now_s();
