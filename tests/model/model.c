@@ -749,6 +749,12 @@ struct FullSync {
 	SyncStats st;
 	bool stopped;
 	size_t jobs_out;
+	/* Like the real pass, one directory at a time, each a job of its
+	 * own: the source changes between them. */
+	bool opened;
+	bool failing;		/* this pass fails some entries */
+	char todo[MAXN][MAXP];
+	size_t ntodo;
 };
 
 /* A file or symlink as the source has it (a pass's copy). */
@@ -763,15 +769,21 @@ put(Tree *t, const Node *s, const char *dir)
 	touch_dir(t, dir);
 }
 
-/* Makes the destination directory dir (which exists as one) equal to
- * the source's, beneath it too; a failed entry is skipped. */
+/* Makes the entries of the destination directory dir equal to the
+ * source's (a failed entry is skipped); its directories come later. */
 static void
 pass_dir(FullSync *fs, const char *dir)
 {
 	Tree *t = &F.dst[fs->di];
 	char kids[MAXN][MAXP];
 	size_t nk = 0;
+	const Node *sd = t_get(&F.src, dir), *dd = t_get(t, dir);
 
+	/* Gone from either side since it was listed: the events that say
+	 * so bring the paths back (the real scan finds ENOENT). */
+	if (sd == NULL || sd->type != T_DIR || dd == NULL ||
+	    dd->type != T_DIR)
+		return;
 	/* The source's entries (copied: the loop changes the trees). */
 	for (size_t i = 0; i < F.src.n; i++) {
 		char p[MAXP];
@@ -784,7 +796,7 @@ pass_dir(FullSync *fs, const char *dir)
 		Node s = *t_get(&F.src, kids[k]), *d = t_get(t, kids[k]);
 
 		fs->st.entries_seen++;
-		if (F.pass_failing && chance(F.rng, 20)) {
+		if (fs->failing && chance(F.rng, 20)) {
 			fs->st.errors++;
 			continue;
 		}
@@ -811,7 +823,7 @@ pass_dir(FullSync *fs, const char *dir)
 			m->mtime = ++F.tick;
 			touch_dir(t, dir);
 		}
-		pass_dir(fs, kids[k]);
+		snprintf(fs->todo[fs->ntodo++], MAXP, "%s", kids[k]);
 	}
 	/* What the source no longer has. */
 	nk = 0;
@@ -824,7 +836,7 @@ pass_dir(FullSync *fs, const char *dir)
 			snprintf(kids[nk++], MAXP, "%s", t->v[i].path);
 	}
 	for (size_t k = 0; k < nk; k++) {
-		if (F.pass_failing && chance(F.rng, 20)) {
+		if (fs->failing && chance(F.rng, 20)) {
 			fs->st.errors++;
 			continue;
 		}
@@ -841,6 +853,8 @@ pass_dir(FullSync *fs, const char *dir)
 	}
 }
 
+/* The pass's first job opens its roots (open_subtree); each later one
+ * does one directory. */
 static void
 pass_run(Job *job)
 {
@@ -850,10 +864,18 @@ pass_run(Job *job)
 	Node *s, *d;
 	int e;
 
+	if (fs->opened) {
+		char dir[MAXP];
+
+		snprintf(dir, sizeof dir, "%s", fs->todo[--fs->ntodo]);
+		pass_dir(fs, dir);
+		return;
+	}
+	fs->opened = true;
 	memset(&fs->st, 0, sizeof fs->st);
 	fs->st.delete_budget = UINT64_MAX;
-	F.pass_failing = F.faults && chance(F.rng, F.pass_fail_pct);
-	if (F.pass_failing && chance(F.rng, 30)) {
+	fs->failing = F.faults && chance(F.rng, F.pass_fail_pct);
+	if (fs->failing && chance(F.rng, 30)) {
 		fs->st.errors = 1;	/* a root would not open */
 		return;
 	}
@@ -880,8 +902,7 @@ pass_run(Job *job)
 			touch_parent(t, r);
 		}
 	}
-	pass_dir(fs, r);
-	fs->st.scan_done = true;
+	snprintf(fs->todo[fs->ntodo++], MAXP, "%s", r);
 }
 
 static void
@@ -889,9 +910,16 @@ pass_job_done(Job *job)
 {
 	FullSync *fs = (FullSync *)job;
 
-	fs->jobs_out = 0;
-	if (fs->stopped || job->cancelled)
+	if (fs->stopped || job->cancelled) {
+		fs->jobs_out = 0;
 		return;
+	}
+	if (fs->ntodo > 0) {
+		pool_submit(&the_pool, &fs->job);	/* the next directory */
+		return;
+	}
+	fs->jobs_out = 0;
+	fs->st.scan_done = true;
 	trace("pass %zu '%s' done: %llu errors", fs->di, fs->relroot,
 	    (unsigned long long)fs->st.errors);
 	fs->done(fs, fs->arg);
