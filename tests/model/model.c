@@ -108,6 +108,7 @@ typedef struct Node {
 	uint32_t size;
 	unsigned mode;
 	uint64_t mtime;
+	bool writing;		/* a writer has it open (no close yet) */
 } Node;
 
 typedef struct Tree {
@@ -150,6 +151,7 @@ struct Fs {
 	size_t nqueued, nran;
 	int threads;
 	bool faults;		/* inject failures now */
+	bool paused;		/* live_pause in force */
 	unsigned fail_pct;	/* of a path job's steps, a rename */
 	unsigned pass_fail_pct;	/* of passes (then some entries fail) */
 	bool pass_failing;	/* the pass running now fails entries */
@@ -541,6 +543,9 @@ dst_copy(Tree *t, const Node *s)
 
 	if (inject())
 		return fault_errno();	/* the temporary is removed */
+	/* copy_file_atomic saw the file change while it read it. */
+	if (s->writing && F.faults && chance(F.rng, 50))
+		return COPY_SOURCE_CHANGED;
 	if ((d = t_get(t, s->path)) != NULL && d->type == T_DIR)
 		abort();	/* callers delete a directory first */
 	if (d == NULL)
@@ -1060,7 +1065,9 @@ static void
 fill_file(Node *n)
 {
 	n->content = ++F.next_content;
-	n->size = rnd(F.rng, 4);	/* few sizes: equal sizes are common */
+	/* Few sizes: equal sizes are common; a large one (bytes only in
+	 * the model) makes its batch hand the rest back (BATCH_BYTES). */
+	n->size = rnd(F.rng, 20) == 0 ? 3u << 20 : rnd(F.rng, 4);
 	n->mtime = ++F.tick;
 }
 
@@ -1112,7 +1119,8 @@ src_create(const char *path, int type)
 	fill_file(n);
 	emit(IN_CREATE, 0, path);
 	emit(IN_MODIFY, 0, path);
-	if (chance(F.rng, 85))
+	n->writing = !chance(F.rng, 85);
+	if (!n->writing)
 		emit(IN_CLOSE_WRITE, 0, path);
 }
 
@@ -1122,7 +1130,11 @@ mutate(void)
 {
 	char p[MAXP], q[MAXP];
 	Node *n, *m;
-	uint32_t op = rnd(F.rng, 14);
+	/* Weights: file writes most, directory renames (each brings a
+	 * settle pass of the whole tree) less. */
+	static const uint8_t ops[] = { 0, 0, 0, 2, 2, 2, 2, 3, 4, 5, 5, 6, 7,
+	    8, 10, 11, 12, 13, 14, 14 };
+	uint32_t op = ops[rnd(F.rng, sizeof ops)];
 
 	/* Keep the trees small: past half full, delete more. */
 	if (F.src.n > MAXN / 3 && op < 4)
@@ -1136,6 +1148,7 @@ mutate(void)
 		} else if (n->type == T_FILE) {
 			trace("write %s", p);
 			fill_file(n);
+			n->writing = false;
 			emit(IN_MODIFY, 0, p);
 			emit(IN_CLOSE_WRITE, 0, p);
 		}
@@ -1146,7 +1159,8 @@ mutate(void)
 		trace("modify %s", n->path);
 		fill_file(n);
 		emit(IN_MODIFY, 0, n->path);
-		if (chance(F.rng, 80))
+		n->writing = !chance(F.rng, 80);
+		if (!n->writing)
 			emit(IN_CLOSE_WRITE, 0, n->path);
 		break;
 	case 3:	/* mkdir */
@@ -1283,6 +1297,15 @@ mutate(void)
 		n->mtime = ++F.tick;
 		emit(IN_ATTRIB | (n->type == T_DIR ? IN_ISDIR : 0), 0,
 		    n->path);
+		break;
+	case 14:	/* a writer closes its file */
+		for (size_t i = 0; i < F.src.n; i++)
+			if (F.src.v[i].writing) {
+				trace("close %s", F.src.v[i].path);
+				F.src.v[i].writing = false;
+				emit(IN_CLOSE_WRITE, 0, F.src.v[i].path);
+				break;
+			}
 		break;
 	}
 }
@@ -1551,6 +1574,13 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		} else if (what < 86) {
 			if (F.nran > 0)
 				pool_done_one();
+		} else if (what == 98 && rnd(rng, 3) == 0) {
+			F.paused = !F.paused;
+			trace("%s", F.paused ? "pause" : "resume");
+			if (F.paused)
+				live_pause(the_live);
+			else
+				live_resume(the_live);
 		} else if (what < 99 || rnd(rng, 10) >= F.resync_pm) {
 			advance(rnd(rng, 10) == 0 ? rnd(rng, 5000) :
 			    rnd(rng, 150));
@@ -1563,6 +1593,10 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 	/* Quiet: everything is delivered and done, with no more faults;
 	 * the planner must go idle and the destinations equal the source. */
 	F.faults = false;
+	if (F.paused) {
+		F.paused = false;
+		live_resume(the_live);
+	}
 	while (F.nev > 0)
 		deliver(0, false);
 	for (;; rounds++) {
