@@ -156,6 +156,7 @@ struct Fs {
 	unsigned pass_fail_pct;	/* of passes (then some entries fail) */
 	bool pass_failing;	/* the pass running now fails entries */
 	unsigned overflow_pm;	/* per mille of deliveries */
+	unsigned big_pct;	/* of files written: 3 MiB */
 	unsigned resync_pm;	/* per mille of steps */
 	/* Parents opened by pathsync_dir_open (the fake's "fds"). */
 	struct {
@@ -1067,7 +1068,7 @@ fill_file(Node *n)
 	n->content = ++F.next_content;
 	/* Few sizes: equal sizes are common; a large one (bytes only in
 	 * the model) makes its batch hand the rest back (BATCH_BYTES). */
-	n->size = rnd(F.rng, 20) == 0 ? 3u << 20 : rnd(F.rng, 4);
+	n->size = chance(F.rng, F.big_pct) ? 3u << 20 : rnd(F.rng, 4);
 	n->mtime = ++F.tick;
 }
 
@@ -1515,6 +1516,7 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		F.pass_fail_pct = pass_fail[rnd(rng, 4)];
 		F.overflow_pm = overflow[rnd(rng, 4)];
 		F.resync_pm = resync[rnd(rng, 4)];
+		F.big_pct = rnd(rng, 3) == 0 ? 40 : 3;
 	}
 	the_pool.threads = F.threads;
 	if (base == NULL) {
