@@ -144,6 +144,10 @@ struct Fs {
 		uint32_t cookie;
 	} stale[16];
 	size_t nstale;
+	/* Directories made (or moved in) whose event the watcher has not
+	 * read yet: nothing watches them, changes inside make no event. */
+	char unwatched[16][MAXP];
+	size_t nunwatched;
 	bool lost;		/* the queue overflowed */
 	/* The fake pool: submitted (FIFO) and run, awaiting done (FIFO). */
 	Job *queued, **queued_tail;
@@ -995,9 +999,29 @@ model_clock_usec(void)
 	return F.clock_ms * 1000;
 }
 
+static bool
+is_unwatched(const char *path)
+{
+	for (size_t i = 0; i < F.nunwatched; i++)
+		if (is_under(path, F.unwatched[i]))
+			return true;
+	return false;
+}
+
+static void
+add_unwatched(const char *dir)
+{
+	if (F.nunwatched < 16)
+		snprintf(F.unwatched[F.nunwatched++], MAXP, "%s", dir);
+}
+
 static void
 emit(uint32_t mask, uint32_t cookie, const char *path)
 {
+	if (is_unwatched(path))
+		return;
+	if ((mask & IN_ISDIR) && (mask & (IN_CREATE | IN_MOVED_TO)))
+		add_unwatched(path);
 	if (F.nev == MAX_EVENTS) {
 		/* The kernel's queue is full: what follows is lost, and
 		 * an IN_Q_OVERFLOW comes after what it holds. */
@@ -1331,6 +1355,17 @@ deliver(size_t k, bool lose)
 	    "rest: overflow" : "");
 	if (k > 0)
 		live_on_events(the_live, le, k);
+	/* The watcher placed watches on the directories it read of. */
+	for (size_t i = 0; i < k; i++)
+		if ((F.ev[i].mask & IN_ISDIR) &&
+		    (F.ev[i].mask & (IN_CREATE | IN_MOVED_TO)))
+			for (size_t j = 0; j < F.nunwatched; j++)
+				if (strcmp(F.unwatched[j], F.ev[i].path) == 0) {
+					memmove(F.unwatched[j], F.unwatched[j + 1],
+					    (F.nunwatched - j - 1) * MAXP);
+					F.nunwatched--;
+					break;
+				}
 	/* The watcher renamed its watches as it read the moves. */
 	for (size_t i = 0; i < k; i++)
 		for (size_t j = 0; j < F.nstale; j++)
@@ -1342,7 +1377,9 @@ deliver(size_t k, bool lose)
 				break;
 			}
 	if (lose || (F.nev == k && F.lost))
-		F.nstale = 0;	/* an overflow: the watcher starts over */
+		F.nstale = F.nunwatched = 0;	/* after an overflow the
+					 * watcher walks the roots again and
+					 * places what is missing (watcher.c) */
 	memmove(F.ev, F.ev + k, (F.nev - k) * sizeof F.ev[0]);
 	F.nev -= k;
 	if (lose || (F.nev == 0 && F.lost)) {
