@@ -10,6 +10,7 @@
  *                           seconds (default 60; scripts/test.sh gives
  *                           the sanitizer and valgrind runs 5)
  *   TREESYNC_MODEL_SEED=N   run only sequence N (a failure prints its N)
+ *   TREESYNC_MODEL_FIRST=N  start at seed N (default 1), to search further
  *   TREESYNC_MODEL_TRACE=1  with a seed: every step on stderr
  */
 #include <check.h>
@@ -80,7 +81,7 @@ START_TEST(test_model_sequences)
 	    i++)
 		if (regressions[i] != 0)
 			run_seed(regressions[i], false, &steps);
-	for (uint64_t seed = 1; steps < budget && now_s() - t0 < seconds;
+	for (uint64_t seed = env_u64("TREESYNC_MODEL_FIRST", 1); steps < budget && now_s() - t0 < seconds;
 	    seed++, n++)
 		run_seed(seed, false, &steps);
 	printf("model: %llu sequences, %llu steps in %.1f s\n",
