@@ -12,8 +12,9 @@
  *   it, picked at random between submit and completion): the real
  *   worker's copy detects a source that changes under it
  *   (COPY_SOURCE_CHANGED), which this model does not inject.
- * - A pass is also applied at one instant; events for changes made after
- *   it started still reach live.c and are worked on after it.
+ * - A pass works one directory per job (each at one instant), its
+ *   subdirectories later; a directory gone by then is skipped, as the
+ *   real scan's ENOENT is: the events for that reach live.c anyway.
  * - No hard links, excludes, owners or guard faults (the source root is
  *   always sound); the destination roots always exist.
  * - Paths are names in the model, not inodes: a job resolves its paths
