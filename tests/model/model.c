@@ -136,6 +136,7 @@ struct Fs {
 	struct {
 		uint32_t mask, cookie;
 		char path[MAXP];
+		uint32_t watch;	/* the watch it makes the watcher place */
 	} ev[MAX_EVENTS];
 	size_t nev;
 	/* Directory renames the watcher has not seen yet: its watches keep
@@ -147,8 +148,12 @@ struct Fs {
 	size_t nstale;
 	/* Directories made (or moved in) whose event the watcher has not
 	 * read yet: nothing watches them, changes inside make no event. */
-	char unwatched[16][MAXP];
+	struct {
+		char path[MAXP];
+		uint32_t id;
+	} unwatched[16];
 	size_t nunwatched;
+	uint32_t watch_ids;
 	bool lost;		/* the queue overflowed */
 	/* The fake pool: submitted (FIFO) and run, awaiting done (FIFO). */
 	Job *queued, **queued_tail;
@@ -1004,33 +1009,48 @@ static bool
 is_unwatched(const char *path)
 {
 	for (size_t i = 0; i < F.nunwatched; i++)
-		if (is_under(path, F.unwatched[i]))
+		if (is_under(path, F.unwatched[i].path))
 			return true;
 	return false;
 }
 
-static void
+/* The watch is placed when the event that names the directory is read
+ * (whatever path a stale rename gives it): by id, not by path. */
+static uint32_t
 add_unwatched(const char *dir)
 {
-	if (F.nunwatched < 16)
-		snprintf(F.unwatched[F.nunwatched++], MAXP, "%s", dir);
+	if (F.nunwatched == 16)
+		return 0;	/* the model's limit: watched at once */
+	snprintf(F.unwatched[F.nunwatched].path, MAXP, "%s", dir);
+	F.unwatched[F.nunwatched].id = ++F.watch_ids;
+	return F.unwatched[F.nunwatched++].id;
 }
 
-static void
+/* Queues an event, unless nothing watches where it happens; false when
+ * it was not queued. */
+static bool
 emit(uint32_t mask, uint32_t cookie, const char *path)
 {
+	uint32_t watch = 0;
+
 	if (is_unwatched(path))
-		return;
-	if ((mask & IN_ISDIR) && (mask & (IN_CREATE | IN_MOVED_TO)))
-		add_unwatched(path);
+		return false;
 	if (F.nev == MAX_EVENTS) {
 		/* The kernel's queue is full: what follows is lost, and
 		 * an IN_Q_OVERFLOW comes after what it holds. */
 		F.lost = true;
-		return;
+		return false;
 	}
+	/* A directory made, or moved in from where nothing watched it (no
+	 * IN_MOVED_FROM just before: the watcher then keeps its watches),
+	 * is watched once the watcher reads this event. */
+	if ((mask & IN_ISDIR) && ((mask & IN_CREATE) || ((mask &
+	    IN_MOVED_TO) && !(F.nev > 0 && F.ev[F.nev - 1].cookie == cookie &&
+	    (F.ev[F.nev - 1].mask & IN_MOVED_FROM)))))
+		watch = add_unwatched(path);
 	F.ev[F.nev].mask = mask;
 	F.ev[F.nev].cookie = cookie;
+	F.ev[F.nev].watch = watch;
 	snprintf(F.ev[F.nev].path, MAXP, "%s", path);
 	/* Newest rename first: a->b then b->c names c/x "a/x". */
 	for (size_t i = F.nstale; i-- > 0;) {
@@ -1045,6 +1065,7 @@ emit(uint32_t mask, uint32_t cookie, const char *path)
 		memcpy(F.ev[F.nev].path, buf, strlen(buf) + 1);
 	}
 	F.nev++;
+	return true;
 }
 
 static const char *const names[] = { "a", "b", "c", "d", "e" };
@@ -1231,7 +1252,7 @@ mutate(void)
 		break;
 	case 7: case 8: case 9: {	/* rename inside the tree */
 		uint32_t cookie;
-		bool dir;
+		bool dir, from_queued;
 		if ((n = random_entry(&F.src, 0)) == NULL)
 			break;
 		snprintf(p, sizeof p, "%s", n->path);
@@ -1261,9 +1282,12 @@ mutate(void)
 		src_touch_parent(p);
 		src_touch_parent(q);
 		cookie = ++F.cookie;
-		emit(IN_MOVED_FROM | (dir ? IN_ISDIR : 0), cookie, p);
-		emit(IN_MOVED_TO | (dir ? IN_ISDIR : 0), cookie, q);
-		if (dir && F.nev < MAX_EVENTS && F.nstale < 16) {
+		from_queued = emit(IN_MOVED_FROM | (dir ? IN_ISDIR : 0), cookie,
+		    p);
+		/* Stale names only for a watched directory that stays
+		 * watched: its IN_MOVED_TO must come, or none are. */
+		if (emit(IN_MOVED_TO | (dir ? IN_ISDIR : 0), cookie, q) &&
+		    dir && from_queued && F.nstale < 16) {
 			snprintf(F.stale[F.nstale].from, MAXP, "%s", p);
 			snprintf(F.stale[F.nstale].to, MAXP, "%s", q);
 			F.stale[F.nstale++].cookie = cookie;
@@ -1358,15 +1382,14 @@ deliver(size_t k, bool lose)
 		live_on_events(the_live, le, k);
 	/* The watcher placed watches on the directories it read of. */
 	for (size_t i = 0; i < k; i++)
-		if ((F.ev[i].mask & IN_ISDIR) &&
-		    (F.ev[i].mask & (IN_CREATE | IN_MOVED_TO)))
-			for (size_t j = 0; j < F.nunwatched; j++)
-				if (strcmp(F.unwatched[j], F.ev[i].path) == 0) {
-					memmove(F.unwatched[j], F.unwatched[j + 1],
-					    (F.nunwatched - j - 1) * MAXP);
-					F.nunwatched--;
-					break;
-				}
+		for (size_t j = 0; F.ev[i].watch != 0 && j < F.nunwatched; j++)
+			if (F.unwatched[j].id == F.ev[i].watch) {
+				memmove(&F.unwatched[j], &F.unwatched[j + 1],
+				    (F.nunwatched - j - 1) *
+				    sizeof F.unwatched[0]);
+				F.nunwatched--;
+				break;
+			}
 	/* The watcher renamed its watches as it read the moves. */
 	for (size_t i = 0; i < k; i++)
 		for (size_t j = 0; j < F.nstale; j++)
