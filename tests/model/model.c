@@ -179,6 +179,27 @@ struct Fs {
 };
 
 static Fs F;
+static const Exclude *model_ex;	/* the pair's patterns (maybe none) */
+
+/* Excluded as live.c and the planner see it: the path, or a directory
+ * above it, matches. */
+static bool
+excluded_path(const char *path, bool is_dir)
+{
+	char buf[MAXP];
+
+	if (exclude_count(model_ex) == 0 || path[0] == '\0')
+		return false;
+	if (exclude_match(model_ex, path, is_dir))
+		return true;
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *s = strrchr(buf, '/'); s != NULL; s = strrchr(buf, '/')) {
+		*s = '\0';
+		if (exclude_match(model_ex, buf, true))
+			return true;
+	}
+	return false;
+}
 
 static void __attribute__((format(printf, 1, 2)))
 trace(const char *fmt, ...)
@@ -805,7 +826,10 @@ pass_dir(FullSync *fs, const char *dir)
 		char p[MAXP];
 
 		parent_of(F.src.v[i].path, p);
-		if (F.src.v[i].path[0] != '\0' && strcmp(p, dir) == 0)
+		/* The planner ignores excluded names on both sides. */
+		if (F.src.v[i].path[0] != '\0' && strcmp(p, dir) == 0 &&
+		    !exclude_match(model_ex, F.src.v[i].path,
+		    F.src.v[i].type == T_DIR))
 			snprintf(kids[nk++], MAXP, "%s", F.src.v[i].path);
 	}
 	for (size_t k = 0; k < nk; k++) {
@@ -848,7 +872,9 @@ pass_dir(FullSync *fs, const char *dir)
 
 		parent_of(t->v[i].path, p);
 		if (t->v[i].path[0] != '\0' && strcmp(p, dir) == 0 &&
-		    t_find(&F.src, t->v[i].path) < 0)
+		    t_find(&F.src, t->v[i].path) < 0 &&
+		    !exclude_match(model_ex, t->v[i].path,
+		    t->v[i].type == T_DIR))
 			snprintf(kids[nk++], MAXP, "%s", t->v[i].path);
 	}
 	for (size_t k = 0; k < nk; k++) {
@@ -1465,7 +1491,11 @@ compare(size_t k, char *msg, size_t size)
 
 	for (size_t i = 0; i < F.src.n; i++) {
 		const Node *s = &F.src.v[i];
-		int j = t_find(d, s->path);
+		int j;
+
+		if (excluded_path(s->path, s->type == T_DIR))
+			continue;	/* not mirrored: whatever is there */
+		j = t_find(d, s->path);
 		const Node *x = j < 0 ? NULL : &d->v[j];
 		const char *what = NULL;
 
@@ -1487,7 +1517,8 @@ compare(size_t k, char *msg, size_t size)
 		}
 	}
 	for (size_t i = 0; i < d->n; i++)
-		if (t_find(&F.src, d->v[i].path) < 0) {
+		if (t_find(&F.src, d->v[i].path) < 0 &&
+		    !excluded_path(d->v[i].path, d->v[i].type == T_DIR)) {
 			snprintf(msg, size, "destination %zu: '%s' is not in "
 			    "the source", k, d->v[i].path);
 			return false;
@@ -1603,6 +1634,13 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		return r;
 	if ((r = exclude_new(&pair.exclude)) < 0)
 		return r;
+	/* Half the sequences exclude every name "c" (a fifth of the names):
+	 * moves to and from excluded names, excluded directories. */
+	if (rnd(rng, 2) && (r = exclude_add(pair.exclude, "c")) < 0) {
+		exclude_free(pair.exclude);
+		return r;
+	}
+	model_ex = pair.exclude;
 	/* The trees as the daemon finds them: the destinations anything. */
 	random_tree(&F.src, 5 + rnd(rng, 20), true);
 	for (size_t k = 0; k < F.ndst; k++) {
