@@ -835,6 +835,20 @@ excluded(const SyncPairConfig *pair, const char *relpath, bool is_dir)
 	return false;
 }
 
+/* The directory relpath is in is excluded (the root never is). */
+static bool
+parent_excluded(const SyncPairConfig *pair, const char *relpath)
+{
+	const char *slash = strrchr(relpath, '/');
+	char parent[PATH_MAX];
+
+	if (slash == NULL)
+		return false;
+	snprintf(parent, sizeof parent, "%.*s", (int)(slash - relpath),
+	    relpath);
+	return excluded(pair, parent, true);
+}
+
 static void
 add_rename(Dest *d, const char *from, const char *to, bool is_dir)
 {
@@ -918,8 +932,6 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				 * event a path job has not served yet. */
 				if (p != NULL && p->event_usec == 0)
 					p->event_usec = now_usec();
-				if (entry)
-					mark_parent(d, e->relpath, due);
 				/* A directory that arrives is a new inode even
 				 * where one of that name is in the destination:
 				 * its contents get a subtree pass. */
@@ -927,6 +939,13 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				    (IN_CREATE | IN_MOVED_TO)))
 					queue_subtree(d, e->relpath);
 			}
+			/* An entry came or went: its directory's mtime moved,
+			 * an excluded name's too (SPEC: directories' mtimes
+			 * converge), unless the directory is excluded itself:
+			 * a job there would mirror it. */
+			if (entry && (!from_ex ||
+			    !parent_excluded(live->pair, e->relpath)))
+				mark_parent(d, e->relpath, due);
 		}
 	}
 	live_schedule(live);

@@ -20,8 +20,12 @@
 
 #include "model.h"
 
-/* Seeds that once failed: each found a bug (see git log of live.c). */
-static const uint64_t regressions[] = { 0 };
+/* Seeds that once failed, each a bug in live.c (git log says which). A
+ * seed names a sequence of the model as it was then: keep them, they
+ * still run first. */
+static const uint64_t regressions[] = {
+	615,	/* a change to an excluded name left its directory's mtime */
+};
 
 static uint64_t
 env_u64(const char *name, uint64_t dflt)
