@@ -1516,6 +1516,14 @@ compare(size_t k, char *msg, size_t size)
 			return false;
 		}
 	}
+	/* The destinations start without excluded paths (model_run), and
+	 * SPEC says they are never copied. */
+	for (size_t i = 0; i < d->n; i++)
+		if (excluded_path(d->v[i].path, d->v[i].type == T_DIR)) {
+			snprintf(msg, size, "destination %zu: '%s' is excluded "
+			    "but was copied", k, d->v[i].path);
+			return false;
+		}
 	for (size_t i = 0; i < d->n; i++)
 		if (t_find(&F.src, d->v[i].path) < 0 &&
 		    !excluded_path(d->v[i].path, d->v[i].type == T_DIR)) {
@@ -1648,6 +1656,12 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 		if (!fresh)
 			F.dst[k] = F.src;
 		random_tree(&F.dst[k], rnd(rng, 8), fresh);
+		for (size_t i = 1; i < F.dst[k].n;)
+			if (excluded_path(F.dst[k].v[i].path,
+			    F.dst[k].v[i].type == T_DIR))
+				t_remove_tree(&F.dst[k], F.dst[k].v[i].path);
+			else
+				i++;
 	}
 	opt.delay_ms = delays[rnd(rng, 4)];
 	live_set_clock(model_clock_usec);
