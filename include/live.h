@@ -160,4 +160,16 @@ bool live_busy(const Live *live);
 void live_stop(Live *live);
 void live_free(Live *live);
 
+/*
+ * For the model test (tests/model), which runs the planner with no file
+ * system, threads or real time: it links fakes of pool, pathsync and
+ * fullsync, supplies the clock (µs, monotonic; NULL: the real one, the
+ * default) and fires the timer itself. live_timer_due: when the timer
+ * fires (in the clock's ms), UINT64_MAX when not armed; live_tick: what
+ * the timer does when it fires.
+ */
+void live_set_clock(uint64_t (*clock_usec)(void));
+uint64_t live_timer_due(const Live *live);
+void live_tick(Live *live);
+
 #endif

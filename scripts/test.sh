@@ -86,7 +86,9 @@ if [ -z "${QUICK:-}" ]; then
     meson setup build-asan -Db_sanitize=address,undefined >/dev/null
   meson compile -C build-asan
   # The churn runs its 3 seeds for 20 s each in the normal build; here 5 s.
-  TREESYNC_CHURN_SECONDS=5 run_suite "ASan+UBSan build" build-asan \
+  # The planner's model test (test-model) likewise: 5 s of sequences.
+  TREESYNC_CHURN_SECONDS=5 TREESYNC_MODEL_SECONDS=5 \
+    run_suite "ASan+UBSan build" build-asan \
     --no-suite tools || status=1
   unset ASAN_OPTIONS UBSAN_OPTIONS
   show_reports "$logs/asan"
@@ -99,7 +101,8 @@ if [ -z "${QUICK:-}" ]; then
   meson setup build-tsan -Db_sanitize=thread --reconfigure >/dev/null 2>&1 ||
     meson setup build-tsan -Db_sanitize=thread >/dev/null
   meson compile -C build-tsan
-  run_suite "TSan: unit" build-tsan --suite unit --timeout-multiplier 3 ||
+  TREESYNC_MODEL_SECONDS=5 run_suite "TSan: unit" build-tsan --suite unit \
+    --timeout-multiplier 3 ||
     status=1
   TREESYNC_CHURN_SECONDS=5 run_suite "TSan: live" build-tsan live \
     --timeout-multiplier 2 || status=1
@@ -132,7 +135,8 @@ if [ -z "${QUICK:-}" ]; then
   # test stops the daemon with SIGTERM and checks its exit code, which is
   # 88 on any memcheck error or leak at exit.
   vg="valgrind -q --error-exitcode=88 --leak-check=full --errors-for-leak-kinds=definite,indirect"
-  CK_FORK=no run_suite "valgrind: unit" build --suite unit --wrap "$vg" \
+  CK_FORK=no TREESYNC_MODEL_SECONDS=5 run_suite "valgrind: unit" build \
+    --suite unit --wrap "$vg" \
     --timeout-multiplier 5 || status=1
   TREESYNC_WRAP="$vg" TREESYNC_TEST_BIG_FILES=3000 TREESYNC_CHURN_SECONDS=5 \
     run_suite "valgrind: integration" build --suite integration \

@@ -189,6 +189,7 @@ struct Live {
 	Dest *dests;
 	size_t n_dests;
 	struct event *timer;
+	uint64_t timer_due_ms;	/* when it fires; UINT64_MAX: not armed */
 	struct event *poll_timer;
 	bool started;
 	bool stopping;
@@ -241,13 +242,13 @@ static void live_schedule(Live *live);
 static void live_stats_path_done(Dest *d, Pending *p, const PathItem *pj);
 static void live_stats_pass_done(Dest *d, const SyncStats *st, bool whole);
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
+/* The model test's clock (live_set_clock); NULL: CLOCK_MONOTONIC. */
+static uint64_t (*test_clock_usec)(void);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+void
+live_set_clock(uint64_t (*clock_usec)(void))
+{
+	test_clock_usec = clock_usec;
 }
 
 static uint64_t
@@ -255,8 +256,16 @@ now_usec(void)
 {
 	struct timespec ts;
 
+	if (test_clock_usec != NULL)
+		return test_clock_usec();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t
+now_ms(void)
+{
+	return now_usec() / 1000;
 }
 
 static void
@@ -831,6 +840,20 @@ excluded(const SyncPairConfig *pair, const char *relpath, bool is_dir)
 	return false;
 }
 
+/* The directory relpath is in is excluded (the root never is). */
+static bool
+parent_excluded(const SyncPairConfig *pair, const char *relpath)
+{
+	const char *slash = strrchr(relpath, '/');
+	char parent[PATH_MAX];
+
+	if (slash == NULL)
+		return false;
+	snprintf(parent, sizeof parent, "%.*s", (int)(slash - relpath),
+	    relpath);
+	return excluded(pair, parent, true);
+}
+
 static void
 add_rename(Dest *d, const char *from, const char *to, bool is_dir)
 {
@@ -914,8 +937,6 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				 * event a path job has not served yet. */
 				if (p != NULL && p->event_usec == 0)
 					p->event_usec = now_usec();
-				if (entry)
-					mark_parent(d, e->relpath, due);
 				/* A directory that arrives is a new inode even
 				 * where one of that name is in the destination:
 				 * its contents get a subtree pass. */
@@ -923,6 +944,13 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				    (IN_CREATE | IN_MOVED_TO)))
 					queue_subtree(d, e->relpath);
 			}
+			/* An entry came or went: its directory's mtime moved,
+			 * an excluded name's too (SPEC: directories' mtimes
+			 * converge), unless the directory is excluded itself:
+			 * a job there would mirror it. */
+			if (entry && (!from_ex ||
+			    !parent_excluded(live->pair, e->relpath)))
+				mark_parent(d, e->relpath, due);
 		}
 	}
 	live_schedule(live);
@@ -1532,7 +1560,21 @@ live_schedule(Live *live)
 		struct timeval tv = { (time_t)(wait / 1000),
 		    (suseconds_t)(wait % 1000) * 1000 };
 		evtimer_add(live->timer, &tv);
+		live->timer_due_ms = next;
 	}
+}
+
+uint64_t
+live_timer_due(const Live *live)
+{
+	return live->timer_due_ms;
+}
+
+void
+live_tick(Live *live)
+{
+	live->timer_due_ms = UINT64_MAX;
+	live_schedule(live);
 }
 
 static void
@@ -1540,7 +1582,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	live_schedule(arg);
+	live_tick(arg);
 }
 
 static void
@@ -1593,6 +1635,7 @@ live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
 	live->n_dests = pair->n_destinations;
 	live->dests = calloc(live->n_dests, sizeof *live->dests);
 	live->timer = evtimer_new(base, on_timer, live);
+	live->timer_due_ms = UINT64_MAX;
 	if (live->dests == NULL || live->timer == NULL) {
 		live_free(live);
 		return -ENOMEM;
@@ -1744,6 +1787,7 @@ live_stop(Live *live)
 			fullsync_stop(live->dests[k].pass);
 	if (live->timer != NULL)
 		evtimer_del(live->timer);
+	live->timer_due_ms = UINT64_MAX;
 	if (live->poll_timer != NULL)
 		event_del(live->poll_timer);
 }
@@ -1976,6 +2020,7 @@ live_pause(Live *live)
 	live->paused = true;
 	if (live->timer != NULL)
 		evtimer_del(live->timer);
+	live->timer_due_ms = UINT64_MAX;
 }
 
 void

@@ -1446,8 +1446,16 @@ process_event(Watcher *w, size_t i)
 		free(relpath);
 		return;
 	}
-	if (excluded)
+	if (excluded) {
+		/* Not mirrored; but a name that came or went moved its
+		 * directory's mtime, which live checks (SPEC: directory
+		 * mtimes converge). Never watched. */
+		if (e->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+		    IN_MOVED_TO))
+			emit_event(w, root->id, e->mask, e->cookie, false,
+			    w->path.s, w->path.len);
 		return;
+	}
 	emit_event(w, root->id, e->mask, e->cookie, false, w->path.s,
 	    w->path.len);
 	if ((e->mask & IN_CREATE) && is_dir) {

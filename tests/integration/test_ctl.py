@@ -181,6 +181,41 @@ class Ctl(DaemonCase):
         os.rename(tmp, os.path.join(self.src, relpath))
 
     # -- status ------------------------------------------------------------
+    def test_excluded_names_stay_out_and_their_directory_converges(self):
+        """Two bugs the planner's model test found (tests/model): a
+        rename inside an excluded directory (git's index.lock -> index)
+        made a job for the directory, whose pass copied it; and an
+        excluded name that came or went left its directory's mtime stale
+        in the mirror (SPEC: directory mtimes converge)."""
+        ex = ("--exclude", ".git/", "--exclude", "*.swp")
+        write(os.path.join(self.src, ".git", "HEAD"), b"ref: main\n")
+        write(os.path.join(self.src, "sub", "doc.txt"), b"doc")
+        self.write_config([("t", self.src, [self.dst],
+                            'exclude = ( ".git/", "*.swp" );')])
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.wait_equal(self.src, self.dst, *ex)
+        self.wait_idle()
+        lock = os.path.join(self.src, ".git", "index.lock")
+        write(lock, b"index")
+        os.rename(lock, os.path.join(self.src, ".git", "index"))
+        swap = os.path.join(self.src, "sub", ".doc.txt.swp")
+        write(swap, b"swap")
+        os.unlink(swap)
+        write(os.path.join(self.src, "sub", "stays.swp"), b"excluded")
+        # Its events come after theirs: once it is mirrored and the pair
+        # is idle, whatever they caused has been done.
+        write(os.path.join(self.src, "marker"), b"m")
+        self.wait_equal(self.src, self.dst, *ex)
+        self.wait_idle()
+        self.assertFalse(os.path.lexists(os.path.join(self.dst, ".git")),
+                         sorted(os.listdir(self.dst)))
+        self.assertFalse(os.path.lexists(os.path.join(self.dst, "sub",
+                                                      "stays.swp")))
+        self.wait_equal(self.src, self.dst, *ex)
+
     def test_status_text_and_json_count_what_was_copied(self):
         # 1,200 files of 100 bytes in 3 directories, copied by the first
         # full pass; then 5 files of known sizes moved in live.
