@@ -9,13 +9,14 @@
  *
  * Simplifications (each is a choice the real code could not break):
  * - A job's work happens at one instant (when the model "worker" runs
- *   it, picked at random between submit and completion): the real
- *   worker's copy detects a source that changes under it
- *   (COPY_SOURCE_CHANGED), which this model does not inject.
+ *   it, picked at random between submit and completion). A copy that
+ *   races the source inside that instant is not modelled; the real
+ *   copy's answer to it (COPY_SOURCE_CHANGED) is, for files a writer
+ *   still holds open.
  * - A pass works one directory per job (each at one instant), its
  *   subdirectories later; a directory gone by then is skipped, as the
  *   real scan's ENOENT is: the events for that reach live.c anyway.
- * - No hard links, excludes, owners or guard faults (the source root is
+ * - No hard links, owners or guard faults (the source root is
  *   always sound); the destination roots always exist.
  * - Paths are names in the model, not inodes: a job resolves its paths
  *   when it runs, as the real one does (it opens the parents then).
