@@ -143,12 +143,21 @@ class DaemonCase(unittest.TestCase):
         self.proc = None
 
     def sysctl(self, name, value):
+        """Sets a machine-wide inotify limit; returns the function that
+        puts it back (also run at cleanup). Other tests run at the same
+        time: hold it lowered for as short a time as the test allows."""
         path = "/proc/sys/fs/inotify/" + name
         with open(path) as f:
             old = f.read().strip()
+        done = []
         def put(v):
             with open(path, "w") as f:
                 f.write(v)
+        def restore():
+            if not done:
+                done.append(True)
+                put(old)
         put(str(value))
-        self.addCleanup(put, old)
+        self.addCleanup(restore)
+        return restore
 
