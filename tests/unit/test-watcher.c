@@ -871,9 +871,11 @@ enter_userns(long *saved)
 	    now_ms() < deadline)
 		usleep(10 * 1000);
 	if (r < 0) {
+		int e = errno;
+
 		fprintf(stderr, "test-watcher: unshare(CLONE_NEWUSER): %s%s: "
-		    "watch-limit test skipped\n", strerror(errno),
-		    errno == EINVAL ? " (the process has threads)" : "");
+		    "watch-limit test skipped\n", strerror(e),
+		    e == EINVAL ? " (the process has threads)" : "");
 		return false;
 	}
 	if (!write_str("/proc/self/setgroups", "deny") ||
