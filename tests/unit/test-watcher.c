@@ -2,10 +2,13 @@
  * Unit tests for watcher: real inotify on temporary trees. Each test has
  * its own event_base, Watcher and mkdtemp tree, and runs the base until
  * the events it expects arrive, with a deadline (never sleep-and-hope).
- * The overflow and watch-limit tests lower /proc/sys/fs/inotify limits
- * (root only, skipped otherwise) under a lock file shared with other runs,
- * and restore them in an unchecked teardown, which runs in the parent
- * even when the test dies.
+ * The overflow test lowers the machine-wide max_queued_events (root only,
+ * skipped otherwise) under a lock file shared with other runs, only until
+ * its watcher's inotify instance exists, and an unchecked teardown (run in
+ * the parent even when the test dies) restores it. The watch-limit test
+ * touches no machine-wide limit: it moves into its own user namespace and
+ * lowers user.max_inotify_watches there (Linux >= 5.11; skipped otherwise),
+ * so other tests' watches on the machine are not affected.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -14,6 +17,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -676,15 +680,14 @@ START_TEST(test_free_pending)
 }
 END_TEST
 
-/* ---- tests that lower inotify limits (root only) ---- */
+/* ---- tests that lower inotify limits ---- */
 
 #define PROC_QUEUED "/proc/sys/fs/inotify/max_queued_events"
-#define PROC_WATCHES "/proc/sys/fs/inotify/max_user_watches"
+#define PROC_NS_WATCHES "/proc/sys/user/max_inotify_watches"
 
 #define QUEUED_LOW 16		/* max_queued_events in test_overflow */
-#define WATCHES_OURS 4096	/* test_watch_limit sets fewer than this */
 
-static long saved_queued = -1, saved_watches = -1;
+static long saved_queued = -1;
 
 static long
 read_long(const char *path)
@@ -712,10 +715,24 @@ write_long(const char *path, long v)
 	return fclose(f) == 0 && ok;
 }
 
+/* One write(2): what /proc/self/uid_map and gid_map accept. */
+static bool
+write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	return close(fd) == 0 && ok;
+}
+
 /*
- * The limits are machine-wide: test runs in other trees may be lowering
- * them too. A lock file serializes such runs for the whole test case, so
- * nobody saves a value another run has lowered and "restores" it later.
+ * max_queued_events is machine-wide (it has no per-namespace version):
+ * test runs in other trees may be lowering it too. A lock file serializes
+ * such runs for the whole test case, so nobody saves a value another run
+ * has lowered and "restores" it later.
  */
 #define LIMITS_LOCK "/tmp/treesync-inotify-limits.lock"
 static int limits_lock = -1;
@@ -738,22 +755,18 @@ limits_save(void)
 	if (limits_lock < 0)
 		return;		/* can_tune() says skipped */
 	saved_queued = read_long(PROC_QUEUED);
-	saved_watches = read_long(PROC_WATCHES);
 }
 
 /*
- * Undoes only what these tests set (16 queued events; a few dozen
- * watches): another test on the machine may be changing the same limits,
- * and its own restore must not be overwritten.
+ * Undoes only what test_overflow sets (16 queued events): another test on
+ * the machine may be changing the same limit, and its own restore must
+ * not be overwritten.
  */
 static void
 limits_restore(void)
 {
 	if (saved_queued > QUEUED_LOW && read_long(PROC_QUEUED) == QUEUED_LOW)
 		write_long(PROC_QUEUED, saved_queued);
-	if (saved_watches >= WATCHES_OURS &&
-	    read_long(PROC_WATCHES) < WATCHES_OURS)
-		write_long(PROC_WATCHES, saved_watches);
 }
 
 /* Unchecked teardown: restore, then let other runs have the limits. */
@@ -771,10 +784,10 @@ static bool
 can_tune(void)
 {
 	if (geteuid() != 0 || access(PROC_QUEUED, W_OK) != 0 ||
-	    limits_lock < 0 || saved_queued <= QUEUED_LOW || saved_watches < WATCHES_OURS) {
+	    limits_lock < 0 || saved_queued <= QUEUED_LOW) {
 		fprintf(stderr, "test-watcher: not root, no writable "
-		    "/proc/sys/fs/inotify, or limits already low: limit test "
-		    "skipped\n");
+		    "/proc/sys/fs/inotify, or max_queued_events already low: "
+		    "overflow test skipped\n");
 		return false;
 	}
 	return true;
@@ -835,46 +848,83 @@ START_TEST(test_overflow)
 }
 END_TEST
 
-/* Watches of every process of our uid: what the per-user limit counts. */
-static long
-watches_in_use(void)
+/*
+ * Moves this process into a new user namespace where it stays root (uid
+ * and gid 0 map to 0, so root-owned temporary trees stay readable and
+ * watchable), and saves the namespace's max_inotify_watches in *saved.
+ * Since Linux 5.11 that limit counts only the watches of inotify
+ * instances made inside the namespace: lowering it leaves the watches of
+ * everything else on the machine alone. unshare(CLONE_NEWUSER) refuses a
+ * process with threads, so this runs before t_new() starts the watcher
+ * thread. Says why on stderr and returns false when it cannot.
+ */
+static bool
+enter_userns(long *saved)
 {
-	DIR *proc = opendir("/proc");
-	struct dirent *de;
+	uint64_t deadline = now_ms() + 1000;
+	int r;
+
+	/* Under CK_FORK=no an earlier test's watcher thread was joined but
+	 * may not have left the thread group yet: EINVAL for a moment. A
+	 * thread that stays (TSan's background thread) means a skip. */
+	while ((r = unshare(CLONE_NEWUSER)) < 0 && errno == EINVAL &&
+	    now_ms() < deadline)
+		usleep(10 * 1000);
+	if (r < 0) {
+		int e = errno;
+
+		fprintf(stderr, "test-watcher: unshare(CLONE_NEWUSER): %s%s: "
+		    "watch-limit test skipped\n", strerror(e),
+		    e == EINVAL ? " (the process has threads)" : "");
+		return false;
+	}
+	if (!write_str("/proc/self/setgroups", "deny") ||
+	    !write_str("/proc/self/uid_map", "0 0 1") ||
+	    !write_str("/proc/self/gid_map", "0 0 1")) {
+		fprintf(stderr, "test-watcher: mapping root into a user "
+		    "namespace: %s: watch-limit test skipped\n",
+		    strerror(errno));
+		return false;
+	}
+	*saved = read_long(PROC_NS_WATCHES);
+	if (*saved < 0 || !write_long(PROC_NS_WATCHES, *saved)) {
+		fprintf(stderr, "test-watcher: %s not writable in a user "
+		    "namespace (Linux < 5.11?): watch-limit test skipped\n",
+		    PROC_NS_WATCHES);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Watches of this process's inotify instances, from /proc/self/fdinfo:
+ * all that the namespace's limit counts, as nothing else runs in it.
+ */
+static long
+own_watches(void)
+{
+	DIR *fds = opendir("/proc/self/fdinfo");
+	struct dirent *fe;
 	long n = 0;
 
-	if (proc == NULL)
+	if (fds == NULL)
 		return -1;
-	while ((de = readdir(proc)) != NULL) {
-		char path[600];
-		DIR *fds;
-		struct dirent *fe;
-		struct stat st;
+	while ((fe = readdir(fds)) != NULL) {
+		char path[300], line[512];
+		FILE *f;
 
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+		if (fe->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(proc), de->d_name, &st, 0) != 0 ||
-		    st.st_uid != geteuid())
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/fdinfo", de->d_name);
-		if ((fds = opendir(path)) == NULL)
-			continue;
-		while ((fe = readdir(fds)) != NULL) {
-			char line[512];
-			FILE *f;
-
-			snprintf(path, sizeof path, "/proc/%s/fdinfo/%s",
-			    de->d_name, fe->d_name);
-			if ((f = fopen(path, "r")) == NULL)
-				continue;
-			while (fgets(line, sizeof line, f) != NULL)
-				if (strncmp(line, "inotify wd:", 11) == 0)
-					n++;
-			fclose(f);
-		}
-		closedir(fds);
+		snprintf(path, sizeof path, "/proc/self/fdinfo/%s",
+		    fe->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;	/* the directory's own fd, gone now */
+		while (fgets(line, sizeof line, f) != NULL)
+			if (strncmp(line, "inotify wd:", 11) == 0)
+				n++;
+		fclose(f);
 	}
-	closedir(proc);
+	closedir(fds);
 	return n;
 }
 
@@ -884,26 +934,22 @@ START_TEST(test_watch_limit)
 	char p[512];
 	const WatchNotice *n;
 	WatcherStats st;
-	long used;
+	long used, saved;
 	bool seen = false;
 
-	if (!can_tune())
+	if (!enter_userns(&saved))
 		return;
+	/* The watcher's inotify instance is made here, inside the
+	 * namespace: its watches count against the namespace's limit. */
 	t = t_new();
 	for (int i = 0; i < 40; i++) {
 		snprintf(p, sizeof p, "%s/d%02d", t->src, i);
 		ck_assert_int_eq(mkdir(p, 0755), 0);
 	}
-	used = watches_in_use();
+	used = own_watches();
 	ck_assert_int_ge(used, 1);	/* at least our wake-up watch */
-	if (used + 10 >= WATCHES_OURS) {
-		fprintf(stderr, "test-watcher: %ld watches in use: limit test "
-		    "skipped\n", used);
-		t_free(t);
-		return;
-	}
 	/* Room for the root and a few of its 40 subdirectories. */
-	ck_assert(write_long(PROC_WATCHES, used + 10));
+	ck_assert(write_long(PROC_NS_WATCHES, used + 10));
 	ck_assert_int_eq(watcher_add_root(t->w, 1, t->src, NULL), 0);
 	n = wait_notice(t, 0, WATCH_ROOT_READY, 1);
 	ck_assert_ptr_nonnull(n);
@@ -913,9 +959,9 @@ START_TEST(test_watch_limit)
 	ck_assert_uint_lt(n->dirs_placed, 41);
 
 	/* New directories under the limit: reported, not watched, noticed.
-	 * The limit is per user and other processes of ours may free
-	 * watches meanwhile: take all room away for this part. */
-	ck_assert(write_long(PROC_WATCHES, 1));
+	 * Take all room away, so this part does not depend on how many
+	 * watches the walk above got placed. */
+	ck_assert(write_long(PROC_NS_WATCHES, 1));
 	path_in(t, p, sizeof p, "new/sub");
 	mkdir_p(p);
 	ck_assert(wait_event(t, 1, "new", IN_CREATE));
@@ -923,7 +969,7 @@ START_TEST(test_watch_limit)
 	ck_assert_ptr_nonnull(n);
 	ck_assert_int_eq(n->error, -ENOSPC);
 	ck_assert_uint_lt(n->dirs_placed, n->dirs_needed);
-	limits_restore();
+	ck_assert(write_long(PROC_NS_WATCHES, saved));
 
 	/* Events keep flowing where watches exist. */
 	path_in(t, p, sizeof p, "top-file");
@@ -998,6 +1044,7 @@ watcher_suite(void)
 	Suite *s = suite_create("watcher");
 	TCase *tc_events = tcase_create("events");
 	TCase *tc_limits = tcase_create("limits");
+	TCase *tc_userns = tcase_create("userns");
 
 	tcase_set_timeout(tc_events, 60);
 	tcase_add_test(tc_events, test_create_file);
@@ -1017,8 +1064,13 @@ watcher_suite(void)
 	tcase_set_timeout(tc_limits, 60);
 	tcase_add_unchecked_fixture(tc_limits, limits_save, limits_done);
 	tcase_add_test(tc_limits, test_overflow);
-	tcase_add_test(tc_limits, test_watch_limit);
 	suite_add_tcase(s, tc_limits);
+
+	/* Last: under CK_FORK=no the process stays in the test's user
+	 * namespace, where the machine-wide limits can't be written. */
+	tcase_set_timeout(tc_userns, 60);
+	tcase_add_test(tc_userns, test_watch_limit);
+	suite_add_tcase(s, tc_userns);
 	return s;
 }
 
