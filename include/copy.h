@@ -4,8 +4,9 @@
  * atomic file copies (temporary in the same directory + renameat), symlinks,
  * hard links, directories, metadata, deletions.
  *
- * Stateless; called from worker threads only. Every function returns 0 or
- * -errno (or COPY_SOURCE_CHANGED), and never leaves a temporary behind.
+ * Stateless but for one process-wide flag (copy_abandon); called from
+ * worker threads only. Every function returns 0 or -errno (or
+ * COPY_SOURCE_CHANGED), and never leaves a temporary behind.
  */
 #ifndef TREESYNC_COPY_H
 #define TREESYNC_COPY_H
@@ -32,11 +33,23 @@ typedef struct CopyOptions {
  * If the source's size, mtime or ctime differ after the copy from before it,
  * returns COPY_SOURCE_CHANGED. On success fills *bytes (data bytes copied)
  * and *dst_meta (the new file's metadata, for inode bookkeeping) when given.
+ * After copy_abandon: -ECANCELED (the temporary removed, dst_name as it
+ * was), with *bytes the data bytes copied before it stopped.
  */
 /* dst_meta may be NULL: it costs an fstat, needed for hard links only. */
 int copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
     const char *dst_name, const CopyOptions *opt, uint64_t *bytes,
     FileMeta *dst_meta);
+
+/*
+ * Asks every copy_file_atomic in progress, and every later one, to stop
+ * between two steps (at most 32 MiB of data apart) and return
+ * -ECANCELED. Called by the reactor on SIGTERM/SIGINT (daemon.c's
+ * on_signal, main.c's --once stop) so that a huge file in flight does not
+ * hold up the exit for minutes; callers log -ECANCELED as "stopping", not
+ * as a failure. Async-signal-safe (one atomic store); never undone.
+ */
+void copy_abandon(void);
 
 /*
  * Creates (or atomically replaces) dst_name as a symlink to target, with the

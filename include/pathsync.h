@@ -40,10 +40,12 @@ typedef struct PathSyncOptions {
 
 typedef struct PathSyncResult {
 	PathSyncOutcome outcome;
-	int err;		/* 0 or -errno (or COPY_SOURCE_CHANGED) */
+	int err;		/* 0 or -errno (or COPY_SOURCE_CHANGED);
+				 * -ECANCELED: stopping (copy_abandon) */
 	const char *action;	/* "copy", "delete", "symlink", "attrs";
 				 * NULL when nothing needed doing */
-	uint64_t bytes;
+	uint64_t bytes;		/* copied (so far, when -ECANCELED) */
+	uint64_t size;		/* the source file's size, for a copy */
 	uint64_t count;		/* entries deleted */
 	bool entries_changed;	/* a name was made, replaced or removed in
 				 * the destination parent (its mtime moved) */

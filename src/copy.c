@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,25 @@
 #define TEMP_NAME_SIZE 64
 /* The read/write fallback's buffer, allocated only when it is needed. */
 #define FALLBACK_BUF_SIZE (256 * 1024)
-/* Per copy_file_range call: bounded so a huge file loops in steps. */
-#define CFR_CHUNK ((size_t)1 << 30)
+/* Per copy_file_range call: small enough that a stop request is seen
+ * within a fraction of a second (copy_abandon), large enough that the
+ * syscall count does not matter (a small file is one call either way). */
+#define CFR_CHUNK ((size_t)32 << 20)
+
+/* Set once by copy_abandon, never cleared: the process is stopping. */
+static atomic_bool abandon;
+
+void
+copy_abandon(void)
+{
+	atomic_store_explicit(&abandon, true, memory_order_relaxed);
+}
+
+static bool
+abandoned(void)
+{
+	return atomic_load_explicit(&abandon, memory_order_relaxed);
+}
 
 /* State of one file's data copy. */
 struct data_copy {
@@ -56,9 +74,12 @@ copy_range_rw(struct data_copy *dc, off_t off, off_t len)
 	while (len > 0) {
 		size_t want = len > FALLBACK_BUF_SIZE ? FALLBACK_BUF_SIZE :
 		    (size_t)len;
-		ssize_t n = pread(dc->src, dc->buf, want, off);
+		ssize_t n;
 		size_t done = 0;
 
+		if (abandoned())
+			return -ECANCELED;
+		n = pread(dc->src, dc->buf, want, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -98,9 +119,11 @@ copy_range(struct data_copy *dc, off_t off, off_t len)
 		size_t want = (uint64_t)len > CFR_CHUNK ? CFR_CHUNK :
 		    (size_t)len;
 		loff_t in = off, out = off;
-		ssize_t n = copy_file_range(dc->src, &in, dc->dst, &out, want,
-		    0);
+		ssize_t n;
 
+		if (abandoned())
+			return -ECANCELED;
+		n = copy_file_range(dc->src, &in, dc->dst, &out, want, 0);
 		if (n > 0) {
 			off += n;
 			len -= n;
@@ -134,6 +157,9 @@ copy_data(struct data_copy *dc, off_t size)
 	while (pos < size && !dc->short_source) {
 		off_t data = pos, hole = size;
 
+		/* Many small data segments: each is a step too. */
+		if (abandoned())
+			return -ECANCELED;
 		if (seek_ok) {
 			data = lseek(dc->src, pos, SEEK_DATA);
 			if (data < 0) {
@@ -220,6 +246,8 @@ copy_file_atomic(int src_dir, const char *src_name, int dst_dir,
 	sparse = (off_t)before.st_blocks * 512 < before.st_size;
 	r = sparse ? copy_data(&dc, before.st_size) :
 	    copy_range(&dc, 0, before.st_size);
+	if (r == -ECANCELED && bytes != NULL)
+		*bytes = dc.copied;	/* for the "abandoned" log line */
 	if (r < 0)
 		goto out;
 	if (dc.short_source) {

@@ -44,6 +44,7 @@
 #include <event2/event.h>
 
 #include "control.h"
+#include "copy.h"
 #include "daemon.h"
 #include "live.h"
 #include "metrics.h"
@@ -694,9 +695,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		sleep(600);
 		break;
 	default:
+		/* First: a huge copy in flight stops within a step rather
+		 * than holding up the exit (its temporary is removed). */
+		copy_abandon();
 		synclog_msg(LOG_LEVEL_INFO, "%s received: stopping; copies in "
-		    "progress finish or are removed", sig == SIGINT ?
-		    "SIGINT" : "SIGTERM");
+		    "progress are abandoned (their temporaries removed)",
+		    sig == SIGINT ? "SIGINT" : "SIGTERM");
 		dm->stopping = true;
 		notify_stopping();
 		event_base_loopbreak(dm->base);

@@ -260,6 +260,22 @@ reason(int err)
 	return strerror(-err);
 }
 
+/* A copy stopped by copy_abandon (SIGTERM): not a failure. One that had
+ * not copied a byte yet never really started: debug only. */
+static void
+log_abandoned(FullSync *fs, const char *relpath, uint64_t done,
+    uint64_t size)
+{
+	char path[4096];
+
+	synclog_escape(relpath, path, sizeof path);
+	synclog_event(done > 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+	    fs->pair->name, "copy", relpath, fs->dest, "stopping: abandoned "
+	    "the copy of '%s' (%llu of %llu bytes); it is copied again at "
+	    "the next start", path, (unsigned long long)done,
+	    (unsigned long long)size);
+}
+
 static void
 log_failure(FullSync *fs, const char *action, const char *relpath, int err)
 {
@@ -1050,6 +1066,12 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 		    fs->dest, "vanished from the source");
 		free(path);
 		op->err = -ENOENT;
+	} else if (op->err == -ECANCELED && (op->type == OP_COPY ||
+	    op->type == OP_HASH_COPY) && open_err == 0) {
+		/* Stopping: no error, no retry; the next start copies it. */
+		path = xjoin(b->dir_relpath, op->name);
+		log_abandoned(fs, path, op->bytes, (uint64_t)op->meta.size);
+		free(path);
 	} else if (op->err != 0) {
 		path = b->finalize ? xstrdup(b->dir->relpath) :
 		    xjoin(b->dir_relpath, op->name);
@@ -1085,7 +1107,7 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 			break;
 		}
 	}
-	if (op->type != OP_DELETE && !b->finalize)
+	if (op->type != OP_DELETE && !b->finalize && op->err != -ECANCELED)
 		settle(fs, &op->meta);
 	if (op->type != OP_META && !b->finalize &&
 	    !(op->type == OP_HASH_COPY && op->unchanged))

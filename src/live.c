@@ -1104,6 +1104,19 @@ log_path_result(Dest *d, const PathItem *pj, unsigned attempts)
 		    d->path, "still being written: waiting for its close");
 		return;
 	}
+	if (r->err == -ECANCELED) {
+		/* copy_abandon (SIGTERM): not a failure. One that had not
+		 * copied a byte yet never really started: debug only. */
+		char path[4096];
+
+		synclog_escape(pj->relpath, path, sizeof path);
+		synclog_event(r->bytes > 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+		    pair, "copy", pj->relpath, d->path, "stopping: abandoned "
+		    "the copy of '%s' (%llu of %llu bytes); it is copied again "
+		    "at the next start", path, (unsigned long long)r->bytes,
+		    (unsigned long long)r->size);
+		return;
+	}
 	if (r->fault != GUARD_OK)
 		return;	/* enter_fault says it, once */
 	if (r->err != 0) {
@@ -1167,6 +1180,12 @@ item_done(Dest *d, PathItem *it, uint64_t now)
 		/* Nothing was done; the probe's full pass covers the path
 		 * once the source is back (path_done enters the fault). */
 		p->again = false;
+		pending_place(d, p);
+		return;
+	}
+	if (it->res.err == -ECANCELED) {
+		/* Stopping (copy_abandon): no failure, no retry; the
+		 * daemon exits and its next start copies the path. */
 		pending_place(d, p);
 		return;
 	}
@@ -1882,7 +1901,7 @@ live_stats_path_done(Dest *d, Pending *p, const PathItem *pj)
 		/* Not served yet: the latency keeps running. */
 		if (p->event_usec == 0)
 			p->event_usec = pj->event_usec;
-		if (r->err == COPY_SOURCE_CHANGED)
+		if (r->err == COPY_SOURCE_CHANGED || r->err == -ECANCELED)
 			return;
 		st->errors++;
 		set_last_error(d, "%s '%s': %s", r->action ? r->action :

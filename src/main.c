@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "copy.h"
 #include "daemon.h"
 #include "fsutil.h"
 #include "fullsync.h"
@@ -171,8 +172,11 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	Once *once = arg;
 
 	(void)what;
-	synclog_msg(LOG_LEVEL_WARN, "%s received: stopping; operations in "
-	    "progress finish, nothing is left half-written",
+	/* A huge copy in flight stops within a step (its temporary is
+	 * removed) instead of holding up the exit. */
+	copy_abandon();
+	synclog_msg(LOG_LEVEL_WARN, "%s received: stopping; copies in "
+	    "progress are abandoned, nothing is left half-written",
 	    sig == SIGINT ? "SIGINT" : "SIGTERM");
 	once->interrupted = true;
 	event_base_loopbreak(once->base);

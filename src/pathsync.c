@@ -87,6 +87,7 @@ sync_file(int sp, int dp, const char *base, const FileMeta *sm,
 		return;
 	res->action = "copy";
 	res->entries_changed = true;
+	res->size = (uint64_t)sm->size;
 	res->err = copy_file_atomic(sp, base, dp, base, &opt->copy,
 	    &res->bytes, NULL);
 }

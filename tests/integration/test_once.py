@@ -8,6 +8,7 @@ Needs root for the tmpfs and unprivileged-user tests (skipped otherwise).
 """
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -28,6 +29,7 @@ BIG_FILES = int(os.environ.get("TREESYNC_TEST_BIG_FILES", "50000"))
 TEST_USER = "treesync-test"
 # A command prefix for the daemon, e.g. "valgrind -q --error-exitcode=88".
 WRAP = os.environ.get("TREESYNC_WRAP", "").split()
+SLOW = 10 if WRAP else 1
 
 
 def write(path, data=b"", mode=None, mtime_ns=None):
@@ -308,6 +310,59 @@ class Once(unittest.TestCase):
                 s = os.path.join(self.src, os.path.relpath(d, self.dst))
                 if os.path.getsize(d) != os.path.getsize(s):
                     self.fail("partial file under its final name: " + d)
+        self.once(conf)
+        self.assert_mirror()
+
+    def test_sigterm_abandons_a_large_copy(self):
+        """SIGTERM while --once copies a 1 GiB file: the copy stops within
+        a 32 MiB step (copy_abandon) rather than running to its end, the
+        exit is 1 (interrupted) with no temporary left and the log says
+        the copy was abandoned; the next run copies it. The log's order,
+        not a timing, is the witness: a copy completed after "SIGTERM
+        received" (what --once did before copy_abandon) fails the test."""
+        with open(os.path.join(self.src, "huge.bin"), "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(1024):
+                f.write(block)
+        conf = self.config()
+        p = subprocess.Popen(WRAP + [TREESYNCD, "--once", "-c", conf],
+                             stderr=subprocess.DEVNULL)
+        # Its temporary with data in it: the copy is under way.
+        end = time.monotonic() + 30 * SLOW
+        while time.monotonic() < end and p.poll() is None:
+            tmps = temp_files(self.dst) if os.path.isdir(self.dst) else []
+            try:
+                if tmps and os.path.getsize(tmps[0]) > 0:
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.002)
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=10 * SLOW)
+        with open(self.log) as f:
+            log = f.read()
+        self.assertEqual(temp_files(self.dst), [])
+        d = os.path.join(self.dst, "huge.bin")
+        if "SIGTERM received" not in log:
+            # The whole copy beat the signal (a loaded machine).
+            self.assertEqual(rc, 0, log[-2000:])
+            self.assertEqual(os.path.getsize(d), 1 << 30)
+        else:
+            self.assertEqual(rc, 1, log[-2000:])
+            after = log[log.index("SIGTERM received"):]
+            done = re.compile(r"info  t copy   huge\.bin -> \S+  "
+                              r"(?!stopping)")
+            self.assertIsNone(done.search(after),
+                              "the copy ran to its end after SIGTERM:\n" +
+                              after[-2000:])
+            if os.path.exists(d):
+                self.assertEqual(os.path.getsize(d), 1 << 30)
+            else:
+                self.assertRegex(
+                    after, r"info  t copy   huge\.bin -> \S+  stopping: "
+                    r"abandoned the copy of 'huge\.bin' \([1-9][0-9]* of "
+                    r"1073741824 bytes\); it is copied again at the next "
+                    r"start")
         self.once(conf)
         self.assert_mirror()
 

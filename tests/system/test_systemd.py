@@ -364,7 +364,8 @@ class Systemd(unittest.TestCase):
                                for m in msgs) else None
         msgs = wait_for("systemd's 'Deactivated successfully'", after)
         self.assertTrue(any(m.endswith("SIGTERM received: stopping; copies "
-                                       "in progress finish or are removed")
+                                       "in progress are abandoned (their "
+                                       "temporaries removed)")
                             for m in msgs), msgs)
         self.assertTrue(any(m.endswith("treesyncd stopped") for m in msgs),
                         msgs)

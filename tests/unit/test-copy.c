@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -23,6 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "copy.h"
 #include "fsutil.h"
@@ -570,6 +576,172 @@ START_TEST(test_copy_source_changed)
 }
 END_TEST
 
+/* ---- copy_abandon ---- */
+
+/*
+ * copy_abandon sets a process-wide flag that is never cleared, so each
+ * case runs in a child process of its own (CK_FORK=no under valgrind
+ * would otherwise carry it into later tests). The child reports through
+ * its exit status; the parent checks the directory it leaves.
+ */
+
+#define ABANDON_SIZE ((size_t)128 << 20)
+
+/* The size of the first temporary in dir, or -1 when there is none. */
+static off_t
+temp_size(int dir)
+{
+	int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	struct stat st;
+	off_t size = -1;
+
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while (size < 0 && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, ".treesync.", 10) == 0 &&
+		    fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			size = st.st_size;
+	closedir(d);
+	return size;
+}
+
+static atomic_bool copy_returned;
+
+/* The "other thread": abandons once the copy has written data (it may
+ * lose the race to a copy that ends first: copy_returned). */
+static void *
+abandon_when_started(void *arg)
+{
+	int dir = *(const int *)arg;
+
+	while (temp_size(dir) <= 0)
+		if (atomic_load(&copy_returned))
+			return NULL;
+		else
+			usleep(100);
+	copy_abandon();
+	return NULL;
+}
+
+/* Child exit status: the copy ended before the other thread abandoned
+ * it (a lost race, not a failure). */
+#define ABANDON_RACE_LOST 30
+
+/* In the child: 0 when the copy came back -ECANCELED as it should. */
+static int
+abandon_child(int s, int d, bool fallback, bool mid)
+{
+	pthread_t t;
+	uint64_t bytes = UINT64_MAX;
+	int r;
+
+	if (fallback)
+		setenv("TREESYNC_NO_COPY_FILE_RANGE", "1", 1);
+	if (!mid)
+		copy_abandon();
+	else if (pthread_create(&t, NULL, abandon_when_started, &d) != 0)
+		return 10;
+	r = copy_file_atomic(s, "f", d, "f", &opt_owner, &bytes, NULL);
+	atomic_store(&copy_returned, true);
+	if (mid)
+		pthread_join(t, NULL);
+	if (mid && r == 0)
+		return ABANDON_RACE_LOST;
+	if (r != -ECANCELED) {
+		fprintf(stderr, "copy_file_atomic: %d, not -ECANCELED\n", r);
+		return 11;
+	}
+	/* Before: nothing copied. Mid-copy: some, not all. */
+	if (mid ? bytes == 0 || bytes >= ABANDON_SIZE : bytes != 0) {
+		fprintf(stderr, "bytes copied: %llu of %zu\n",
+		    (unsigned long long)bytes, ABANDON_SIZE);
+		return 12;
+	}
+	return 0;
+}
+
+static void
+check_abandon(const char *tag, bool fallback, bool sparse, bool mid)
+{
+	char sn[64], dn[64];
+	unsigned char *buf = malloc(1 << 20);
+	int s, d, fd, status;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(buf);
+	snprintf(sn, sizeof sn, "abandon-src-%s", tag);
+	snprintf(dn, sizeof dn, "abandon-dst-%s", tag);
+	s = new_dir(sn, NULL, 0);
+	d = new_dir(dn, NULL, 0);
+	fd = openat(s, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)ABANDON_SIZE), 0);
+	/* Sparse: one MiB of data every other MiB (many segments). */
+	/* One random MiB (valgrind makes filling slow), stamped per block. */
+	fill_random(buf, 1 << 20, 9);
+	for (size_t off = 0; off < ABANDON_SIZE; off += (sparse ? 2 : 1) << 20) {
+		memcpy(buf, &off, sizeof off);
+		pwrite_all(fd, buf, 1 << 20, (off_t)off);
+	}
+	close(fd);
+	free(buf);
+
+	/* A few rounds: the copy may end before the other thread gets a
+	 * turn. valgrind runs one thread at a time and may let it end every
+	 * time; there the "before" cases stand for the flag. */
+	for (int round = 0;; round++) {
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(abandon_child(s, d, fallback, mid));
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(!has_temp(d), "%s: a temporary is left", tag);
+		if (!mid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != ABANDON_RACE_LOST)
+			break;
+		/* Lost: a complete copy, as without the request. */
+		ck_assert(same_content(s, "f", d, "f"));
+		ck_assert_int_eq(unlinkat(d, "f", 0), 0);
+		if (round == 7 && RUNNING_ON_VALGRIND)
+			break;
+		ck_assert_msg(round < 7, "%s: every copy ended before the "
+		    "abandon", tag);
+	}
+	if (!(WIFEXITED(status) && WEXITSTATUS(status) == ABANDON_RACE_LOST))
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "%s: child status %#x", tag, status);
+	ck_assert_msg(!exists_at(d, "f"), "%s: the destination exists", tag);
+	/* Only the child stopped: here copies still work. */
+	ck_assert_int_eq(unlinkat(s, "f", 0), 0);
+	write_text(s, "f", "after\n");
+	ck_assert_int_eq(copy_file_atomic(s, "f", d, "f", &opt_owner, NULL,
+	    NULL), 0);
+	ck_assert(same_content(s, "f", d, "f"));
+	close(s);
+	close(d);
+}
+
+START_TEST(test_copy_abandon_before)
+{
+	check_abandon("before-cfr", false, false, false);
+	check_abandon("before-rw", true, false, false);
+	check_abandon("before-sparse", false, true, false);
+}
+END_TEST
+
+START_TEST(test_copy_abandon_mid)
+{
+	check_abandon("mid-cfr", false, false, true);
+	check_abandon("mid-rw", true, false, true);
+	check_abandon("mid-sparse", false, true, true);
+}
+END_TEST
+
 /* ---- symlinks, hard links, directories, metadata ---- */
 
 START_TEST(test_symlink)
@@ -1095,6 +1267,8 @@ copy_suite(void)
 	tcase_add_test(tc, test_copy_fallback_large);
 	tcase_add_test(tc, test_copy_bad_sources);
 	tcase_add_test(tc, test_copy_source_changed);
+	tcase_add_test(tc, test_copy_abandon_before);
+	tcase_add_test(tc, test_copy_abandon_mid);
 	suite_add_tcase(s, tc);
 
 	/* Unchecked: runs in the parent, so the unmount happens even when
