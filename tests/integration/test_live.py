@@ -302,7 +302,8 @@ class Live(DaemonCase):
                 # the rest. In "a", which a batch works on first (by
                 # parent), so what follows it in the batch is handed
                 # back; how the paths fall into batches depends on
-                # timing, twelve of them make one such batch certain.
+                # timing; with twelve of them one such batch is all but
+                # certain.
                 names.append("a/large%04d.bin" % i)
                 write(os.path.join(stage, names[-1]),
                       os.urandom(5 << 20))
