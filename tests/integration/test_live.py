@@ -269,14 +269,21 @@ class Live(DaemonCase):
         self.assertIn("SIGTERM received", log)
         after = log[log.index("SIGTERM received"):]
         done = re.compile(r"info  t copy   huge\.bin -> \S+  (?!stopping)")
-        self.assertIsNone(done.search(after),
-                          "the copy ran to its end after SIGTERM:\n" +
-                          after[-2000:])
+        # Under valgrind the reactor can take the signal only after the
+        # worker finished the whole copy (its line, logged by the
+        # reactor, then follows "SIGTERM received" though the copy ended
+        # first: seen in CI). The witness holds where the reactor is not
+        # that slow: the normal and sanitizer builds.
+        if not WRAP:
+            self.assertIsNone(done.search(after),
+                              "the copy ran to its end after SIGTERM:\n" +
+                              after[-2000:])
         d = os.path.join(self.dst, "huge.bin")
         if os.path.exists(d):
             # Finished before the signal: complete, and logged so.
             self.assertEqual(os.path.getsize(d), 1 << 30)
-            self.assertRegex(log[:log.index("SIGTERM received")],
+            self.assertRegex(log if WRAP else
+                             log[:log.index("SIGTERM received")],
                              done.pattern)
         else:
             self.assertRegex(after, r"info  t copy   huge\.bin -> \S+  "

@@ -352,9 +352,14 @@ class Once(unittest.TestCase):
             after = log[log.index("SIGTERM received"):]
             done = re.compile(r"info  t copy   huge\.bin -> \S+  "
                               r"(?!stopping)")
-            self.assertIsNone(done.search(after),
-                              "the copy ran to its end after SIGTERM:\n" +
-                              after[-2000:])
+            # Under valgrind the signal can be taken only after the
+            # copy ended (see test_live's test): the witness holds in
+            # the normal and sanitizer builds.
+            if not WRAP:
+                self.assertIsNone(
+                    done.search(after),
+                    "the copy ran to its end after SIGTERM:\n" +
+                    after[-2000:])
             if os.path.exists(d):
                 self.assertEqual(os.path.getsize(d), 1 << 30)
             else:
