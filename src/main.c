@@ -16,13 +16,13 @@
 
 #include <event2/event.h>
 
-#include "config.h"
-#include "copy.h"
-#include "daemon.h"
-#include "fsutil.h"
-#include "fullsync.h"
-#include "pool.h"
-#include "synclog.h"
+#include "service/config.h"
+#include "engine/copy.h"
+#include "service/daemon.h"
+#include "engine/fsutil.h"
+#include "engine/fullsync.h"
+#include "engine/pool.h"
+#include "util/synclog.h"
 
 #ifndef TREESYNC_VERSION
 #define TREESYNC_VERSION "unknown"

@@ -20,8 +20,8 @@
 
 #include <libconfig.h>
 
-#include "config.h"
-#include "control_parse.h"
+#include "service/config.h"
+#include "service/control_parse.h"
 
 #ifndef TREESYNC_VERSION
 #define TREESYNC_VERSION "unknown"

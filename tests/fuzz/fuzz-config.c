@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "service/config.h"
 #include "fuzz.h"
 
 static int memfd = -1;

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control_parse.h"
+#include "service/control_parse.h"
 #include "fuzz.h"
 
 static bool

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "exclude.h"
+#include "engine/exclude.h"
 #include "fuzz.h"
 
 #define MAX_LINES 64

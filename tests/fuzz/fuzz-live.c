@@ -1,5 +1,5 @@
 /*
- * fuzz-live — the live planner (src/live.c) on event input from bytes.
+ * fuzz-live — the live planner (src/live/) on event input from bytes.
  *
  * The input's bytes are the model's choices (tests/model/model.h): how
  * many destinations and workers, the delay, the fault rates, the trees as

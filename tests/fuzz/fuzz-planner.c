@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fsutil.h"
-#include "planner.h"
+#include "engine/fsutil.h"
+#include "engine/planner.h"
 #include "fuzz.h"
 
 #define N_NAMES 16

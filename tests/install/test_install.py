@@ -7,7 +7,7 @@
   /usr/share/man/man{1,5,8}, systemd's unit directory);
 - every man page renders without a warning (groff -ww and man -l);
 - `treesyncd --help` and treesyncd(8) list the same options, and every
-  config key of src/config.c is documented in treesync.conf(5);
+  config key of src/service/config.c is documented in treesync.conf(5);
 - `systemd-analyze verify` is clean on the installed unit.
 
 Environment: TREESYNC_BUILD_DIR (default build/), TREESYNC_SOURCE_ROOT.
@@ -139,7 +139,7 @@ class Install(unittest.TestCase):
                     self.assertIn(".BR %s \", \"" % short, section)
 
     def test_every_config_key_documented(self):
-        with open(os.path.join(ROOT, "src", "config.c")) as f:
+        with open(os.path.join(ROOT, "src", "service", "config.c")) as f:
             src = f.read()
         keys = set()
         for block in re.findall(r"static const char \*const \w+\[\] = "

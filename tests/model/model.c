@@ -36,14 +36,14 @@
 
 #include <event2/event.h>
 
-#include "copy.h"
-#include "exclude.h"
-#include "fullsync.h"
-#include "live.h"
+#include "engine/copy.h"
+#include "engine/exclude.h"
+#include "engine/fullsync.h"
+#include "live/live.h"
 #include "model.h"
-#include "pathsync.h"
-#include "pool.h"
-#include "synclog.h"
+#include "engine/pathsync.h"
+#include "engine/pool.h"
+#include "util/synclog.h"
 
 #define MAXN 192		/* entries of one model tree (root included) */
 #define MAXP 40			/* path length */

@@ -1,5 +1,5 @@
 /*
- * model — a model-based test of the live planner (src/live.c), shared by
+ * model — a model-based test of the live planner (src/live/), shared by
  * the check test (tests/unit/test-model.c) and the libFuzzer target
  * (tests/fuzz/fuzz-live.c).
  *

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "service/config.h"
 
 static char tmpdir[PATH_MAX];
 static char conf_path[PATH_MAX + 32];

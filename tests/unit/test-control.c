@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control_parse.h"
+#include "service/control_parse.h"
 
 static ControlRequest req;
 

@@ -30,9 +30,9 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#include "copy.h"
-#include "fsutil.h"
-#include "hash.h"
+#include "engine/copy.h"
+#include "engine/fsutil.h"
+#include "engine/hash.h"
 
 static char g_base[] = "/tmp/treesync-test-copy-XXXXXX";
 static char g_mnt[sizeof g_base + 16];

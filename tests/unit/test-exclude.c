@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "exclude.h"
+#include "engine/exclude.h"
 
 #define FILE_ false
 #define DIR_ true

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "guard.h"
+#include "engine/guard.h"
 
 static char base[64];
 static int src, dst;

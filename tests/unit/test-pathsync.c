@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pathsync.h"
+#include "engine/pathsync.h"
 
 static char base[] = "/tmp/treesync-pathsync.XXXXXX";
 static int src, dst;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "planner.h"
+#include "engine/planner.h"
 
 typedef struct {
 	ScanList list;

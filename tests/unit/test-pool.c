@@ -14,7 +14,7 @@
 
 #include <event2/event.h>
 
-#include "pool.h"
+#include "engine/pool.h"
 
 typedef struct TestJob {
 	Job job;

@@ -29,8 +29,8 @@
 
 #include <event2/event.h>
 
-#include "exclude.h"
-#include "watcher.h"
+#include "engine/exclude.h"
+#include "watch/watcher.h"
 
 #define WAIT_MS 5000
 

@@ -1,0 +1,56 @@
+/*
+ * config — the config file (libconfig) turned into a validated Config.
+ *
+ * Owns every string and array inside a Config; config_free releases it all.
+ * Validation collects every problem, each as "FILE:LINE: message", so an
+ * operator fixes a broken file in one pass. Called from main.c (start-up,
+ * --check-config) and from the reactor on SIGHUP; never from workers.
+ */
+#ifndef TREESYNC_CONFIG_H
+#define TREESYNC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/pair.h"
+#include "util/synclog.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/treesync/treesync.conf"
+#define CONFIG_DEFAULT_SOCKET "/run/treesync/control.sock"
+#define CONFIG_DEFAULT_WORKERS 4
+#define CONFIG_DEFAULT_DELAY_MS 50
+#define CONFIG_MAX_WORKERS 256
+#define CONFIG_MAX_DELAY_MS 60000
+
+typedef struct Config {
+	char *path;		/* the file it came from */
+	int workers;		/* 1..CONFIG_MAX_WORKERS */
+	int delay_ms;		/* 0..CONFIG_MAX_DELAY_MS */
+	char *log_file;		/* NULL: stderr (or the journal) */
+	LogLevel log_level;
+	char *control_socket;
+	MaxDelete max_delete;	/* default of every sync pair */
+	SyncPairConfig *syncs;
+	size_t n_syncs;
+} Config;
+
+/*
+ * Reads and validates path. Returns 0 and sets *ret, or a negative errno
+ * (-EINVAL: invalid; -ENOENT etc.: unreadable) and sets *errors to a
+ * malloc'd text of one or more "FILE:LINE: message\n" lines (or
+ * "FILE: message\n" when no line applies). The caller frees *errors.
+ */
+int config_load(const char *path, Config **ret, char **errors);
+
+/*
+ * Checks what only the machine can tell: every source exists and is a
+ * directory. Same error convention as config_load. --check-config runs it;
+ * the daemon instead treats a missing source as a fault of that pair.
+ */
+int config_check_sources(const Config *cfg, char **errors);
+
+const SyncPairConfig *config_find_sync(const Config *cfg, const char *name);
+
+void config_free(Config *cfg);
+
+#endif

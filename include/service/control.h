@@ -1,0 +1,57 @@
+/*
+ * control — the control socket: a UNIX stream socket that treesyncctl
+ * talks to, served by the reactor.
+ *
+ * Owns the listening socket (its file too: made at control_new, removed
+ * by control_free while it is still ours) and the connected clients with
+ * their bounded buffers. One request line per connection (parsed by
+ * control_parse), answered by the handler, then the connection closes.
+ * The wire format is in docs/design.md, "The control socket".
+ *
+ * Nothing here waits: clients are non-blocking bufferevents; a client
+ * that does not send its request, or does not read its answer, within
+ * CONTROL_TIMEOUT_S is dropped, as is one past CONTROL_MAX_CLIENTS.
+ * Reactor thread only.
+ */
+#ifndef TREESYNC_CONTROL_H
+#define TREESYNC_CONTROL_H
+
+#include "service/control_parse.h"
+
+struct event_base;
+struct evbuffer;
+
+#define CONTROL_MAX_CLIENTS 32
+#define CONTROL_TIMEOUT_S 10
+#define CONTROL_REPLY_MAX (16u << 20)	/* an answer larger is refused */
+
+typedef struct Control Control;
+
+/*
+ * Answers one request: writes the body into out and returns 0 (the
+ * answer is "OK") or -1 (it is "ERR": the body says why, one line or
+ * more). Runs on the reactor thread, inside the control's callbacks; it
+ * may call control_stop on this Control, not control_free.
+ */
+typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
+    void *arg);
+
+/*
+ * Makes the socket at path (absolute): the parent directory is made (0755)
+ * when missing; a stale socket file (nobody answers: ECONNREFUSED) is
+ * replaced; the socket is mode 0660. -EADDRINUSE: a daemon answers on
+ * path; -EEXIST: path exists and is not a socket; other -errno from
+ * mkdir, socket, bind or listen.
+ */
+int control_new(struct event_base *base, const char *path, ControlHandler fn,
+    void *arg, Control **ret);
+const char *control_path(const Control *c);
+/*
+ * Stops listening and removes the socket file if it is still the one we
+ * made; connected clients still get their answers. NULL is fine.
+ */
+void control_stop(Control *c);
+/* control_stop, then drops every client and frees. NULL is fine. */
+void control_free(Control *c);
+
+#endif

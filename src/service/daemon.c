@@ -1,0 +1,815 @@
+/*
+ * daemon — see include/service/daemon.h.
+ *
+ * DESIGN
+ * Start-up: for each sync pair, watches first (watcher_add_root), then,
+ * when the watcher says they are in place, the pair's first full pass
+ * (live_start); events that arrive meanwhile wait in the pair's pending
+ * table, so nothing changed during the start-up scan is lost.
+ *
+ * Reload (SIGHUP): the new file is parsed beside the old one; when it is
+ * invalid, the problems are logged and nothing changes. Otherwise pairs
+ * whose settings are unchanged keep running untouched; removed or changed
+ * ones are stopped and retired (freed once their jobs are back), and new
+ * or changed ones start. A started pair's first pass waits (reaper)
+ * while a retired pair that writes one of its destinations still has
+ * jobs out: their late results would otherwise land after the compare
+ * that was to settle them. A pair whose source came back after being
+ * unmounted or replaced is restarted the same way (its watches were
+ * lost). A Config stays alive while any running pair points into it
+ * (ConfigRef).
+ *
+ * Control socket: requests from treesyncctl are answered here, on the
+ * reactor (control.c serves the socket, metrics.c renders). A reload that
+ * changes control_socket opens the new socket first and stops the old
+ * one only when that worked.
+ * systemd (notify.c): READY=1 once every pair's watches are in place and
+ * its first pass started (or it fell back to polling); RELOADING=1 ..
+ * READY=1 around a reload; a STATUS= line refreshed at most once a second
+ * by the reaper timer. TREESYNC_TEST_HOOKS=1 makes SIGUSR2 stall the
+ * reactor, so a test can watch systemd's watchdog restart us.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "service/control.h"
+#include "engine/copy.h"
+#include "service/daemon.h"
+#include "live/live.h"
+#include "service/metrics.h"
+#include "service/notify.h"
+#include "engine/pool.h"
+#include "util/synclog.h"
+#include "watch/watcher.h"
+
+#ifndef TREESYNC_VERSION
+#define TREESYNC_VERSION "unknown"
+#endif
+
+#define POLL_INTERVAL_MS 10000
+#define REAPER_INTERVAL_US 250000	/* also how soon an idle heap is trimmed */
+#define TRIM_GAP_S 2		/* malloc_trim costs ~4 ms at 50,000 dirs */
+
+typedef struct ConfigRef {
+	Config *cfg;
+	unsigned refs;
+} ConfigRef;
+
+typedef struct PairRun {
+	struct PairRun *next;
+	ConfigRef *ref;
+	const SyncPairConfig *pair;
+	Live *live;
+	unsigned root;		/* watcher root id, never reused */
+	bool watched;		/* the watcher holds its Exclude */
+	size_t watches;		/* directories watched, from the watcher */
+	bool started;		/* its first pass was started */
+	bool restart;		/* its source is back: watch it again */
+	bool start_waiting;	/* first pass waits for a retired pair */
+	struct Daemon *dm;
+} PairRun;
+
+typedef struct Daemon {
+	struct event_base *base;
+	Pool *pool;
+	Watcher *watcher;
+	ConfigRef *current;
+	char *config_path;
+	PairRun *pairs;
+	PairRun *retiring;
+	unsigned next_root;
+	struct event *signals[5];
+	struct event *reaper;
+	Control *control;
+	Control *old_control;	/* stopped by a reload that moved it */
+	time_t started;
+	struct event *restarter;	/* pairs whose source is back */
+	bool trim_due;		/* jobs were out since the last malloc_trim */
+	time_t trimmed_at;	/* CLOCK_MONOTONIC seconds; 0: never */
+	bool stopping;
+	bool ready;		/* READY=1 was sent */
+} Daemon;
+
+static void
+ref_put(ConfigRef *ref)
+{
+	if (ref != NULL && --ref->refs == 0) {
+		config_free(ref->cfg);
+		free(ref);
+	}
+}
+
+static bool
+same_pair(const SyncPairConfig *a, const SyncPairConfig *b)
+{
+	if (strcmp(a->name, b->name) != 0 || strcmp(a->source, b->source) != 0
+	    || a->delete != b->delete || a->compare != b->compare ||
+	    a->max_delete.kind != b->max_delete.kind ||
+	    a->max_delete.value != b->max_delete.value ||
+	    a->n_destinations != b->n_destinations ||
+	    !exclude_equal(a->exclude, b->exclude))
+		return false;
+	for (size_t i = 0; i < a->n_destinations; i++)
+		if (strcmp(a->destinations[i], b->destinations[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * The pair's source root failed its guard check and is sound again: its
+ * watches went with the old root (unmounted, deleted), so the pair is
+ * restarted from the loop (watches first, then a full pass).
+ */
+static void
+on_source_back(void *arg)
+{
+	PairRun *pr = arg;
+
+	pr->restart = true;
+	event_active(pr->dm->restarter, 0, 0);
+}
+
+/*
+ * A retired pair (reload, restart) whose jobs are still out and that
+ * writes one of pr's destinations: pr's first pass must not compare
+ * before those jobs land, or it would take their late results for the
+ * truth and never look again.
+ */
+static bool
+retired_jobs_in_the_way(const Daemon *dm, const PairRun *pr)
+{
+	for (const PairRun *o = dm->retiring; o != NULL; o = o->next) {
+		if (live_jobs_out(o->live) == 0)
+			continue;
+		for (size_t i = 0; i < o->pair->n_destinations; i++)
+			for (size_t j = 0; j < pr->pair->n_destinations; j++)
+				if (strcmp(o->pair->destinations[i],
+				    pr->pair->destinations[j]) == 0)
+					return true;
+	}
+	return false;
+}
+
+/* The pair's first pass, now or (start_waiting) from the reaper. */
+static void
+pair_first_pass(Daemon *dm, PairRun *pr)
+{
+	if (retired_jobs_in_the_way(dm, pr)) {
+		pr->start_waiting = true;
+		return;
+	}
+	pr->start_waiting = false;
+	pr->started = true;
+	live_start(pr->live);
+}
+
+static int
+pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
+{
+	LiveOptions opt = { .delay_ms = ref->cfg->delay_ms,
+	    .preserve_owner = geteuid() == 0, .source_back = on_source_back };
+	PairRun *pr = calloc(1, sizeof *pr);
+	int r;
+
+	if (pr == NULL)
+		return -ENOMEM;
+	pr->dm = dm;
+	opt.source_back_arg = pr;
+	if ((r = live_new(dm->base, dm->pool, pair, &opt, &pr->live)) < 0) {
+		free(pr);
+		return r;
+	}
+	pr->ref = ref;
+	ref->refs++;
+	pr->pair = pair;
+	pr->root = dm->next_root++;
+	pr->next = dm->pairs;
+	dm->pairs = pr;
+	/* Watches first; the first pass starts when they are in place. */
+	r = watcher_add_root(dm->watcher, pr->root, pair->source,
+	    pair->exclude);
+	pr->watched = r == 0;
+	if (r < 0)
+		synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s': %s; "
+		    "comparing every %d s instead", pair->name, pair->source,
+		    strerror(-r), POLL_INTERVAL_MS / 1000);
+	if (r < 0) {
+		pair_first_pass(dm, pr);
+		live_set_polling(pr->live, POLL_INTERVAL_MS);
+	}
+	return 0;
+}
+
+/* Stops a pair; it is freed by the reaper once its jobs are back. */
+static void
+pair_retire(Daemon *dm, PairRun *pr)
+{
+	if (pr->watched && watcher_remove_root(dm->watcher, pr->root) < 0)
+		pr->watched = false;
+	live_stop(pr->live);
+	pr->next = dm->retiring;
+	dm->retiring = pr;
+}
+
+static void
+pair_free(PairRun *pr)
+{
+	live_free(pr->live);
+	ref_put(pr->ref);
+	free(pr);
+}
+
+static PairRun *
+find_root(PairRun *list, unsigned root)
+{
+	for (PairRun *pr = list; pr != NULL; pr = pr->next)
+		if (pr->root == root)
+			return pr;
+	return NULL;
+}
+
+/* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
+static void
+update_status(Daemon *dm)
+{
+	size_t pairs = 0, busy = 0, waiting = 0, queued = 0;
+	char line[160], count[32];
+
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+		pairs++;
+		if (!pr->started) {
+			waiting++;
+			continue;
+		}
+		queued += live_queue_depth(pr->live);
+		if (live_busy(pr->live))
+			busy++;
+	}
+	metrics_format_count(queued, count, sizeof count);
+	if (waiting > 0)
+		snprintf(line, sizeof line, "placing watches: %zu/%zu pairs",
+		    pairs - waiting, pairs);
+	else if (busy > 0)
+		snprintf(line, sizeof line, "syncing %zu/%zu pairs, %s file%s "
+		    "queued", busy, pairs, count, queued == 1 ? "" : "s");
+	else
+		snprintf(line, sizeof line, "idle: %zu pair%s in sync", pairs,
+		    pairs == 1 ? "" : "s");
+	notify_status(line);
+}
+
+/* READY=1 once every pair has its watches and its first pass. */
+static void
+check_ready(Daemon *dm)
+{
+	if (dm->ready || dm->stopping)
+		return;
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		if (!pr->started)
+			return;
+	dm->ready = true;
+	/* The line first: in the journal it then precedes systemd's
+	 * "Started", which a test relies on. */
+	synclog_msg(LOG_LEVEL_INFO, "ready: watches in place, start-up sync "
+	    "under way");
+	update_status(dm);
+	notify_ready();
+}
+
+/*
+ * Every REAPER_INTERVAL_US: refreshes the STATUS line (sent only when it
+ * changed), frees retired pairs whose last job has come back, and trims the heap
+ * when the pairs fall idle after work: a full pass frees a few hundred
+ * bytes per directory that malloc would otherwise keep (measured in
+ * docs/performance-live.md). At most every TRIM_GAP_S, so a stream of
+ * small changes does not pay for it each time.
+ */
+static void
+on_reaper(evutil_socket_t fd, short what, void *arg)
+{
+	Daemon *dm = arg;
+	PairRun **pp = &dm->retiring;
+	struct timespec now;
+	size_t out = 0;
+
+	(void)fd;
+	(void)what;
+	update_status(dm);
+	while (*pp != NULL) {
+		PairRun *pr = *pp;
+		/* Its jobs are back and the watcher let go of its Exclude. */
+		if (!pr->watched && live_jobs_out(pr->live) == 0) {
+			*pp = pr->next;
+			pair_free(pr);
+		} else {
+			out += live_jobs_out(pr->live);
+			pp = &pr->next;
+		}
+	}
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+		if (pr->start_waiting)
+			pair_first_pass(dm, pr);
+		out += live_jobs_out(pr->live);
+	}
+	check_ready(dm);
+	if (out > 0) {
+		dm->trim_due = true;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (dm->trim_due && (dm->trimmed_at == 0 ||
+	    now.tv_sec - dm->trimmed_at >= TRIM_GAP_S)) {
+		malloc_trim(0);
+		dm->trim_due = false;
+		dm->trimmed_at = now.tv_sec > 0 ? now.tv_sec : 1;
+	}
+}
+
+static void
+on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	Daemon *dm = arg;
+	PairRun **pp = &dm->pairs;
+
+	(void)fd;
+	(void)what;
+	while (*pp != NULL) {
+		PairRun *pr = *pp;
+		if (!pr->restart) {
+			pp = &pr->next;
+			continue;
+		}
+		*pp = pr->next;
+		synclog_msg(LOG_LEVEL_INFO, "%s: source is back: watching it "
+		    "again", pr->pair->name);
+		pair_retire(dm, pr);
+		if (pair_start(dm, pr->ref, pr->pair) < 0)
+			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
+			    pr->pair->name);
+		pp = &dm->pairs;
+	}
+}
+
+static void
+on_watch(WatchBatch *batch, void *arg)
+{
+	Daemon *dm = arg;
+	LiveEvent *evs = NULL;
+
+	if (dm->stopping)
+		goto out;
+	for (size_t i = 0; i < batch->n_notices; i++) {
+		const WatchNotice *n = &batch->notices[i];
+		PairRun *pr = find_root(dm->pairs, n->root);
+
+		if (n->kind == WATCH_ROOT_RELEASED) {
+			if (pr == NULL)
+				pr = find_root(dm->retiring, n->root);
+			if (pr != NULL)
+				pr->watched = false;
+			continue;
+		}
+		if (pr == NULL)
+			continue;
+		if (n->kind == WATCH_ROOT_READY)
+			pr->watches = n->dirs_placed;
+		if (n->kind == WATCH_ROOT_READY && n->error == 0) {
+			synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu "
+			    "directories under %s", pr->pair->name, n->dirs_placed,
+			    pr->pair->source);
+		} else if (n->error == -ENOSPC) {
+			synclog_msg(LOG_LEVEL_ERROR, "%s: out of inotify "
+			    "watches: %zu of %zu directories watched; raise "
+			    "fs.inotify.max_user_watches by at least %zu "
+			    "(sysctl); until then every destination is "
+			    "compared every %d s", pr->pair->name, n->dirs_placed,
+			    n->dirs_needed, n->dirs_needed - n->dirs_placed,
+			    POLL_INTERVAL_MS / 1000);
+			live_set_polling(pr->live, POLL_INTERVAL_MS);
+		} else {
+			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s': "
+			    "%s; comparing every %d s instead", pr->pair->name,
+			    pr->pair->source, strerror(-n->error),
+			    POLL_INTERVAL_MS / 1000);
+			live_set_polling(pr->live, POLL_INTERVAL_MS);
+		}
+		if (n->kind == WATCH_ROOT_READY)
+			pair_first_pass(dm, pr);
+	}
+	for (size_t i = 0; i < batch->n_counts; i++) {
+		PairRun *pr = find_root(dm->pairs, batch->counts[i].root);
+		if (pr != NULL)
+			pr->watches = batch->counts[i].watches;
+	}
+	check_ready(dm);
+	if (batch->overflow)
+		for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+			live_on_overflow(pr->live);
+	if (batch->n == 0)
+		goto out;
+	if ((evs = malloc(batch->n * sizeof *evs)) == NULL)
+		goto out;
+	/* Per pair, in the order inotify gave them. */
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+		size_t k = 0;
+		for (size_t i = 0; i < batch->n; i++) {
+			const WatchEvent *e = &batch->events[i];
+			if (e->root != pr->root)
+				continue;
+			evs[k].mask = e->mask;
+			evs[k].cookie = e->cookie;
+			evs[k].relpath = e->relpath;
+			k++;
+		}
+		if (k > 0)
+			live_on_events(pr->live, evs, k);
+	}
+out:
+	free(evs);
+	watcher_batch_free(batch);
+}
+
+static int on_control(const ControlRequest *req, struct evbuffer *out,
+    void *arg);
+
+/* Opens the new control socket of a reload; the old one goes when it did. */
+static void
+move_control(Daemon *dm, const char *path, struct evbuffer *answer)
+{
+	Control *c;
+	int r;
+
+	if (dm->control != NULL && strcmp(control_path(dm->control), path) == 0)
+		return;
+	if ((r = control_new(dm->base, path, on_control, dm, &c)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "reload: cannot open the control "
+		    "socket '%s': %s; staying on '%s'", path, r == -EADDRINUSE ?
+		    "another daemon answers on it" : strerror(-r),
+		    dm->control ? control_path(dm->control) : "(none)");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot move the control "
+			    "socket to '%s': %s\n", path, r == -EADDRINUSE ?
+			    "another daemon answers on it" : strerror(-r));
+		return;
+	}
+	synclog_msg(LOG_LEVEL_INFO, "control socket moved to %s", path);
+	/* We may be inside a handler of the old one: stop it, free later. */
+	control_free(dm->old_control);
+	control_stop(dm->control);
+	dm->old_control = dm->control;
+	dm->control = c;
+}
+
+/*
+ * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
+ * running configuration stays); answer (may be NULL) gets what the
+ * operator should read: the FILE:LINE problems, or what changed.
+ */
+static int
+reload(Daemon *dm, struct evbuffer *answer)
+{
+	Config *cfg = NULL;
+	char *errors = NULL;
+	ConfigRef *ref;
+	PairRun *keep = NULL, *pr;
+	int r;
+
+	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
+	    "treesyncctl reload" : "SIGHUP", dm->config_path);
+	notify_reloading();
+	if ((r = config_load(dm->config_path, &cfg, &errors)) < 0) {
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "%s is not valid; the "
+			    "running configuration stays in force:\n%s",
+			    dm->config_path, errors ? errors : "");
+		/* One log line per problem, each FILE:LINE: message. */
+		for (char *line = strtok(errors ? errors : "", "\n");
+		    line != NULL; line = strtok(NULL, "\n"))
+			synclog_msg(LOG_LEVEL_ERROR, "reload: %s", line);
+		synclog_msg(LOG_LEVEL_ERROR, "reload failed: the running "
+		    "configuration stays in force");
+		free(errors);
+		notify_ready();
+		return -1;
+	}
+	if ((ref = calloc(1, sizeof *ref)) == NULL) {
+		synclog_msg(LOG_LEVEL_ERROR, "reload failed: out of memory");
+		config_free(cfg);
+		notify_ready();
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "out of memory\n");
+		return -1;
+	}
+	ref->cfg = cfg;
+	ref->refs = 1;
+	synclog_set_level(cfg->log_level);
+	/* Keep what is unchanged; retire the rest. */
+	while ((pr = dm->pairs) != NULL) {
+		const SyncPairConfig *np = config_find_sync(cfg, pr->pair->name);
+		dm->pairs = pr->next;
+		if (np != NULL && same_pair(pr->pair, np)) {
+			pr->next = keep;
+			keep = pr;
+		} else {
+			synclog_msg(LOG_LEVEL_INFO, "%s: %s", pr->pair->name,
+			    np != NULL ? "changed: restarting it" : "removed");
+			pair_retire(dm, pr);
+		}
+	}
+	dm->pairs = keep;
+	for (size_t i = 0; i < cfg->n_syncs; i++) {
+		const SyncPairConfig *np = &cfg->syncs[i];
+		bool running = false;
+		for (pr = dm->pairs; pr != NULL; pr = pr->next)
+			running |= strcmp(pr->pair->name, np->name) == 0;
+		if (running)
+			continue;
+		synclog_msg(LOG_LEVEL_INFO, "%s: starting (%s -> %zu "
+		    "destination%s)", np->name, np->source, np->n_destinations,
+		    np->n_destinations == 1 ? "" : "s");
+		if (pair_start(dm, ref, np) < 0)
+			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
+			    np->name);
+	}
+	ref_put(dm->current);
+	dm->current = ref;
+	move_control(dm, cfg->control_socket, answer);
+	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
+	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	if (answer != NULL)
+		evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s\n",
+		    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	/* New pairs place their watches in the background; systemd's
+	 * reload is done once the new config is in force. */
+	update_status(dm);
+	notify_ready();
+	return 0;
+}
+
+/* A snapshot of every running pair, for metrics.c. */
+static int
+snapshot(Daemon *dm, DaemonStatus *st)
+{
+	size_t n = 0;
+
+	memset(st, 0, sizeof *st);
+	st->version = TREESYNC_VERSION;
+	st->pid = getpid();
+	st->started = dm->started;
+	st->now = time(NULL);
+	st->config_path = dm->config_path;
+	st->control_socket = dm->control ? control_path(dm->control) : "";
+	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next)
+		n++;
+	if ((st->pairs = calloc(n ? n : 1, sizeof *st->pairs)) == NULL)
+		return -ENOMEM;
+	/* dm->pairs is newest first: list them in config order instead. */
+	for (size_t i = 0; i < dm->current->cfg->n_syncs; i++) {
+		const char *name = dm->current->cfg->syncs[i].name;
+		for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
+			PairStatus *ps = &st->pairs[st->n_pairs];
+			if (strcmp(pr->pair->name, name) != 0)
+				continue;
+			if (live_get_stats(pr->live, &ps->live) < 0)
+				return -ENOMEM;
+			ps->name = pr->pair->name;
+			ps->source = pr->pair->source;
+			ps->watches = pr->watches;
+			st->n_pairs++;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+snapshot_release(DaemonStatus *st)
+{
+	for (size_t i = 0; i < st->n_pairs; i++)
+		live_stats_release(&st->pairs[i].live);
+	free(st->pairs);
+}
+
+/* treesyncctl's requests (control.c parsed them). */
+static int
+on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+{
+	Daemon *dm = arg;
+	DaemonStatus st;
+	PairRun *pr = NULL;
+
+	if (req->name[0] != '\0') {
+		for (pr = dm->pairs; pr != NULL; pr = pr->next)
+			if (strcmp(pr->pair->name, req->name) == 0)
+				break;
+		if (pr == NULL) {
+			evbuffer_add_printf(out, "no sync pair named '%s'\n",
+			    req->name);
+			return -1;
+		}
+	}
+	switch (req->command) {
+	case CONTROL_STATUS:
+	case CONTROL_METRICS:
+		if (snapshot(dm, &st) < 0) {
+			snapshot_release(&st);
+			evbuffer_add_printf(out, "out of memory\n");
+			return -1;
+		}
+		if (req->command == CONTROL_METRICS)
+			metrics_prometheus(&st, out);
+		else if (req->json)
+			metrics_status_json(&st, out);
+		else
+			metrics_status_text(&st, out);
+		snapshot_release(&st);
+		return 0;
+	case CONTROL_PAUSE:
+		live_pause(pr->live);
+		synclog_msg(LOG_LEVEL_INFO, "%s: paused by treesyncctl; changes "
+		    "are recorded, not propagated", pr->pair->name);
+		evbuffer_add_printf(out, "%s: paused\n", pr->pair->name);
+		return 0;
+	case CONTROL_RESUME:
+		live_resume(pr->live);
+		synclog_msg(LOG_LEVEL_INFO, "%s: resumed by treesyncctl",
+		    pr->pair->name);
+		evbuffer_add_printf(out, "%s: resumed\n", pr->pair->name);
+		return 0;
+	case CONTROL_RESYNC: {
+		LiveStats ls;
+		bool paused = live_get_stats(pr->live, &ls) == 0 && ls.paused;
+		live_stats_release(&ls);
+		live_resync(pr->live, req->force);
+		synclog_msg(LOG_LEVEL_INFO, "%s: full compare requested by "
+		    "treesyncctl%s", pr->pair->name, req->force ? " (--force)" :
+		    "");
+		evbuffer_add_printf(out, "%s: full compare of %zu destination%s "
+		    "%s\n", pr->pair->name, pr->pair->n_destinations,
+		    pr->pair->n_destinations == 1 ? "" : "s", paused ?
+		    "queued: the pair is paused, it runs at resume" :
+		    "started");
+		return 0;
+	}
+	case CONTROL_RELOAD:
+		return reload(dm, out);
+	}
+	return -1;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	Daemon *dm = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		reload(dm, NULL);
+		break;
+	case SIGUSR1: {
+		int r = synclog_reopen();
+		if (r < 0)
+			synclog_msg(LOG_LEVEL_ERROR, "cannot reopen the log "
+			    "file: %s", strerror(-r));
+		else
+			synclog_msg(LOG_LEVEL_INFO, "log file reopened");
+		break;
+	}
+	case SIGUSR2:
+		/* Test hook only (TREESYNC_TEST_HOOKS=1): a hung reactor,
+		 * for the systemd watchdog test. */
+		synclog_msg(LOG_LEVEL_WARN, "test hook: SIGUSR2 stalls the "
+		    "reactor for 600 s");
+		sleep(600);
+		break;
+	default:
+		/* First: a huge copy in flight stops within a step rather
+		 * than holding up the exit (its temporary is removed). */
+		copy_abandon();
+		synclog_msg(LOG_LEVEL_INFO, "%s received: stopping; copies in "
+		    "progress are abandoned (their temporaries removed)",
+		    sig == SIGINT ? "SIGINT" : "SIGTERM");
+		dm->stopping = true;
+		notify_stopping();
+		event_base_loopbreak(dm->base);
+		break;
+	}
+}
+
+int
+daemon_run(Config *cfg)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	const char *hooks = getenv("TREESYNC_TEST_HOOKS");
+	size_t n_sigs = sizeof sigs / sizeof sigs[0];
+	Daemon dm = { 0 };
+	struct timeval tick = { 0, REAPER_INTERVAL_US };
+	int r, status = 1;
+
+	if ((dm.current = calloc(1, sizeof *dm.current)) == NULL ||
+	    (dm.config_path = strdup(cfg->path)) == NULL) {
+		config_free(cfg);
+		free(dm.current);
+		return 1;
+	}
+	dm.current->cfg = cfg;
+	dm.current->refs = 1;
+	if ((dm.base = event_base_new()) == NULL)
+		goto out;
+	if ((r = pool_new(dm.base, cfg->workers, &dm.pool)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot start %d workers: %s",
+		    cfg->workers, strerror(-r));
+		goto out;
+	}
+	if ((r = watcher_new(dm.base, on_watch, &dm, &dm.watcher)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot start the watcher: %s",
+		    strerror(-r));
+		goto out;
+	}
+	if (hooks == NULL || strcmp(hooks, "1") != 0)
+		n_sigs--;	/* SIGUSR2 is a test hook only */
+	for (size_t i = 0; i < n_sigs; i++) {
+		dm.signals[i] = evsignal_new(dm.base, sigs[i], on_signal, &dm);
+		if (dm.signals[i] == NULL || evsignal_add(dm.signals[i],
+		    NULL) < 0)
+			goto out;
+	}
+	dm.restarter = event_new(dm.base, -1, 0, on_restart, &dm);
+	if (dm.restarter == NULL)
+		goto out;
+	dm.reaper = event_new(dm.base, -1, EV_PERSIST, on_reaper, &dm);
+	if (dm.reaper == NULL || event_add(dm.reaper, &tick) < 0)
+		goto out;
+	dm.started = time(NULL);
+	if ((r = control_new(dm.base, cfg->control_socket, on_control, &dm,
+	    &dm.control)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot open the control socket "
+		    "'%s': %s; not starting (set control_socket in %s to "
+		    "another path)", cfg->control_socket, r == -EADDRINUSE ?
+		    "another treesyncd answers on it" : r == -EEXIST ?
+		    "a file that is not a socket is in the way" :
+		    strerror(-r), cfg->path);
+		goto out;
+	}
+	if ((r = notify_init(dm.base)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
+		    "watchdog timer: %s", strerror(-r));
+		goto out;
+	}
+	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s starting: %zu sync pair%s, "
+	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
+	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
+	    cfg->delay_ms, cfg->path);
+	for (size_t i = 0; i < cfg->n_syncs; i++)
+		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
+			goto out;
+	check_ready(&dm);	/* every pair may have fallen back to polling */
+	event_base_dispatch(dm.base);
+	status = 0;
+out:
+	control_free(dm.control);
+	control_free(dm.old_control);
+	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
+		live_stop(pr->live);
+	/* Running jobs finish (a copy lands or its temporary goes);
+	 * queued ones are cancelled. */
+	watcher_free(dm.watcher);
+	pool_free(dm.pool);
+	while (dm.pairs != NULL) {
+		PairRun *pr = dm.pairs;
+		dm.pairs = pr->next;
+		pair_free(pr);
+	}
+	while (dm.retiring != NULL) {
+		PairRun *pr = dm.retiring;
+		dm.retiring = pr->next;
+		pair_free(pr);
+	}
+	notify_free();
+	for (size_t i = 0; i < n_sigs; i++)
+		if (dm.signals[i] != NULL)
+			event_free(dm.signals[i]);
+	if (dm.reaper != NULL)
+		event_free(dm.reaper);
+	if (dm.restarter != NULL)
+		event_free(dm.restarter);
+	if (dm.base != NULL)
+		event_base_free(dm.base);
+	ref_put(dm.current);
+	free(dm.config_path);
+	if (status == 0)
+		synclog_msg(LOG_LEVEL_INFO, "treesyncd stopped");
+	return status;
+}
