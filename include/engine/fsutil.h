@@ -1,7 +1,8 @@
 /*
  * fsutil — small file-system helpers shared by the worker-side modules
- * (scan, copy, hash): the compact per-entry metadata, opening a directory
- * beneath a root without following symlinks, and the temporary-name rule.
+ * (scan, copy, hash): the compact per-entry metadata, opening a source
+ * file for reading, and the temporary-name rule. (Opening beneath a root
+ * is util/beneath.h; path strings are util/path.h.)
  *
  * Stateless apart from the process's temporary prefix, which main.c sets
  * once before any worker starts; safe from any thread after that.
@@ -39,14 +40,6 @@ typedef struct FileMeta {
 void fsutil_meta_from_stat(const struct stat *st, FileMeta *out);
 
 /*
- * Opens the directory relpath ("" for the root itself) beneath root_fd with
- * no symlink anywhere on the way (openat2 RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH,
- * or a component walk with O_NOFOLLOW where openat2 is missing).
- * Returns an fd (O_DIRECTORY|O_CLOEXEC) or -errno.
- */
-int fsutil_open_dir_beneath(int root_fd, const char *relpath);
-
-/*
  * Sets this process's temporary prefix: TEMP_PREFIX plus a random tag
  * unique to this run, so a scan can tell our in-flight temporaries
  * from an earlier crash's leftovers.
@@ -65,12 +58,5 @@ bool fsutil_is_own_temp(const char *name);
  * CAP_FOWNER; without it on EPERM). Returns an fd or -errno.
  */
 int fsutil_open_read(int dir, const char *name);
-
-/* Splits relpath into its parent ("" at the top) and its last name. */
-void fsutil_split_path(const char *relpath, char *parent, size_t size,
-    const char **base);
-
-/* Joins a relative directory path and a name ("" + "a" = "a"). malloc'd. */
-char *fsutil_join(const char *dir, const char *name);
 
 #endif

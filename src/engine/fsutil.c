@@ -49,85 +49,6 @@ fsutil_meta_from_stat(const struct stat *st, FileMeta *out)
 	out->rdev = st->st_rdev;
 }
 
-/* Walks relpath one component at a time with O_NOFOLLOW, for kernels
- * without openat2 (< 5.6) or sandboxes that filter it. ".." and absolute
- * paths are refused outright, as RESOLVE_BENEATH would. */
-static int
-open_dir_walk(int root_fd, const char *relpath)
-{
-	const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	char *copy = NULL, *comp, *save = NULL;
-	int fd, r;
-
-	if (relpath[0] == '/')
-		return -EXDEV;
-	if ((fd = openat(root_fd, ".", flags)) < 0)
-		return -errno;
-	if ((copy = strdup(relpath)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (comp = strtok_r(copy, "/", &save); comp != NULL;
-	    comp = strtok_r(NULL, "/", &save)) {
-		int next;
-
-		if (strcmp(comp, ".") == 0)
-			continue;
-		if (strcmp(comp, "..") == 0) {
-			r = -EXDEV;
-			goto out;
-		}
-		if ((next = openat(fd, comp, flags)) < 0) {
-			r = -errno;
-			goto out;
-		}
-		close(fd);
-		fd = next;
-	}
-	r = fd;
-	fd = -1;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return r;
-}
-
-/* Set once openat2 answered ENOSYS; never cleared. */
-static atomic_bool openat2_missing;
-
-int
-fsutil_open_dir_beneath(int root_fd, const char *relpath)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW,
-		.mode = 0,
-		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
-	};
-	const char *path = relpath[0] == '\0' ? "." : relpath;
-	long fd;
-
-	/* Test hook: TREESYNC_NO_OPENAT2 (any value) forces the walk.
-	 * Read per call so tests can toggle it; getenv is cheap and
-	 * thread-safe as long as nobody calls setenv concurrently. */
-	if (getenv("TREESYNC_NO_OPENAT2") != NULL ||
-	    atomic_load_explicit(&openat2_missing, memory_order_relaxed))
-		return open_dir_walk(root_fd, path);
-	fd = syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-	if (fd >= 0)
-		return (int)fd;
-	/* ENOSYS: remembered, so a kernel (or valgrind) without openat2
-	 * costs one failed call, not one per directory. EPERM: older
-	 * container seccomp profiles deny unknown syscalls with it; the
-	 * walk reports any real permission error itself. */
-	if (errno == ENOSYS)
-		atomic_store_explicit(&openat2_missing, true,
-		    memory_order_relaxed);
-	if (errno == ENOSYS || errno == EPERM)
-		return open_dir_walk(root_fd, path);
-	return -errno;
-}
-
 /* Picks the run's tag; getrandom must not block at early boot, so fall
  * back to pid and clock, which are unique enough between runs. */
 static void
@@ -179,20 +100,6 @@ fsutil_is_own_temp(const char *name)
 	    name[TEMP_TAG_LEN] == '.';
 }
 
-char *
-fsutil_join(const char *dir, const char *name)
-{
-	char *s;
-
-	if (dir[0] == '\0')
-		return strdup(name);
-	if (name[0] == '\0')
-		return strdup(dir);
-	if (asprintf(&s, "%s/%s", dir, name) < 0)
-		return NULL;
-	return s;
-}
-
 int
 fsutil_open_read(int dir, const char *name)
 {
@@ -206,17 +113,3 @@ fsutil_open_read(int dir, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-void
-fsutil_split_path(const char *relpath, char *parent, size_t size,
-    const char **base)
-{
-	const char *slash = strrchr(relpath, '/');
-
-	if (slash == NULL) {
-		parent[0] = '\0';
-		*base = relpath;
-	} else {
-		snprintf(parent, size, "%.*s", (int)(slash - relpath), relpath);
-		*base = slash + 1;
-	}
-}

@@ -44,7 +44,11 @@
 #include "engine/hash.h"
 #include "engine/planner.h"
 #include "engine/scan.h"
+#include "util/alloc.h"
+#include "util/clock.h"
 #include "util/synclog.h"
+#include "util/beneath.h"
+#include "util/path.h"
 
 #define BATCH_MAX_OPS 64
 #define BATCH_MAX_BYTES (4u << 20)
@@ -205,51 +209,6 @@ struct FullSync {
 
 static void pump(FullSync *fs);
 static void dir_release(FullSync *fs, DirNode *dir);
-
-static uint64_t
-now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (p == NULL) {
-		synclog_msg(LOG_LEVEL_ERROR, "out of memory");
-		abort();
-	}
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL) {
-		synclog_msg(LOG_LEVEL_ERROR, "out of memory");
-		abort();
-	}
-	return p;
-}
-
-static char *
-xjoin(const char *dir, const char *name)
-{
-	char *p = fsutil_join(dir, name);
-
-	if (p == NULL) {
-		synclog_msg(LOG_LEVEL_ERROR, "out of memory");
-		abort();
-	}
-	return p;
-}
 
 /* The reason for a failed operation, as the log says it. */
 static const char *
@@ -593,7 +552,7 @@ hardlink_settled(FullSync *fs, HardlinkGroup *g, bool ok, uint64_t dst_ino)
 static void
 op_run(FullSync *fs, int src, int dst, Op *op)
 {
-	uint64_t t0 = now_usec();
+	uint64_t t0 = clock_usec();
 	struct stat st;
 
 	switch (op->type) {
@@ -658,8 +617,8 @@ op_run(FullSync *fs, int src, int dst, Op *op)
 
 		if (slash != NULL)
 			*slash = '\0';
-		ldir = fsutil_open_dir_beneath(fs->dst_root,
-		    slash != NULL ? op->target : "");
+		ldir = open_beneath(fs->dst_root,
+		    slash != NULL ? op->target : "", O_RDONLY | O_DIRECTORY);
 		if (slash != NULL)
 			*slash = '/';
 		if (ldir < 0) {
@@ -675,7 +634,7 @@ op_run(FullSync *fs, int src, int dst, Op *op)
 		    &fs->copy_opt);
 		break;
 	}
-	op->usec = now_usec() - t0;
+	op->usec = clock_usec() - t0;
 }
 
 static void
@@ -685,13 +644,13 @@ batch_run(Job *job)
 	FullSync *fs = b->fs;
 	int src = -1, dst;
 
-	dst = fsutil_open_dir_beneath(fs->dst_root, b->dir_relpath);
+	dst = open_beneath(fs->dst_root, b->dir_relpath, O_RDONLY | O_DIRECTORY);
 	if (dst < 0) {
 		b->open_err = dst;
 		return;
 	}
 	if (b->needs_source) {
-		src = fsutil_open_dir_beneath(fs->src_root, b->dir_relpath);
+		src = open_beneath(fs->src_root, b->dir_relpath, O_RDONLY | O_DIRECTORY);
 		if (src < 0) {
 			b->open_err = src;
 			close(dst);
@@ -712,7 +671,7 @@ scan_run(Job *job)
 	FullSync *fs = sj->fs;
 	int fd;
 
-	fd = fsutil_open_dir_beneath(fs->src_root, sj->dir->relpath);
+	fd = open_beneath(fs->src_root, sj->dir->relpath, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		sj->src_err = fd;
 		return;
@@ -721,7 +680,7 @@ scan_run(Job *job)
 	close(fd);
 	if (sj->src_err < 0 || sj->dir->fresh)
 		return;
-	fd = fsutil_open_dir_beneath(fs->dst_root, sj->dir->relpath);
+	fd = open_beneath(fs->dst_root, sj->dir->relpath, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		sj->dst_err = fd;
 		return;
@@ -751,8 +710,8 @@ open_subtree(RootJob *rj)
 	const char *base;
 	int sp = -1, dp = -1;
 
-	fsutil_split_path(fs->relroot, parent, sizeof parent, &base);
-	if ((sp = fsutil_open_dir_beneath(rj->src_fd, parent)) < 0) {
+	path_split(fs->relroot, parent, sizeof parent, &base);
+	if ((sp = open_beneath(rj->src_fd, parent, O_RDONLY | O_DIRECTORY)) < 0) {
 		rj->src_err = sp;
 		goto out;
 	}
@@ -764,7 +723,7 @@ open_subtree(RootJob *rj)
 		rj->not_dir = true;
 		goto out;
 	}
-	if ((dp = fsutil_open_dir_beneath(rj->dst_fd, parent)) < 0) {
+	if ((dp = open_beneath(rj->dst_fd, parent, O_RDONLY | O_DIRECTORY)) < 0) {
 		rj->dst_err = dp;
 		goto out;
 	}
@@ -916,7 +875,7 @@ dir_finalize(FullSync *fs, DirNode *dir)
 		char parent_path[PATH_MAX];
 		const char *base;
 
-		fsutil_split_path(dir->relpath, parent_path, sizeof parent_path, &base);
+		path_split(dir->relpath, parent_path, sizeof parent_path, &base);
 		b = batch_new(fs, dir, parent_path, 3);
 		batch_add(b, OP_META, base, &dir->src_meta);
 	} else {

@@ -15,6 +15,8 @@
 #include "engine/hash.h"
 #include "engine/pathsync.h"
 #include "engine/planner.h"
+#include "util/beneath.h"
+#include "util/path.h"
 
 /* An ancestor that vanished or stopped being a directory: no such path. */
 static bool
@@ -129,8 +131,8 @@ pathsync_dir_open(int src_root, int dst_root, const char *parent,
 {
 	pd->src_root = src_root;
 	pd->dst_root = dst_root;
-	pd->sp = fsutil_open_dir_beneath(src_root, parent);
-	pd->dp = fsutil_open_dir_beneath(dst_root, parent);
+	pd->sp = open_beneath(src_root, parent, O_RDONLY | O_DIRECTORY);
+	pd->dp = open_beneath(dst_root, parent, O_RDONLY | O_DIRECTORY);
 }
 
 void
@@ -241,7 +243,7 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 		sync_root_meta(src_root, dst_root, opt, res);
 		return;
 	}
-	fsutil_split_path(relpath, parent, sizeof parent, &base);
+	path_split(relpath, parent, sizeof parent, &base);
 	pathsync_dir_open(src_root, dst_root, parent, &pd);
 	pathsync_dir_run(&pd, base, opt, res);
 	pathsync_dir_close(&pd);
@@ -254,13 +256,13 @@ pathsync_rename(int dst_root, const char *from, const char *to)
 	const char *fbase, *tbase;
 	int fd = -1, td = -1, r = 0;
 
-	fsutil_split_path(from, fparent, sizeof fparent, &fbase);
-	fsutil_split_path(to, tparent, sizeof tparent, &tbase);
-	if ((fd = fsutil_open_dir_beneath(dst_root, fparent)) < 0) {
+	path_split(from, fparent, sizeof fparent, &fbase);
+	path_split(to, tparent, sizeof tparent, &tbase);
+	if ((fd = open_beneath(dst_root, fparent, O_RDONLY | O_DIRECTORY)) < 0) {
 		r = fd;
 		goto out;
 	}
-	if ((td = fsutil_open_dir_beneath(dst_root, tparent)) < 0) {
+	if ((td = open_beneath(dst_root, tparent, O_RDONLY | O_DIRECTORY)) < 0) {
 		r = td;
 		goto out;
 	}

@@ -73,6 +73,9 @@
 #include <event2/event.h>
 
 #include "live/live.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/path.h"
 #include "engine/pathsync.h"
 #include "util/synclog.h"
 
@@ -242,47 +245,10 @@ static void live_schedule(Live *live);
 static void live_stats_path_done(Dest *d, Pending *p, const PathItem *pj);
 static void live_stats_pass_done(Dest *d, const SyncStats *st, bool whole);
 
-/* The model test's clock (live_set_clock); NULL: CLOCK_MONOTONIC. */
-static uint64_t (*test_clock_usec)(void);
-
 void
-live_set_clock(uint64_t (*clock_usec)(void))
+live_set_clock(uint64_t (*usec)(void))
 {
-	test_clock_usec = clock_usec;
-}
-
-static uint64_t
-now_usec(void)
-{
-	struct timespec ts;
-
-	if (test_clock_usec != NULL)
-		return test_clock_usec();
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t
-now_ms(void)
-{
-	return now_usec() / 1000;
-}
-
-static void
-oom(void)
-{
-	synclog_msg(LOG_LEVEL_ERROR, "out of memory");
-	abort();
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		oom();
-	return p;
+	clock_set_source(usec);
 }
 
 static uint64_t
@@ -304,7 +270,7 @@ note_error(Live *live, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(live->last_error, sizeof live->last_error, fmt, ap);
 	va_end(ap);
-	live->last_error_ms = now_ms();
+	live->last_error_ms = clock_ms();
 }
 
 /*
@@ -337,7 +303,7 @@ enter_fault(Live *live, GuardFault f)
 	if (wait > FAULT_CHECK_MAX_MS)
 		wait = FAULT_CHECK_MAX_MS;
 	live->fault_checks++;
-	live->fault_due_ms = now_ms() + wait;
+	live->fault_due_ms = clock_ms() + wait;
 }
 
 /* A probe found the source root sound: converge every destination. */
@@ -448,7 +414,7 @@ heap_push(Heap *h, Pending *p)
 		Pending **v = realloc(h->v, cap * sizeof *v);
 
 		if (v == NULL)
-			oom();
+			xoom();
 		h->v = v;
 		h->cap = cap;
 	}
@@ -494,7 +460,7 @@ dircount_get(Dest *d, const char *path, size_t len, bool create)
 		if (!create)
 			return NULL;
 		if ((d->dirs = calloc(64, sizeof *d->dirs)) == NULL)
-			oom();
+			xoom();
 		d->ndirs_buckets = 64;
 	}
 	h = (size_t)hash_bytes(path, len) & (d->ndirs_buckets - 1);
@@ -508,7 +474,7 @@ dircount_get(Dest *d, const char *path, size_t len, bool create)
 		DirCount **b = calloc(n, sizeof *b);
 
 		if (b == NULL)
-			oom();
+			xoom();
 		for (size_t i = 0; i < d->ndirs_buckets; i++)
 			while (d->dirs[i] != NULL) {
 				DirCount *e = d->dirs[i];
@@ -524,7 +490,7 @@ dircount_get(Dest *d, const char *path, size_t len, bool create)
 		h = (size_t)hash_bytes(path, len) & (n - 1);
 	}
 	if ((c = calloc(1, sizeof *c + len + 1)) == NULL)
-		oom();
+		xoom();
 	memcpy(c->path, path, len);
 	c->path[len] = '\0';
 	c->next = d->dirs[h];
@@ -649,7 +615,7 @@ pending_grow(Dest *d)
 	Pending **b = calloc(n, sizeof *b);
 
 	if (b == NULL)
-		oom();
+		xoom();
 	for (size_t i = 0; i < d->nbuckets; i++) {
 		for (Pending *p = d->buckets[i]; p != NULL;) {
 			Pending *next = p->hnext;
@@ -744,7 +710,7 @@ mark_at(Dest *d, const char *relpath, uint64_t due_ms, bool exact)
 	if (d->count >= d->nbuckets)
 		pending_grow(d);
 	if ((p = calloc(1, sizeof *p)) == NULL)
-		oom();
+		xoom();
 	p->relpath = xstrdup(relpath);
 	p->due_ms = due_ms;
 	for (const char *c = relpath; *c != '\0'; c++)
@@ -778,16 +744,6 @@ mark_parent(Dest *d, const char *relpath, uint64_t due_ms)
 	mark(d, parent, due_ms);
 }
 
-/* True when dir is path or one of its ancestors ("" is everyone's). */
-static bool
-covers(const char *dir, const char *path)
-{
-	size_t n = strlen(dir);
-
-	return n == 0 || (strncmp(dir, path, n) == 0 &&
-	    (path[n] == '\0' || path[n] == '/'));
-}
-
 /* Queues a subtree pass, unless one over an ancestor is queued already. */
 static void
 queue_subtree(Dest *d, const char *relpath)
@@ -795,11 +751,11 @@ queue_subtree(Dest *d, const char *relpath)
 	size_t k = 0;
 
 	for (size_t i = 0; i < d->n_subtrees; i++)
-		if (covers(d->subtrees[i], relpath))
+		if (path_under(d->subtrees[i], relpath))
 			return;
 	/* Queued passes beneath it are covered by this one. */
 	for (size_t i = 0; i < d->n_subtrees; i++) {
-		if (covers(relpath, d->subtrees[i]))
+		if (path_under(relpath, d->subtrees[i]))
 			free(d->subtrees[i]);
 		else
 			d->subtrees[k++] = d->subtrees[i];
@@ -809,7 +765,7 @@ queue_subtree(Dest *d, const char *relpath)
 		size_t cap = d->cap_subtrees ? d->cap_subtrees * 2 : 8;
 		char **v = realloc(d->subtrees, cap * sizeof *v);
 		if (v == NULL)
-			oom();
+			xoom();
 		d->subtrees = v;
 		d->cap_subtrees = cap;
 	}
@@ -860,7 +816,7 @@ add_rename(Dest *d, const char *from, const char *to, bool is_dir)
 	Rename *r = calloc(1, sizeof *r);
 
 	if (r == NULL)
-		oom();
+		xoom();
 	r->from = xstrdup(from);
 	r->to = xstrdup(to);
 	r->is_dir = is_dir;
@@ -871,7 +827,7 @@ add_rename(Dest *d, const char *from, const char *to, bool is_dir)
 void
 live_on_events(Live *live, const LiveEvent *ev, size_t n)
 {
-	uint64_t due = now_ms() + (uint64_t)live->opt.delay_ms;
+	uint64_t due = clock_ms() + (uint64_t)live->opt.delay_ms;
 
 	if (live->stopping)
 		return;
@@ -936,7 +892,7 @@ live_on_events(Live *live, const LiveEvent *ev, size_t n)
 				/* The latency histogram starts at the oldest
 				 * event a path job has not served yet. */
 				if (p != NULL && p->event_usec == 0)
-					p->event_usec = now_usec();
+					p->event_usec = clock_usec();
 				/* A directory that arrives is a new inode even
 				 * where one of that name is in the destination:
 				 * its contents get a subtree pass. */
@@ -1020,7 +976,7 @@ path_run(Job *job)
 {
 	PathJob *pj = (PathJob *)job;
 	Live *live = pj->dest->live;
-	uint64_t t0 = now_usec(), bytes = 0;
+	uint64_t t0 = clock_usec(), bytes = 0;
 	char parent[PATH_MAX];
 	const char *base;
 	PathSyncDir pd;
@@ -1056,13 +1012,13 @@ path_run(Job *job)
 	if (pj->items[0].relpath[0] == '\0') {
 		/* The root's own metadata: always a job of its own. */
 		pathsync_run(src, dst, "", &pj->opt, &pj->items[0].res);
-		pj->items[0].usec = now_usec() - t0;
+		pj->items[0].usec = clock_usec() - t0;
 		goto out;
 	}
 	sort_by_parent(pj->items, pj->n);
 	for (size_t i = 0; i < pj->n; i++) {
 		PathItem *it = &pj->items[i];
-		uint64_t t = now_usec();
+		uint64_t t = clock_usec();
 
 		if (bytes >= BATCH_BYTES) {
 			it->skipped = true;
@@ -1074,7 +1030,7 @@ path_run(Job *job)
 			if (have_pd)
 				pathsync_dir_close(&pd);
 			have_pd = true;
-			fsutil_split_path(it->relpath, parent, sizeof parent,
+			path_split(it->relpath, parent, sizeof parent,
 			    &base);
 			pathsync_dir_open(src, dst, parent, &pd);
 		}
@@ -1082,7 +1038,7 @@ path_run(Job *job)
 		pathsync_dir_run(&pd, base != NULL ? base + 1 : it->relpath,
 		    &pj->opt, &it->res);
 		bytes += it->res.bytes;
-		it->usec = now_usec() - (i == 0 ? t0 : t);
+		it->usec = clock_usec() - (i == 0 ? t0 : t);
 	}
 	if (have_pd)
 		pathsync_dir_close(&pd);
@@ -1238,7 +1194,7 @@ path_done(Job *job)
 {
 	PathJob *pj = (PathJob *)job;
 	Dest *d = pj->dest;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 	GuardFault fault = GUARD_OK;
 
 	d->jobs_out--;
@@ -1276,7 +1232,7 @@ rename_done(Job *job)
 {
 	RenameJob *rj = (RenameJob *)job;
 	Dest *d = rj->dest;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 
 	d->jobs_out--;
 	while (rj->list != NULL) {
@@ -1356,7 +1312,7 @@ pass_done(FullSync *fs, void *arg)
 		 * covers the subtrees still waiting. */
 		d->pass_failures++;
 		d->full_needed = true;
-		d->pass_due_ms = now_ms() + backoff_ms(d->pass_failures) * 10;
+		d->pass_due_ms = clock_ms() + backoff_ms(d->pass_failures) * 10;
 		note_error(d->live, "%s pass of '%s' -> %s: %llu errors",
 		    whole ? "full" : "subtree", d->pass_root, d->path,
 		    (unsigned long long)st->errors);
@@ -1370,8 +1326,8 @@ pass_done(FullSync *fs, void *arg)
 		 * does nothing when the source is gone (moved on since), so
 		 * check it as a path; making it moved its parent's mtime. */
 		if (!whole) {
-			mark(d, d->pass_root, now_ms());
-			mark_parent(d, d->pass_root, now_ms());
+			mark(d, d->pass_root, clock_ms());
+			mark_parent(d, d->pass_root, clock_ms());
 		}
 	}
 out:
@@ -1407,7 +1363,7 @@ start_pass(Dest *d, const char *relroot)
 	r = fullsync_new(live->pool, live->pair, d->path, relroot,
 	    &opt, pass_done, d, &d->pass);
 	if (r < 0)
-		oom();
+		xoom();
 	d->pass_root = xstrdup(relroot);
 	d->probing = live->fault != GUARD_OK;
 	/* Changes made before the pass starts are seen by its scans. */
@@ -1423,7 +1379,7 @@ static void
 dest_flush(Dest *d)
 {
 	Live *live = d->live;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 
 	if (live->stopping || !live->started || live->paused || d->pass != NULL)
 		return;
@@ -1440,7 +1396,7 @@ dest_flush(Dest *d)
 		if (d->jobs_out > 0)
 			return;	/* renames go first, in order */
 		if ((rj = calloc(1, sizeof *rj)) == NULL)
-			oom();
+			xoom();
 		rj->dest = d;
 		rj->list = d->renames;
 		d->renames = NULL;
@@ -1512,7 +1468,7 @@ dest_flush(Dest *d)
 				if (nopen == free_slots)
 					break;
 				if ((pj = calloc(1, sizeof *pj)) == NULL)
-					oom();
+					xoom();
 				pj->dest = d;
 				pj->opt = live->path_opt;
 				pj->opt.hold_deletes = live->held;
@@ -1540,7 +1496,7 @@ dest_flush(Dest *d)
 static void
 live_schedule(Live *live)
 {
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = clock_ms(), next = UINT64_MAX;
 
 	if (live->stopping || !live->started || live->paused)
 		return;
@@ -1716,7 +1672,7 @@ live_fault(const Live *live)
 void
 live_status(const Live *live, LiveStatus *out)
 {
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = clock_ms(), next = UINT64_MAX;
 	bool busy = false;
 
 	memset(out, 0, sizeof *out);
@@ -1915,7 +1871,7 @@ live_stats_path_done(Dest *d, Pending *p, const PathItem *pj)
 		st->deletes += r->count;
 	}
 	if (pj->event_usec != 0 && r->outcome == PATHSYNC_DONE) {
-		uint64_t now = now_usec(), us = now > pj->event_usec ?
+		uint64_t now = clock_usec(), us = now > pj->event_usec ?
 		    now - pj->event_usec : 0;
 		size_t b = 0;
 

@@ -60,8 +60,8 @@
  * (the library has no call that returns it). A node is one allocation
  * with its name.
  *
- * Placing a watch. A directory is opened beneath its root's fd (openat2
- * RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH) and watched through
+ * Placing a watch. A directory is opened beneath its root's fd
+ * (util/beneath: no symlink on the way) and watched through
  * "/proc/self/fd/N/", so the watch is on exactly the inode we opened and
  * fstat'ed, with IN_MASK_CREATE, so an inode that is already watched
  * answers EEXIST instead of quietly sharing its old wd. The kernel
@@ -102,7 +102,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -121,6 +120,9 @@
 #include <inotifytools/inotify.h>
 #include <inotifytools/inotifytools.h>
 
+#include "util/alloc.h"
+#include "util/beneath.h"
+#include "util/map.h"
 #include "watch/watcher.h"
 
 #define DIR_MASK (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | \
@@ -314,15 +316,6 @@ struct Watcher {
 
 /* libinotifytools is process-global: one Watcher at a time. */
 static atomic_bool watcher_exists;
-
-/* Out of memory in the watcher thread: nothing sensible is left to do. */
-static void *
-xrealloc(void *p, size_t size)
-{
-	if ((p = realloc(p, size)) == NULL)
-		abort();
-	return p;
-}
 
 static void
 sbuf_reserve(struct sbuf *b, size_t more)
@@ -823,8 +816,6 @@ node_path(Watcher *w, const struct node *n, struct sbuf *out)
 
 /* ---- opening and watching (watcher thread) ---- */
 
-static bool openat2_missing;
-
 /*
  * Opens the root's directory for a while. Not for longer: an open fd keeps
  * a deleted directory's inode alive, and then its IN_DELETE_SELF never
@@ -862,32 +853,6 @@ root_release(struct root *root)
 	}
 }
 
-/* Opens relpath beneath the (held) root with no symlink on the way. */
-static int
-open_beneath(const struct root *root, const char *relpath, int flags)
-{
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
-	};
-	const char *path = relpath[0] != '\0' ? relpath : ".";
-	long fd;
-
-	if (!openat2_missing) {
-		fd = syscall(SYS_openat2, root->fd, path, &how, sizeof how);
-		if (fd >= 0)
-			return (int)fd;
-		if (errno != ENOSYS && errno != EPERM)
-			return -errno;
-		/* Old kernel, valgrind, or a seccomp filter: only the last
-		 * component is then checked; watches only read, and the
-		 * planner opens paths safely itself. */
-		openat2_missing = true;
-	}
-	fd = openat(root->fd, path, flags | O_NOFOLLOW | O_CLOEXEC);
-	return fd >= 0 ? (int)fd : -errno;
-}
-
 /* The directory at relpath, if it is the inode of n. */
 static bool
 still_there(Watcher *w, const struct node *n)
@@ -899,7 +864,7 @@ still_there(Watcher *w, const struct node *n)
 
 	if (root == NULL || root_hold(root) < 0)
 		return false;
-	fd = open_beneath(root, w->path2.s, O_PATH | O_DIRECTORY);
+	fd = open_beneath(root->fd, w->path2.s, O_PATH | O_DIRECTORY);
 	same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == n->dev &&
 	    st.st_ino == n->ino;
 	if (fd >= 0)
@@ -1079,7 +1044,7 @@ walk_dir(Watcher *w, struct walk *wk, struct node *parent,
 	DIR *dir;
 	int fd;
 
-	fd = open_beneath(root, relpath, O_RDONLY | O_DIRECTORY);
+	fd = open_beneath(root->fd, relpath, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		/* Gone, or not a directory any more, or not where our tree
 		 * says: an ancestor renamed by an event still queued. */
@@ -1218,7 +1183,7 @@ run_retries(Watcher *w, bool capped)
 		}
 		sbuf_join(&w->path, r->name);
 		if ((fd = root_hold(root)) == 0) {
-			fd = open_beneath(root, w->path.s,
+			fd = open_beneath(root->fd, w->path.s,
 			    O_PATH | O_DIRECTORY);
 			root_release(root);
 		}
@@ -1311,7 +1276,7 @@ moved_within(Watcher *w, struct root *root, struct node *n,
 	int fd;
 
 	if (root_hold(root) == 0) {
-		fd = open_beneath(root, relpath, O_PATH | O_DIRECTORY);
+		fd = open_beneath(root->fd, relpath, O_PATH | O_DIRECTORY);
 		if (fd >= 0) {
 			other = fstat(fd, &st) == 0 &&
 			    (st.st_dev != n->dev || st.st_ino != n->ino);

@@ -33,6 +33,8 @@
 #include "engine/copy.h"
 #include "engine/fsutil.h"
 #include "engine/hash.h"
+#include "util/alloc.h"
+#include "util/beneath.h"
 
 static char g_base[] = "/tmp/treesync-test-copy-XXXXXX";
 static char g_mnt[sizeof g_base + 16];
@@ -1064,7 +1066,7 @@ check_open_beneath(const char *tag)
 	ck_assert_int_eq(symlinkat("/etc", r, "a/etc"), 0);
 	write_text(r, "f", "x");
 
-	fd = fsutil_open_dir_beneath(r, "a/b/c");
+	fd = open_beneath(r, "a/b/c", O_RDONLY | O_DIRECTORY);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(fstat(fd, &got), 0);
 	want = lstat_at(r, "a/b/c");
@@ -1072,24 +1074,32 @@ check_open_beneath(const char *tag)
 	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
 	close(fd);
 
-	fd = fsutil_open_dir_beneath(r, "");
+	fd = open_beneath(r, "", O_RDONLY | O_DIRECTORY);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(fstat(fd, &got), 0);
 	ck_assert_int_eq(fstat(r, &want), 0);
 	ck_assert_uint_eq(got.st_ino, want.st_ino);
 	close(fd);
 
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "s"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "s/b"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "a/s2"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "a/s2/c"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "a/etc"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, ".."), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "a/../.."), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "../x"), 0);
-	ck_assert_int_lt(fsutil_open_dir_beneath(r, "/etc"), 0);
-	ck_assert_int_eq(fsutil_open_dir_beneath(r, "f"), -ENOTDIR);
-	ck_assert_int_eq(fsutil_open_dir_beneath(r, "missing"), -ENOENT);
+	ck_assert_int_lt(open_beneath(r, "s", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "s/b", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "a/s2", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "a/s2/c", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "a/etc", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "..", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "a/../..", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "../x", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_lt(open_beneath(r, "/etc", O_RDONLY | O_DIRECTORY), 0);
+	ck_assert_int_eq(open_beneath(r, "f", O_RDONLY | O_DIRECTORY), -ENOTDIR);
+	ck_assert_int_eq(open_beneath(r, "missing", O_RDONLY | O_DIRECTORY), -ENOENT);
+	/* Other flags for the last component (the watcher's O_PATH). */
+	fd = open_beneath(r, "a/b", O_PATH | O_DIRECTORY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &got), 0);
+	want = lstat_at(r, "a/b");
+	ck_assert_uint_eq(got.st_ino, want.st_ino);
+	close(fd);
+	ck_assert_int_lt(open_beneath(r, "s", O_PATH | O_DIRECTORY), 0);
 	close(r);
 }
 
@@ -1171,13 +1181,13 @@ START_TEST(test_join)
 {
 	char *s;
 
-	s = fsutil_join("", "a");
+	s = xjoin("", "a");
 	ck_assert_str_eq(s, "a");
 	free(s);
-	s = fsutil_join("a/b", "c");
+	s = xjoin("a/b", "c");
 	ck_assert_str_eq(s, "a/b/c");
 	free(s);
-	s = fsutil_join("a", "");
+	s = xjoin("a", "");
 	ck_assert_str_eq(s, "a");
 	free(s);
 }
