@@ -11,6 +11,7 @@ packages=(
   python3 rsync valgrind util-linux passwd procps
   systemd systemd-container debootstrap groff-base man-db logrotate
   clang libclang-rt-dev
+  acl libcap2-bin libfuse3-dev fuse3
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)
