@@ -50,7 +50,7 @@ fullsync_batch_free(Batch *b)
 }
 
 Op *
-fullsync_batch_add(Batch *b, OpType type, const char *name,
+fullsync_batch_add(Batch *b, RuleAction type, const char *name,
     const FileMeta *meta)
 {
 	Op *op;
@@ -59,10 +59,11 @@ fullsync_batch_add(Batch *b, OpType type, const char *name,
 	op = &b->ops[b->n++];
 	memset(op, 0, sizeof *op);
 	op->type = type;
+	op->done = type;
 	op->name = xstrdup(name);
 	if (meta != NULL)
 		op->meta = *meta;
-	if (type == OP_COPY || type == OP_HASH_COPY) {
+	if (type == RULE_COPY || type == RULE_HASH) {
 		b->needs_source = true;
 		b->bytes += (uint64_t)op->meta.size;
 	}
@@ -102,7 +103,7 @@ builder_close(Builder *bl)
 }
 
 Op *
-fullsync_builder_add(Builder *bl, OpType type, const char *name,
+fullsync_builder_add(Builder *bl, RuleAction type, const char *name,
     const FileMeta *meta)
 {
 	Op *op;
@@ -174,11 +175,7 @@ fullsync_dir_finished(FullSync *fs, DirNode *dir)
 static void
 dir_finalize(FullSync *fs, DirNode *dir)
 {
-	bool same = dir->have_dst_meta && !dir->dirty &&
-	    planner_same_attrs(&dir->src_meta, &dir->dst_meta,
-	    fs->opt.preserve_owner) &&
-	    dir->src_meta.mtime_sec == dir->dst_meta.mtime_sec &&
-	    dir->src_meta.mtime_nsec == dir->dst_meta.mtime_nsec;
+	bool same = dir->have_dst_meta && !dir->dirty && !dir->attrs;
 	Batch *b;
 
 	if (same || dir->skip_finalize) {
@@ -192,10 +189,10 @@ dir_finalize(FullSync *fs, DirNode *dir)
 
 		path_split(dir->relpath, parent_path, sizeof parent_path, &base);
 		b = fullsync_batch_new(fs, dir, parent_path, 3);
-		fullsync_batch_add(b, OP_META, base, &dir->src_meta);
+		fullsync_batch_add(b, RULE_ATTRS, base, &dir->src_meta);
 	} else {
 		b = fullsync_batch_new(fs, dir, "", 3);
-		fullsync_batch_add(b, OP_META, ".", &dir->src_meta);
+		fullsync_batch_add(b, RULE_ATTRS, ".", &dir->src_meta);
 	}
 	b->finalize = true;
 	dir->pending--;	/* batch_new counted it; finalize is not pending */
@@ -246,6 +243,7 @@ add_child(FullSync *fs, DirNode *dir, const PlanAction *a)
 
 	c->src_meta = a->src->meta;
 	c->fresh = a->fresh_dir;
+	c->attrs = a->rule.attrs;
 	if (a->dst != NULL) {
 		c->dst_meta = a->dst->meta;
 		c->have_dst_meta = true;
@@ -261,7 +259,7 @@ log_not_mirrored(FullSync *fs, DirNode *dir, const PlanAction *a)
 {
 	char *path = xjoin(dir->relpath, a->src->name);
 
-	if (a->type == PLAN_SKIP_SPECIAL) {
+	if (a->type == RULE_SKIP) {
 		fs->stats.skipped++;
 		synclog_event(LOG_LEVEL_WARN, fs->pair->name, "skip", path,
 		    fs->dest, "not a regular file, directory or symlink "
@@ -269,6 +267,8 @@ log_not_mirrored(FullSync *fs, DirNode *dir, const PlanAction *a)
 	} else {
 		fullsync_log_failure(fs, "stat", path, a->src->err);
 	}
+	if (fs->opt.report != NULL)
+		fs->opt.report(fs->opt.report_arg, path, a->type, a->src->err);
 	free(path);
 }
 
@@ -293,39 +293,41 @@ fullsync_dir_plan(FullSync *fs, DirNode *dir, const Plan *plan)
 		Op *op;
 
 		switch (a->type) {
-		case PLAN_DELETE:
-			fullsync_builder_add(&p1, OP_DELETE, a->dst->name, NULL);
+		case RULE_DELETE:
+			fullsync_builder_add(&p1, RULE_DELETE, a->dst->name,
+			    NULL);
 			break;
-		case PLAN_MKDIR:
-			fullsync_builder_add(&p1, OP_MKDIR, s->name, &s->meta);
+		case RULE_MKDIR:
+			fullsync_builder_add(&p1, RULE_MKDIR, s->name, &s->meta);
 			break;
-		case PLAN_COPY:
-			fullsync_builder_add(&p2, OP_COPY, s->name, &s->meta);
+		case RULE_COPY:
+		case RULE_ATTRS:
+			fullsync_builder_add(&p2, a->type, s->name, &s->meta);
 			break;
-		case PLAN_HASH_COPY:
-			fullsync_builder_add(&p2, OP_HASH_COPY, s->name,
+		case RULE_HASH:
+			op = fullsync_builder_add(&p2, RULE_HASH, s->name,
 			    &s->meta);
+			op->dst_meta = a->dst->meta;
 			break;
-		case PLAN_HARDLINK:
+		case RULE_HARDLINK:
 			fullsync_link_resolve(fs, &p2, s->name, &s->meta,
-			    a->dst, a->up_to_date);
+			    a->dst, a->rule.leader);
 			break;
-		case PLAN_SYMLINK:
-			op = fullsync_builder_add(&p2, OP_SYMLINK, s->name,
+		case RULE_SYMLINK:
+			op = fullsync_builder_add(&p2, RULE_SYMLINK, s->name,
 			    &s->meta);
 			op->target = xstrdup(s->link_target);
 			break;
-		case PLAN_META:
-			fullsync_builder_add(&p2, OP_META, s->name, &s->meta);
-			break;
-		case PLAN_RECURSE:
+		case RULE_RECURSE:
 			*ctail = add_child(fs, dir, a);
 			ctail = &(*ctail)->next;
 			break;
-		case PLAN_SKIP_SPECIAL:
-		case PLAN_SOURCE_ERROR:
+		case RULE_SKIP:
+		case RULE_SOURCE_ERROR:
 			log_not_mirrored(fs, dir, a);
 			break;
+		default:
+			break;	/* the planner gives no step for the others */
 		}
 	}
 	*ctail = NULL;

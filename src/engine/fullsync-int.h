@@ -30,6 +30,7 @@
 #include "engine/guard.h"
 #include "engine/planner.h"
 #include "engine/pool.h"
+#include "engine/rules.h"
 #include "engine/scan.h"
 #include "util/map.h"
 
@@ -56,32 +57,31 @@ typedef struct PassRoots {
 	int src;
 	int dst;
 	CopyOptions copy;
+	RuleOptions rules;	/* for a hash's verdict (rules_after_hash) */
 	bool limit_deletes;
 	atomic_uint_least64_t deletes_left;
 } PassRoots;
 
-typedef enum {
-	OP_DELETE,
-	OP_MKDIR,
-	OP_COPY,
-	OP_HASH_COPY,
-	OP_SYMLINK,
-	OP_HARDLINK,
-	OP_META,
-} OpType;
-
+/*
+ * One step for one name, as the rules put it (rules.h): RULE_DELETE,
+ * RULE_MKDIR, RULE_COPY, RULE_HASH (hash both sides, then what
+ * rules_after_hash says), RULE_SYMLINK, RULE_HARDLINK (link to the
+ * group's leader) or RULE_ATTRS.
+ */
 typedef struct Op {
-	OpType type;
+	RuleAction type;
 	char *name;		/* entry name inside the batch's directory */
 	char *target;		/* symlink target, or the hard-link leader's
 				 * destination path */
 	FileMeta meta;		/* the source entry's metadata */
+	FileMeta dst_meta;	/* RULE_HASH: the destination entry's */
 	HardlinkGroup *group;	/* copies of a hard-link leader (reactor) */
 	int attempts;
 	/* Results, written by the worker. */
+	RuleAction done;	/* what was done: type, or for RULE_HASH
+				 * RULE_NONE, RULE_ATTRS or RULE_COPY */
 	int err;		/* 0, -errno or COPY_SOURCE_CHANGED */
-	bool unchanged;		/* OP_HASH_COPY found equal content */
-	bool withheld;		/* OP_DELETE past the pass's budget */
+	bool withheld;		/* RULE_DELETE past the pass's budget */
 	uint64_t bytes;
 	uint64_t count;
 	uint64_t dst_ino;
@@ -98,6 +98,7 @@ struct DirNode {
 	FileMeta dst_meta;
 	bool have_dst_meta;
 	bool fresh;		/* created by this pass: nothing to scan */
+	bool attrs;		/* its own attributes differ (rules) */
 	bool dirty;		/* entries were changed inside it */
 	bool skip_finalize;	/* the source could not be read */
 	size_t pending;
@@ -166,6 +167,7 @@ typedef struct RootJob {
 	int src_err;
 	int dst_err;
 	bool created;
+	bool replaced;		/* a subtree's top was another kind */
 	bool not_dir;		/* a subtree's source is no longer a dir */
 	GuardFault fault;
 	SourceIdentity seen;
@@ -256,13 +258,13 @@ void fullsync_dir_finished(FullSync *fs, DirNode *dir);
 void fullsync_dir_plan(FullSync *fs, DirNode *dir, const Plan *plan);
 Batch *fullsync_batch_new(FullSync *fs, DirNode *dir, const char *dir_relpath,
     int phase);
-Op *fullsync_batch_add(Batch *b, OpType type, const char *name,
+Op *fullsync_batch_add(Batch *b, RuleAction type, const char *name,
     const FileMeta *meta);
 void fullsync_batch_free(Batch *b);
 void fullsync_ready_push(FullSync *fs, Batch *b);
 void fullsync_builder_init(Builder *bl, FullSync *fs, DirNode *dir,
     int phase);
-Op *fullsync_builder_add(Builder *bl, OpType type, const char *name,
+Op *fullsync_builder_add(Builder *bl, RuleAction type, const char *name,
     const FileMeta *meta);
 /* Closes the builder and returns its batches as a list. */
 Batch *fullsync_builder_finish(Builder *bl);
@@ -271,7 +273,7 @@ Batch *fullsync_builder_finish(Builder *bl);
 /* What the name in bl's directory, a member of a source hard-link group,
  * needs: lead (copy, or take it as it is), wait, or be linked. */
 void fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
-    const FileMeta *src, const ScanEntry *dst, bool up_to_date);
+    const FileMeta *src, const ScanEntry *dst, RuleAction leader);
 /* The leader's copy finished (or failed): serve the names waiting. */
 void fullsync_link_settled(FullSync *fs, HardlinkGroup *g, bool ok,
     uint64_t dst_ino);

@@ -69,7 +69,7 @@ fullsync_links_free(FullSync *fs)
 
 void
 fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
-    const FileMeta *src, const ScanEntry *dst, bool up_to_date)
+    const FileMeta *src, const ScanEntry *dst, RuleAction leader)
 {
 	HardlinkGroup *g = group_get(fs, src);
 	bool have_dst = dst != NULL && dst->err == 0 && S_ISREG(dst->meta.mode);
@@ -77,21 +77,25 @@ fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
 
 	switch (g->state) {
 	case HL_NONE:
+		/* The first name met leads: it needs what the rules said of
+		 * it, and the others are linked to it once that is done. */
 		g->leader = xjoin(bl->dir->relpath, name);
-		if (up_to_date && have_dst) {
+		if (have_dst && (leader == RULE_NONE || leader == RULE_ATTRS)) {
 			g->state = HL_DONE;
 			g->dst_ino = dst->meta.ino;
-			if (!planner_same_attrs(src, &dst->meta,
-			    fs->opt.preserve_owner))
-				fullsync_builder_add(bl, OP_META, name, src);
+			if (leader == RULE_ATTRS)
+				fullsync_builder_add(bl, RULE_ATTRS, name, src);
 			else
 				fullsync_settle(fs, src);
 			return;
 		}
 		g->state = HL_PENDING;
-		op = fullsync_builder_add(bl, fs->pair->compare ==
-		    COMPARE_HASH && have_dst && dst->meta.size == src->size ?
-		    OP_HASH_COPY : OP_COPY, name, src);
+		if (!have_dst && leader == RULE_HASH)
+			leader = RULE_COPY;	/* nothing to hash against */
+		op = fullsync_builder_add(bl, leader == RULE_HASH ? RULE_HASH :
+		    RULE_COPY, name, src);
+		if (leader == RULE_HASH)
+			op->dst_meta = dst->meta;
 		op->group = g;
 		return;
 	case HL_PENDING: {
@@ -111,7 +115,7 @@ fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
 			fullsync_settle(fs, src);
 			return;
 		}
-		op = fullsync_builder_add(bl, OP_HARDLINK, name, src);
+		op = fullsync_builder_add(bl, RULE_HARDLINK, name, src);
 		op->target = xstrdup(g->leader);
 		return;
 	}
@@ -140,8 +144,10 @@ fullsync_link_settled(FullSync *fs, HardlinkGroup *g, bool ok,
 		Builder bl;
 
 		fullsync_builder_init(&bl, fs, w->dir, 2);
+		/* Led by a name whose copy failed: this one leads now, and
+		 * is copied. */
 		fullsync_link_resolve(fs, &bl, w->name, &w->meta,
-		    w->have_dst ? &dst : NULL, false);
+		    w->have_dst ? &dst : NULL, RULE_COPY);
 		for (Batch *b = fullsync_builder_finish(&bl); b != NULL;) {
 			Batch *bn = b->next;
 			fullsync_ready_push(fs, b);

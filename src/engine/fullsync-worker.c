@@ -62,55 +62,60 @@ op_hardlink(PassRoots *roots, int dst, Op *op)
 	close(ldir);
 }
 
+/* Hashes both sides, then does what the rules say of the verdict. */
+static void
+op_hash(PassRoots *roots, int src, int dst, Op *op)
+{
+	ScanEntry s = { .meta = op->meta }, d = { .meta = op->dst_meta };
+	bool same;
+
+	if ((op->err = hash_same(src, dst, op->name, &same)) < 0)
+		return;
+	op->done = rules_after_hash(&s, &d, &roots->rules, same).action;
+	if (op->done == RULE_ATTRS)
+		op->err = copy_set_meta(dst, op->name, &op->meta, &roots->copy);
+	if (op->done != RULE_COPY)
+		op->dst_ino = op->dst_meta.ino;
+}
+
 /* Runs one op inside a batch's open directories. */
 static void
 op_run(PassRoots *roots, int src, int dst, Op *op)
 {
 	const CopyOptions *copy = &roots->copy;
 	uint64_t t0 = clock_usec();
-	struct stat st;
+	FileMeta out;
 
 	switch (op->type) {
-	case OP_DELETE:
+	case RULE_DELETE:
 		op_delete(roots, dst, op);
 		break;
-	case OP_MKDIR:
+	case RULE_MKDIR:
 		op->err = copy_mkdir(dst, op->name);
 		break;
-	case OP_HASH_COPY: {
-		uint64_t hs, hd;
-		int r = hash_file(src, op->name, &hs);
-		if (r == 0 && hash_file(dst, op->name, &hd) == 0 && hs == hd) {
-			op->unchanged = true;
-			op->err = copy_set_meta(dst, op->name, &op->meta, copy);
-			if (op->err == 0 && fstatat(dst, op->name, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0)
-				op->dst_ino = st.st_ino;
+	case RULE_HASH:
+		op_hash(roots, src, dst, op);
+		if (op->err < 0 || op->done != RULE_COPY)
 			break;
-		}
-		if (r < 0) {
-			op->err = r;
-			break;
-		}
-	}
 		/* FALLTHROUGH */
-	case OP_COPY: {
-		FileMeta out;
+	case RULE_COPY:
 		op->err = copy_file_atomic(src, op->name, dst, op->name, copy,
 		    &op->bytes, op->group != NULL ? &out : NULL);
 		if (op->err == 0 && op->group != NULL)
 			op->dst_ino = out.ino;
 		break;
-	}
-	case OP_SYMLINK:
+	case RULE_SYMLINK:
 		op->err = copy_symlink(dst, op->name, op->target, &op->meta,
 		    copy);
 		break;
-	case OP_HARDLINK:
+	case RULE_HARDLINK:
 		op_hardlink(roots, dst, op);
 		break;
-	case OP_META:
+	case RULE_ATTRS:
 		op->err = copy_set_meta(dst, op->name, &op->meta, copy);
+		break;
+	default:
+		op->err = -EINVAL;	/* no such op */
 		break;
 	}
 	op->usec = clock_usec() - t0;
@@ -202,9 +207,11 @@ open_subtree(RootJob *rj)
 		rj->dst_err = dp;
 		goto out;
 	}
-	if (fstatat(dp, base, &rj->dst_st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISDIR(rj->dst_st.st_mode))
-		goto out;
+	if (fstatat(dp, base, &rj->dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(rj->dst_st.st_mode))
+			goto out;
+		rj->replaced = true;
+	}
 	if ((rj->dst_err = copy_delete_tree(dp, base, NULL)) < 0)
 		goto out;
 	if ((rj->dst_err = copy_mkdir(dp, base)) < 0)

@@ -98,7 +98,8 @@ fullsync_settle(FullSync *fs, const FileMeta *meta)
 /* ---- the roots every job reads --------------------------------------- */
 
 static PassRoots *
-roots_new(const RootJob *rj, const FullSyncOptions *opt)
+roots_new(const RootJob *rj, const FullSyncOptions *opt,
+    const RuleOptions *rules)
 {
 	PassRoots *r = xcalloc(1, sizeof *r);
 
@@ -107,6 +108,7 @@ roots_new(const RootJob *rj, const FullSyncOptions *opt)
 	r->dst = rj->dst_fd;
 	r->copy.preserve_owner = opt->preserve_owner;
 	r->copy.umask_zero = opt->umask_zero;
+	r->rules = *rules;
 	r->limit_deletes = rj->budget != UINT64_MAX;
 	atomic_init(&r->deletes_left, rj->budget);
 	return r;
@@ -138,61 +140,46 @@ fullsync_submit(FullSync *fs, Job *job, JobFn run, JobFn done)
 	pool_submit(fs->pool, job);
 }
 
+/* A done op's line: what was done (op->done), in the rules' words. */
 static void
 log_op(FullSync *fs, const char *dir_relpath, const Op *op)
 {
+	const char *pair = fs->pair->name, *word = rules_action_name(op->done);
 	char *path = xjoin(dir_relpath, op->name);
-	char size[32];
+	char buf[1024];
 
-	switch (op->type) {
-	case OP_DELETE:
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "delete", path,
-		    fs->dest, "%llu %s", (unsigned long long)op->count,
+	switch (op->done) {
+	case RULE_DELETE:
+		synclog_event(LOG_LEVEL_INFO, pair, word, path, fs->dest,
+		    "%llu %s", (unsigned long long)op->count,
 		    op->count == 1 ? "entry" : "entries");
 		break;
-	case OP_MKDIR:
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir", path,
-		    fs->dest, "created");
+	case RULE_MKDIR:
+		synclog_event(LOG_LEVEL_INFO, pair, word, path, fs->dest,
+		    "created");
 		break;
-	case OP_COPY:
-	case OP_HASH_COPY:
-		if (op->unchanged) {
-			synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "same",
-			    path, fs->dest, "content equal");
-			break;
-		}
-		synclog_format_size(op->bytes, size, sizeof size);
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "copy", path,
-		    fs->dest, "%s %.1f ms", size, (double)op->usec / 1000);
+	case RULE_COPY:
+		synclog_format_size(op->bytes, buf, sizeof buf);
+		synclog_event(LOG_LEVEL_INFO, pair, word, path, fs->dest,
+		    "%s %.1f ms", buf, (double)op->usec / 1000);
 		break;
-	case OP_SYMLINK: {
-		char target[1024];
-		synclog_escape(op->target, target, sizeof target);
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "symlink", path,
-		    fs->dest, "target '%s'", target);
+	case RULE_SYMLINK:
+	case RULE_HARDLINK:
+		synclog_escape(op->target, buf, sizeof buf);
+		synclog_event(LOG_LEVEL_INFO, pair, word, path, fs->dest,
+		    op->done == RULE_SYMLINK ? "target '%s'" : "to '%s'", buf);
 		break;
-	}
-	case OP_HARDLINK: {
-		char target[1024];
-		synclog_escape(op->target, target, sizeof target);
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "link", path,
-		    fs->dest, "to '%s'", target);
+	case RULE_ATTRS:
+		synclog_event(LOG_LEVEL_DEBUG, pair, word, path, fs->dest,
+		    "mode %04o%s", (unsigned)(op->meta.mode & 07777),
+		    op->type == RULE_HASH ? ", content equal" : "");
 		break;
-	}
-	case OP_META:
-		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "attrs", path,
-		    fs->dest, "mode %04o", (unsigned)(op->meta.mode & 07777));
+	default:	/* RULE_NONE after a hash */
+		synclog_event(LOG_LEVEL_DEBUG, pair, "same", path, fs->dest,
+		    "content equal");
 		break;
 	}
 	free(path);
-}
-
-static const char *
-op_action(OpType t)
-{
-	static const char *const names[] = { "delete", "mkdir", "copy",
-	    "copy", "symlink", "link", "attrs" };
-	return names[t];
 }
 
 /* A source file changed under the copy: try it again, a few times. */
@@ -206,6 +193,7 @@ retry_changed(FullSync *fs, Batch *b, Op *op)
 		return false;
 	nb = fullsync_batch_new(fs, b->dir, b->dir_relpath, b->phase);
 	nop = fullsync_batch_add(nb, op->type, op->name, &op->meta);
+	nop->dst_meta = op->dst_meta;
 	nop->attempts = op->attempts + 1;
 	nop->group = op->group;
 	fullsync_ready_push(fs, nb);
@@ -220,12 +208,62 @@ base_name(const char *relpath)
 	return slash != NULL ? slash + 1 : relpath;
 }
 
+/* A failed (or stopped, or vanished) op's line; a done op's line. */
+static void
+log_outcome(FullSync *fs, Batch *b, Op *op, int open_err)
+{
+	bool copy = op->type == RULE_COPY || op->type == RULE_HASH;
+	char *path = b->finalize ? xstrdup(b->dir->relpath) :
+	    xjoin(b->dir_relpath, op->name);
+
+	if (op->err == -ENOENT && copy && open_err == 0) {
+		/* Gone from the source since the scan: nothing to mirror. */
+		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "copy", path,
+		    fs->dest, "vanished from the source");
+	} else if (op->err == -ECANCELED && copy && open_err == 0) {
+		/* Stopping: no error, no retry; the next start copies it. */
+		log_abandoned(fs, path, op->bytes, (uint64_t)op->meta.size);
+	} else if (op->err != 0) {
+		fullsync_log_failure(fs, copy ? "copy" :
+		    rules_action_name(op->type), path, op->err);
+	} else {
+		log_op(fs, b->dir_relpath, op);
+	}
+	free(path);
+}
+
+static void
+count_done(FullSync *fs, const Op *op)
+{
+	switch (op->done) {
+	case RULE_DELETE:
+		fs->stats.deleted += op->count;
+		break;
+	case RULE_MKDIR:
+		fs->stats.dirs_created++;
+		break;
+	case RULE_COPY:
+		fs->stats.files_copied++;
+		fs->stats.bytes_copied += op->bytes;
+		break;
+	case RULE_SYMLINK:
+		fs->stats.symlinks++;
+		break;
+	case RULE_HARDLINK:
+		fs->stats.hardlinks++;
+		break;
+	case RULE_ATTRS:
+		fs->stats.meta_fixed++;
+		break;
+	default:
+		break;
+	}
+}
+
 /* One op's outcome: log, count, and the bookkeeping it unblocks. */
 static void
 op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 {
-	char *path;
-
 	if (open_err == 0 && retry_changed(fs, b, op))
 		return;
 	if (open_err != 0)
@@ -233,70 +271,30 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 	if (op->withheld && open_err == 0) {
 		/* Past max_delete (or the pair is held): the caller logs one
 		 * line for the pass; the name stays in the destination. */
-		path = xjoin(b->dir_relpath, op->name);
+		char *path = xjoin(b->dir_relpath, op->name);
 		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "delete", path,
 		    fs->dest, "withheld: past max_delete");
 		free(path);
 		fs->stats.withheld++;
 		return;
 	}
-	if (op->err == -ENOENT && (op->type == OP_COPY ||
-	    op->type == OP_HASH_COPY) && open_err == 0) {
-		/* Gone from the source since the scan: nothing to mirror. */
-		path = xjoin(b->dir_relpath, op->name);
-		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name, "copy", path,
-		    fs->dest, "vanished from the source");
-		free(path);
-		op->err = -ENOENT;
-	} else if (op->err == -ECANCELED && (op->type == OP_COPY ||
-	    op->type == OP_HASH_COPY) && open_err == 0) {
-		/* Stopping: no error, no retry; the next start copies it. */
-		path = xjoin(b->dir_relpath, op->name);
-		log_abandoned(fs, path, op->bytes, (uint64_t)op->meta.size);
-		free(path);
-	} else if (op->err != 0) {
-		path = b->finalize ? xstrdup(b->dir->relpath) :
+	log_outcome(fs, b, op, open_err);
+	if (fs->opt.report != NULL) {
+		char *path = b->finalize ? xstrdup(b->dir->relpath) :
 		    xjoin(b->dir_relpath, op->name);
-		fullsync_log_failure(fs, op_action(op->type), path, op->err);
+		fs->opt.report(fs->opt.report_arg, path, op->done, op->err);
 		free(path);
-	} else {
-		log_op(fs, b->dir_relpath, op);
 	}
-
-	if (op->err == 0) {
-		switch (op->type) {
-		case OP_DELETE:
-			fs->stats.deleted += op->count;
-			break;
-		case OP_MKDIR:
-			fs->stats.dirs_created++;
-			break;
-		case OP_COPY:
-		case OP_HASH_COPY:
-			if (!op->unchanged) {
-				fs->stats.files_copied++;
-				fs->stats.bytes_copied += op->bytes;
-			}
-			break;
-		case OP_SYMLINK:
-			fs->stats.symlinks++;
-			break;
-		case OP_HARDLINK:
-			fs->stats.hardlinks++;
-			break;
-		case OP_META:
-			fs->stats.meta_fixed++;
-			break;
-		}
-	}
-	if (op->type != OP_DELETE && !b->finalize && op->err != -ECANCELED)
+	if (op->err == 0)
+		count_done(fs, op);
+	if (op->type != RULE_DELETE && !b->finalize && op->err != -ECANCELED)
 		fullsync_settle(fs, &op->meta);
-	if (op->type != OP_META && !b->finalize &&
-	    !(op->type == OP_HASH_COPY && op->unchanged))
+	/* Names made or replaced in the directory moved its mtime. */
+	if (op->done != RULE_ATTRS && op->done != RULE_NONE && !b->finalize)
 		b->dir->dirty = true;
 	if (op->group != NULL)
 		fullsync_link_settled(fs, op->group, op->err == 0, op->dst_ino);
-	if (op->type == OP_MKDIR && op->err != 0) {
+	if (op->type == RULE_MKDIR && op->err != 0) {
 		/* Do not descend into a directory that is not there. */
 		for (DirNode *c = b->dir->held_children; c != NULL; c = c->next)
 			if (strcmp(base_name(c->relpath), op->name) == 0)
@@ -475,6 +473,15 @@ root_failed(FullSync *fs, RootJob *rj)
 	return false;
 }
 
+/* The top directory's own attributes, by the rules for a directory. */
+static bool
+root_attrs_differ(const FullSync *fs, const DirNode *root)
+{
+	ScanEntry s = { .meta = root->src_meta }, d = { .meta = root->dst_meta };
+
+	return rules_decide(&s, &d, &fs->plan_opt.rules).attrs;
+}
+
 static void
 root_job_free(RootJob *rj)
 {
@@ -500,17 +507,25 @@ root_done(Job *job)
 		fs->root_done = true;
 		goto out;
 	}
-	if (rj->created)
+	if (rj->created) {
 		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir",
 		    fs->relroot, fs->dest, "%s", fs->relroot[0] == '\0' ?
 		    "created the destination root" : "created");
-	fs->roots = roots_new(rj, &fs->opt);
+		if (rj->replaced && fs->opt.report != NULL)
+			fs->opt.report(fs->opt.report_arg, fs->relroot,
+			    RULE_DELETE, 0);
+		if (fs->opt.report != NULL)
+			fs->opt.report(fs->opt.report_arg, fs->relroot,
+			    RULE_MKDIR, 0);
+	}
+	fs->roots = roots_new(rj, &fs->opt, &fs->plan_opt.rules);
 	fs->stats.source = rj->seen;
 	fs->stats.delete_budget = rj->budget;
 	root = fullsync_dir_new(fs, NULL, xstrdup(fs->relroot));
 	fsutil_meta_from_stat(&rj->src_st, &root->src_meta);
 	fsutil_meta_from_stat(&rj->dst_st, &root->dst_meta);
 	root->have_dst_meta = true;
+	root->attrs = root_attrs_differ(fs, root);
 	root->fresh = rj->created;
 	root->dirty = rj->created;
 	fs->root = root;
@@ -543,9 +558,9 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
 	fs->pair = pair;
 	fs->opt = *opt;
 	fs->plan_opt.exclude = pair->exclude;
-	fs->plan_opt.delete = pair->delete;
-	fs->plan_opt.compare = pair->compare;
-	fs->plan_opt.preserve_owner = opt->preserve_owner;
+	fs->plan_opt.rules.delete = pair->delete;
+	fs->plan_opt.rules.compare = pair->compare;
+	fs->plan_opt.rules.preserve_owner = opt->preserve_owner;
 	fs->done = done;
 	fs->done_arg = arg;
 	fs->stats.delete_budget = UINT64_MAX;
