@@ -232,32 +232,24 @@ log_outcome(FullSync *fs, Batch *b, Op *op, int open_err)
 	free(path);
 }
 
+/* The figures of a done op. */
 static void
 count_done(FullSync *fs, const Op *op)
 {
-	switch (op->done) {
-	case RULE_DELETE:
-		fs->stats.deleted += op->count;
-		break;
-	case RULE_MKDIR:
-		fs->stats.dirs_created++;
-		break;
-	case RULE_COPY:
-		fs->stats.files_copied++;
-		fs->stats.bytes_copied += op->bytes;
-		break;
-	case RULE_SYMLINK:
-		fs->stats.symlinks++;
-		break;
-	case RULE_HARDLINK:
-		fs->stats.hardlinks++;
-		break;
-	case RULE_ATTRS:
-		fs->stats.meta_fixed++;
-		break;
-	default:
-		break;
-	}
+	SyncStats *st = &fs->stats;
+	RuleAction a = op->done;
+	uint64_t *one = a == RULE_MKDIR ? &st->dirs_created :
+	    a == RULE_COPY ? &st->files_copied :
+	    a == RULE_SYMLINK ? &st->symlinks :
+	    a == RULE_HARDLINK ? &st->hardlinks :
+	    a == RULE_ATTRS ? &st->meta_fixed : NULL;
+
+	if (one != NULL)
+		(*one)++;
+	if (a == RULE_COPY)
+		st->bytes_copied += op->bytes;
+	if (a == RULE_DELETE)
+		st->deleted += op->count;
 }
 
 /* One op's outcome: log, count, and the bookkeeping it unblocks. */
