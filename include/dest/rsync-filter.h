@@ -9,7 +9,12 @@
  * whatever rsync would read differently (a "**", a backslash in a pattern
  * without wildcards, an unterminated '[') rewritten so it does not.
  *
- * Pure; any thread. The rules are rsync --filter arguments ("- PATTERN").
+ * Every rule is perishable ("-p PATTERN"): like treesync, rsync then
+ * deletes a directory that left the source with the excluded entries in
+ * it, instead of keeping them and the directory ("cannot delete non-empty
+ * directory"); in a directory that stays, excluded entries stay.
+ *
+ * Pure; any thread. The rules are rsync --filter arguments.
  */
 #ifndef TREESYNC_RSYNC_FILTER_H
 #define TREESYNC_RSYNC_FILTER_H
@@ -19,14 +24,14 @@
 /* First of every rule list: treesync's own temporaries (any name with the
  * ".treesync." prefix, as fsutil_is_temp_name and the planner ignore it)
  * are neither sent nor deleted; CLEAN removes the leftovers. */
-#define RSYNC_FILTER_TEMP_RULE "- .treesync.*"
+#define RSYNC_FILTER_TEMP_RULE "-p .treesync.*"
 
 /* rsync_filter_rule's answer for a pattern that can match nothing (a
  * trailing backslash, an empty component, a set of only '/'): no rule. */
 #define RSYNC_FILTER_NEVER 1
 
 /*
- * One pattern → one rule in out ("- ..."). 0, RSYNC_FILTER_NEVER,
+ * One pattern → one rule in out ("-p ..."). 0, RSYNC_FILTER_NEVER,
  * -EINVAL (empty, only '/', or an invalid character class), -ENOTSUP
  * (collating symbols and equivalence classes "[.x.]", "[=x=]", or a newline:
  * forms rsync cannot be told), -ENOSPC.

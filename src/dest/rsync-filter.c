@@ -293,9 +293,9 @@ rsync_filter_rule(const char *pattern, char *buf, size_t size)
 	if ((r = tokenize(g, len, &t)) != 0)
 		goto out;
 	for (size_t i = 0; i < t.n; i++)
-		if (t.v[i].kind != T_LITERAL || strchr("*?[\\", t.v[i].c))
+		if (t.v[i].kind != T_LITERAL || strchr("*?[", t.v[i].c))
 			wild = true;
-	emit(&o, "- ", 2);
+	emit(&o, "-p ", 3);
 	if (whole_path)
 		emit_c(&o, '/');
 	for (size_t i = 0; i < t.n; i++) {
