@@ -1,7 +1,8 @@
 /*
  * rsync-allow — the allowlist for the `rsync --server` command lines that
  * treesyncd's rsync client sends (rsync 3.2 or newer): receiver side only,
- * with the options of a live batch and of a full compare, and nothing that
+ * with the options of a live batch and of a full compare (-@-1 among
+ * them: without it rsync compares mtimes to the second), and nothing that
  * makes the receiver follow symlinks (-K, -L, -k), keep partial data under
  * a final name (--partial, --inplace, --append), write beside the tree
  * (--backup-dir, --log-file, --*-dest, a --temp-dir or --partial-dir other
@@ -27,7 +28,6 @@ typedef struct RsyncRequest {
 	size_t argc;
 	const char *dest;	/* the destination as the client named it */
 	const char *temp_dir;	/* --temp-dir (a temporary's name), or NULL */
-	bool dry_run;		/* -n */
 } RsyncRequest;
 
 /*

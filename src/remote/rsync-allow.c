@@ -79,7 +79,7 @@ refuse(char *why, size_t size, const char *fmt, ...)
 
 /* "-" then allowed letters, then optionally "e" DIGITS "." LETTERS. */
 static bool
-short_cluster_ok(const char *w, char *bad, bool *dry_run)
+short_cluster_ok(const char *w, char *bad)
 {
 	const char *p = w + 1;
 
@@ -90,8 +90,6 @@ short_cluster_ok(const char *w, char *bad, bool *dry_run)
 			*bad = *p;
 			return false;
 		}
-		if (*p == 'n')
-			*dry_run = true;
 	}
 	if (*p == 'e') {
 		for (p++; *p >= '0' && *p <= '9'; p++)
@@ -221,7 +219,11 @@ rsync_allow_check(char *const *words, size_t n, RsyncRequest *out,
 				return r;
 			continue;
 		}
-		if (w[0] == '-' && short_cluster_ok(w, &bad, &out->dry_run))
+		/* --modify-window=-1, as rsync writes it: compare mtimes
+		 * to the nanosecond (without it rsync compares seconds). */
+		if (strncmp(w, "-@", 2) == 0 && number_ok(w + 2, true))
+			continue;
+		if (w[0] == '-' && short_cluster_ok(w, &bad))
 			continue;
 		if (w[0] == '-' && bad != 0)
 			return refuse(why, why_size, "option '-%c' (in '%s') "

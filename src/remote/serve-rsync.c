@@ -7,6 +7,11 @@
  * process (or a crash of the host) does, for the client's CLEAN. The
  * parent gives the child its stdin/stdout and closes its own copies, so
  * the connection sees EOF as soon as rsync is done.
+ *
+ * Making and removing the temp dir changes the destination root's mtime,
+ * which rsync may already have set to the source's: the root's times are
+ * put back to what rsync left (or, when nothing but our mkdir touched the
+ * root during the run, to what they were before it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,6 +59,12 @@ make_temp_dir(int dest_fd, const char *name)
 	return 0;
 }
 
+static bool
+timespec_equal(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
 static int
 wait_child(pid_t pid)
 {
@@ -74,6 +85,7 @@ serve_rsync(const ServeRsyncOptions *opt, const RsyncRequest *req, char *why,
     size_t why_size)
 {
 	struct sigaction sa = { .sa_handler = forward };
+	struct stat before, after_mkdir, after_run;
 	bool made_temp = false;
 	int dest_fd, r, status;
 	pid_t pid;
@@ -99,8 +111,14 @@ serve_rsync(const ServeRsyncOptions *opt, const RsyncRequest *req, char *why,
 		status = REMOTE_EXIT_UNAVAILABLE;
 		goto out;
 	}
-	if (req->temp_dir != NULL && !req->dry_run) {
-		if ((r = make_temp_dir(dest_fd, req->temp_dir)) < 0) {
+	/* Made for a dry run too: rsync refuses a --temp-dir that is not
+	 * there even when it writes nothing. */
+	if (req->temp_dir != NULL) {
+		r = fstat(dest_fd, &before) < 0 ? -errno :
+		    make_temp_dir(dest_fd, req->temp_dir);
+		if (r == 0 && fstat(dest_fd, &after_mkdir) < 0)
+			r = -errno;
+		if (r < 0) {
 			snprintf(why, why_size, "temp dir '%s' in '%s': %s",
 			    req->temp_dir, opt->dest_shown, strerror(-r));
 			status = REMOTE_EXIT_UNAVAILABLE;
@@ -136,8 +154,16 @@ serve_rsync(const ServeRsyncOptions *opt, const RsyncRequest *req, char *why,
 out:
 	if (made_temp) {
 		uint64_t n = 0;
+		int tr = fstat(dest_fd, &after_run);
 
 		(void)fsops_delete_tree(dest_fd, req->temp_dir, &n);
+		if (tr == 0) {
+			const struct stat *t = timespec_equal(&after_run.st_mtim,
+			    &after_mkdir.st_mtim) ? &before : &after_run;
+			struct timespec times[2] = { t->st_atim, t->st_mtim };
+
+			(void)futimens(dest_fd, times);
+		}
 	}
 	close(dest_fd);
 	return status;
