@@ -89,6 +89,13 @@
  *   exited; only a kill -9 or a crash leaves one, for CLEAN. Interrupted
  *   large files are kept by rsync in REMOTE_PROTO_PARTIAL_DIR inside their
  *   own directory (--partial-dir) and resumed by the next run.
+ *   Every run that deletes (--delete) must carry rsync-filter.h's
+ *   RSYNC_FILTER_TEMP_RULE ("-p .treesync.*"): without it rsync deletes
+ *   its own --temp-dir (and other runs') from the root as extraneous and
+ *   every file fails ("mkstemp ... No such file or directory", measured).
+ *   rsync compares mtimes to the second unless given -@-1 (measured), and
+ *   --delete-missing-args removes a directory only together with
+ *   --delete; both are on the allowlist.
  *
  * EXIT STATUS of treesync-remote (any mode)
  *   0 success; rsync's own status when rsync ran; 65 protocol error in an

@@ -153,7 +153,9 @@ enter_mountns(const char *dir, int *dir_fd, char *why, size_t size)
 		return fail(why, size, errno, "unshare");
 	if (uid != 0 && (r = map_own_ids(uid, gid, why, size)) < 0)
 		return r;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	/* Source and type are ignored for a propagation change; named so
+	 * that memory checkers see strings. */
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(why, size, errno, "making mounts private");
 	/* Opened inside the new namespace: open_tree clones only mounts of
 	 * the caller's own namespace. */

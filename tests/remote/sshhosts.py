@@ -261,7 +261,20 @@ class Host:
 
     # -- the link ------------------------------------------------------------
     def link(self, up):
-        _run(["ip", "link", "set", self.veth, "up" if up else "down"])
+        """The host goes away (or comes back): its own end of the veth,
+        inside the namespace, goes down. The root end stays up, so the
+        route to the host stays on this veth (NO-CARRIER) and packets are
+        dropped; taking the root end down instead would remove that route
+        and send traffic for the host to the default route (check_route
+        refuses that)."""
+        self.ns(["ip", "link", "set", self.peer, "up" if up else "down"])
+        if up:
+            deadline = time.monotonic() + 10
+            while "NO-CARRIER" in _run(["ip", "-o", "link", "show",
+                                        self.veth]).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("%s has no carrier" % self.veth)
+                time.sleep(0.05)
 
     def throttle(self, rate="1mbit", burst="32kbit", latency="400ms"):
         """tc tbf on the way to the host (root side of the veth)."""

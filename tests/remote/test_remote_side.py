@@ -486,7 +486,6 @@ class RemoteSide(unittest.TestCase):
         h.replace_host_key()
         try:
             logins = h.accepted_logins()
-            sent = h.counters()[0]
             r = self.rsync(h, COMPARE, src + "/", h.site + "/",
                            control=False)
             self.assertNotEqual(r.returncode, 0)
@@ -497,6 +496,43 @@ class RemoteSide(unittest.TestCase):
             self.assertEqual(snapshot(h.site), site)
         finally:
             self.hosts.write_known_hosts()
+
+    # -- the harness's own levers ------------------------------------------
+    def test_harness_link_throttle_counters(self):
+        h = self.hosts[1]
+        self.fresh(h)
+        kw = {"control": False}
+        tx, rx = h.counters()
+        r, lines = self.ops(h, ["PROBE"] * 2000, **kw)
+        self.assertEqual(len(lines), 2001)
+        tx2, rx2 = h.counters()
+        # 2,000 requests out, 2,000 answers back, through this veth.
+        self.assertGreater(tx2 - tx, 2000 * len("1 PROBE\n"))
+        self.assertGreater(rx2 - rx, 2000 * len("1 OK exists=1"))
+        h.throttle("1mbit")
+        try:
+            qdisc = subprocess.run(["tc", "qdisc", "show", "dev", h.veth],
+                                   stdout=subprocess.PIPE, text=True).stdout
+            self.assertIn("tbf", qdisc)
+            r, lines = self.ops(h, ["PROBE"], **kw)
+            self.assertEqual(r.returncode, 0)
+        finally:
+            h.unthrottle()
+        qdisc = subprocess.run(["tc", "qdisc", "show", "dev", h.veth],
+                               stdout=subprocess.PIPE, text=True).stdout
+        self.assertNotIn("tbf", qdisc)
+        h.link(False)
+        try:
+            sent = h.counters()[0]
+            r, lines = self.ops(h, ["PROBE"], control=False,
+                                extra=["-o", "ConnectTimeout=2"])
+            self.assertEqual(r.returncode, 255)
+            self.assertEqual(lines, [])
+            self.assertIn(b"connect to host %s" % h.addr.encode(), r.stderr)
+        finally:
+            h.link(True)
+        r, lines = self.ops(h, ["PROBE"], **kw)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     # -- connection reuse ----------------------------------------------------
     def test_one_connection_for_many_commands(self):
