@@ -38,6 +38,7 @@ Needs root (network namespaces, useradd).
 import atexit
 import ipaddress
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -344,7 +345,6 @@ class SshHosts:
               "--user-group", self.remote_user])
         self._undo.append(lambda: _run(["userdel", self.remote_user],
                                        check=False))
-        import pwd
         pw = pwd.getpwnam(self.remote_user)
         self.remote_uid, self.remote_gid = pw.pw_uid, pw.pw_gid
 

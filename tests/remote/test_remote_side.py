@@ -15,7 +15,6 @@ TREESYNC_SOURCE_ROOT. Needs root.
 """
 import hashlib
 import os
-import shlex
 import shutil
 import stat
 import subprocess
@@ -486,6 +485,7 @@ class RemoteSide(unittest.TestCase):
         h.replace_host_key()
         try:
             logins = h.accepted_logins()
+            sent = h.counters()[0]
             r = self.rsync(h, COMPARE, src + "/", h.site + "/",
                            control=False)
             self.assertNotEqual(r.returncode, 0)
@@ -523,7 +523,6 @@ class RemoteSide(unittest.TestCase):
         self.assertNotIn("tbf", qdisc)
         h.link(False)
         try:
-            sent = h.counters()[0]
             r, lines = self.ops(h, ["PROBE"], control=False,
                                 extra=["-o", "ConnectTimeout=2"])
             self.assertEqual(r.returncode, 255)
