@@ -11,7 +11,7 @@ machine's file system, so a test reads a remote tree directly.
     hosts.close()
 
 What is made, and undone by close() (also at exit, on SIGTERM and when a
-test fails):
+test fails; what a SIGKILLed run left, the next run's reap_stale removes):
   - per host a namespace "remote-<run>-h<i>" and a veth pair "rm<run>h<i>a"
     (root side, 10.A.B.1) / "...b" (inside, 10.A.B.2), A.B chosen so no
     route or address of this machine overlaps;
@@ -78,6 +78,35 @@ def _used_networks():
             except ValueError:
                 pass
     return nets
+
+
+def reap_stale():
+    """Removes what a run killed with SIGKILL left: namespaces
+    "remote-PID-h*" (with the sshd inside, and the veth), and the user
+    "remotePID", when no process PID is alive."""
+    names = _run(["ip", "netns", "list"], check=False).stdout.split()
+    dead = set()
+    for name in names:
+        m = re.fullmatch(r"%s-(\d+)-h\d+" % BRANCH, name)
+        if m is None or os.path.exists("/proc/%s" % m.group(1)):
+            continue
+        dead.add(m.group(1))
+        for pid in _run(["ip", "netns", "pids", name],
+                        check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        _run(["ip", "netns", "del", name], check=False)
+    for run in dead:
+        user = "%s%s" % (BRANCH, run)
+        if _run(["id", user], check=False).returncode == 0:
+            _run(["userdel", user], check=False)
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        m = re.fullmatch(r"%s-ssh\.(\d+)\..*" % BRANCH, name)
+        if m is not None and not os.path.exists("/proc/%s" % m.group(1)):
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
 
 
 class Host:
@@ -242,8 +271,8 @@ class Host:
                 "-o", "ConnectTimeout=10"]
         if control:
             argv += ["-o", "ControlMaster=auto",
-                     "-o", "ControlPath=%s/%s-%%C" % (hosts.control_dir,
-                                                      control_name),
+                     "-o", "ControlPath=%s/%s-%%r@%%h" % (hosts.control_dir,
+                                                         control_name),
                      "-o", "ControlPersist=60"]
         else:
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
@@ -305,11 +334,17 @@ class SshHosts:
         if os.geteuid() != 0:
             raise PermissionError("sshhosts needs root")
         ensure_openssh_server()
-        self.run_id = run_id or str(os.getpid() % 100000)
+        reap_stale()
+        # The pid: names stay unique among live runs, and reap_stale can
+        # tell a dead run's leftovers (interface names: at most 15 bytes,
+        # "rm" + 7 digits + "h9a").
+        self.run_id = run_id or str(os.getpid())
         self.remote_user = remote_user or "%s%s" % (BRANCH, self.run_id)
-        self.dir = tempfile.mkdtemp(prefix="treesync-%s-ssh." % BRANCH)
+        # Short: ControlPath must fit a unix socket's 108 bytes.
+        self.dir = tempfile.mkdtemp(prefix="%s-ssh.%s." % (BRANCH,
+                                                           self.run_id))
         os.chmod(self.dir, 0o755)
-        self.control_dir = os.path.join(self.dir, "control")
+        self.control_dir = os.path.join(self.dir, "c")
         os.makedirs(self.control_dir, mode=0o700)
         self.identity = os.path.join(self.dir, "id_ed25519")
         self.known_hosts = os.path.join(self.dir, "known_hosts")
