@@ -72,6 +72,17 @@ check(const char *line, RsyncRequest *req, char *why)
 /* The command lines rsync 3.5.0 writes for treesyncd's option sets
  * (measured: rsync -e 'sh -c "echo \"$*\"" --' ...). */
 static const char *const accepted[] = {
+	/* The daemon's full compare and live batch (tests/remote). */
+	"rsync --server -lHogDtpAXre.iLsfxCIvu --log-format=%i --timeout=30 "
+	    "--delete -@-1 --partial-dir .treesync.partial --numeric-ids "
+	    "--temp-dir .treesync.0123abcd.1 . /srv/site/",
+	"rsync --server -nlHogDtpAXre.iLsfxCIvu --log-format=%i --timeout=30 "
+	    "--max-delete=100 --delete -@-1 --partial-dir .treesync.partial "
+	    "--numeric-ids --temp-dir .treesync.0123abcd.1 . /srv/site/",
+	"rsync --server -ldHogDtpAXRe.LsfxCIvu --no-r --log-format=%i "
+	    "--timeout=30 --delete --delete-missing-args -@-1 --partial-dir "
+	    ".treesync.partial --numeric-ids --temp-dir .treesync.0123abcd.2 . "
+	    "/srv/site/",
 	"rsync --server -lHogDtpAXre.iLsfxCIvu --numeric-ids . /srv/site/",
 	"rsync --server -lHogDtpAXRe.LsfxCIvu --timeout=30 "
 	    "--delete-missing-args --partial-dir .treesync.partial "
@@ -151,11 +162,11 @@ START_TEST(test_allowlist)
 		ck_assert_ptr_null(req.argv[req.argc]);
 		rsync_request_free(&req);
 	}
-	ck_assert_int_eq(check(accepted[1], &req, why), 0);
+	ck_assert_int_eq(check(accepted[4], &req, why), 0);
 	ck_assert_str_eq(req.temp_dir, ".treesync.0123abcd.1");
 	ck_assert_str_eq(req.dest, "/srv/site/");
 	rsync_request_free(&req);
-	ck_assert_int_eq(check(accepted[6], &req, why), 0);
+	ck_assert_int_eq(check(accepted[9], &req, why), 0);
 	ck_assert_str_eq(req.dest, "/srv/a b*c?$x");
 	rsync_request_free(&req);
 
