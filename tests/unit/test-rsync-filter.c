@@ -438,13 +438,13 @@ agree(const char *const *patterns, size_t n, const char *label)
 				    want ? "leave" : "not leave");
 		}
 	}
-	ck_assert_msg(wrong == 0, "%s: %zu paths differ", label, wrong);
 	rsync_filter_free(rules);
 	exclude_free(ex);
 	set_free(&s);
 	set_free(&d0);
 	set_free(&d1);
 	rm_tree(base);
+	ck_assert_msg(wrong == 0, "%s: %zu paths differ", label, wrong);
 }
 
 static const char *const agreement_patterns[] = {
