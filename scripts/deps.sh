@@ -9,6 +9,7 @@ packages=(
   libevent-dev libconfig-dev libinotifytools0-dev libxxhash-dev
   libsystemd-dev check
   python3 rsync valgrind util-linux passwd procps
+  openssh-client openssh-server iproute2
   systemd systemd-container debootstrap groff-base man-db logrotate
   clang libclang-rt-dev
   acl libcap2-bin libfuse3-dev fuse3

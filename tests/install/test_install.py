@@ -25,7 +25,7 @@ ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
                           os.path.abspath(__file__)))))
 BUILD = os.environ.get("TREESYNC_BUILD_DIR", os.path.join(ROOT, "build"))
 PAGES = {"treesyncd.8": "man8", "treesyncctl.1": "man1",
-         "treesync.conf.5": "man5"}
+         "treesync.conf.5": "man5", "treesync-remote.8": "man8"}
 
 
 def options():
@@ -67,6 +67,7 @@ class Install(unittest.TestCase):
         mandir = os.path.join(prefix, o["mandir"])
         want = {
             os.path.join(prefix, o["sbindir"], "treesyncd"),
+            os.path.join(prefix, o["bindir"], "treesync-remote"),
             os.path.join(sysconf, "treesync", "treesync.conf"),
             os.path.join(sysconf, "logrotate.d", "treesync"),
             os.path.join(unitdir(o), "treesyncd.service"),
