@@ -32,11 +32,37 @@ typedef struct MaxDelete {
 	unsigned long long value;	/* entries, or percent 0..100 */
 } MaxDelete;
 
+/*
+ * A remote host destinations may name ("NAME:/abs/path", SPEC "Remote
+ * destinations"): how to reach it over ssh. service/config-remotes.c
+ * fills it; dest/remote*.c reads it.
+ */
+typedef struct RemoteConfig {
+	char *name;
+	char *host;		/* a host name or address (never starts with '-') */
+	int port;		/* 1..65535, default 22 */
+	char *user;		/* NULL: ssh's default (the daemon's user) */
+	char *identity;		/* the private key, absolute */
+	char *known_hosts;	/* the pinned host keys, absolute */
+	unsigned long long bwlimit_kib;	/* rsync --bwlimit, KiB/s; 0: none */
+	int timeout_s;		/* rsync --timeout, ssh's ConnectTimeout and
+				 * keep-alives, an ops answer: default 30 */
+	char *control_path;	/* the ssh master's socket (beside the
+				 * control socket) */
+	int line;		/* its group, for messages */
+	int identity_line;
+	int known_hosts_line;
+} RemoteConfig;
+
 typedef struct SyncPairConfig {
 	char *name;
 	char *source;		/* absolute, normalized, no trailing '/' */
-	char **destinations;	/* absolute, normalized */
+	char **destinations;	/* absolute, normalized; a remote one as
+				 * "NAME:/abs/path" */
 	size_t n_destinations;
+	const RemoteConfig **dest_remotes;	/* parallel to destinations:
+				 * the remote of "NAME:/path", NULL for a
+				 * local path (the Config owns them) */
 	Exclude *exclude;	/* never NULL (may hold no pattern) */
 	bool delete;		/* propagate deletions; default true */
 	CompareMode compare;

@@ -32,6 +32,8 @@ typedef struct Config {
 	MaxDelete max_delete;	/* default of every sync pair */
 	SyncPairConfig *syncs;
 	size_t n_syncs;
+	RemoteConfig *remotes;	/* hosts "NAME:/path" destinations name */
+	size_t n_remotes;
 } Config;
 
 /*
@@ -44,7 +46,7 @@ int config_load(const char *path, Config **ret, char **errors);
 
 /*
  * Checks what only the machine can tell: every source exists and is a
- * directory. Same error convention as config_load. --check-config runs it;
+ * directory, every remote's identity and known_hosts file can be read. Same error convention as config_load. --check-config runs it;
  * the daemon instead treats a missing source as a fault of that pair.
  */
 int config_check_sources(const Config *cfg, char **errors);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "config-remotes.h"
 #include "service/config.h"
 
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
@@ -27,7 +28,7 @@
 
 static const char *const global_keys[] = {
 	"workers", "delay_ms", "log_file", "log_level", "control_socket",
-	"max_delete", "syncs", NULL,
+	"max_delete", "syncs", "remotes", NULL,
 };
 
 static const char *const sync_keys[] = {
@@ -249,6 +250,38 @@ report(struct loader *ld, const config_setting_t *at, const char *fmt, ...)
 	else
 		problems_vadd(&ld->pb, NULL, 0, fmt, ap);
 	va_end(ap);
+}
+
+/* The loader's voice for config-remotes.c. */
+static void
+voice_report(void *ld, const config_setting_t *at, const char *fmt,
+    va_list ap)
+{
+	struct loader *l = ld;
+
+	if (at != NULL)
+		problems_vadd(&l->pb, config_setting_source_file(at),
+		    line_of(l, at), fmt, ap);
+	else
+		problems_vadd(&l->pb, NULL, 0, fmt, ap);
+}
+
+static int
+voice_line_of(void *ld, const config_setting_t *s)
+{
+	return line_of(ld, s);
+}
+
+static void describe_value(const config_setting_t *s, char *buf,
+    size_t size);
+static int normalize_path(const char *in, char **out);
+
+static ConfigVoice
+voice_of(struct loader *ld)
+{
+	return (ConfigVoice){ .ld = ld, .report = voice_report,
+	    .describe = describe_value, .line_of = voice_line_of,
+	    .normalize = normalize_path };
 }
 
 static int
@@ -752,21 +785,30 @@ load_destinations(struct loader *ld, const config_setting_t *s,
 		goto out;
 	}
 	pair->destinations = calloc((size_t)n, sizeof *pair->destinations);
+	pair->dest_remotes = calloc((size_t)n, sizeof *pair->dest_remotes);
 	sl->dest_settings = calloc((size_t)n, sizeof *sl->dest_settings);
-	if (pair->destinations == NULL || sl->dest_settings == NULL) {
+	if (pair->destinations == NULL || pair->dest_remotes == NULL ||
+	    sl->dest_settings == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, i);
+		ConfigVoice v = voice_of(ld);
+		const RemoteConfig *remote = NULL;
 		char *path;
 
 		snprintf(what, sizeof what, "destinations: entry %d", i + 1);
-		r = get_path(ld, e, prefix, what, &path);
+		/* "NAME:/path" names a remote (config-remotes.c). */
+		r = config_remote_destination(&v, ld->cfg, e, prefix, what,
+		    &path, &remote);
+		if (r == 0)
+			r = get_path(ld, e, prefix, what, &path);
 		if (r < 0)
 			goto out;
 		if (path == NULL)
 			continue;
+		pair->dest_remotes[pair->n_destinations] = remote;
 		sl->dest_settings[pair->n_destinations] = e;
 		pair->destinations[pair->n_destinations++] = path;
 	}
@@ -892,6 +934,11 @@ load_sync(struct loader *ld, const config_setting_t *group, size_t number)
 	if (!seen_destinations)
 		report(ld, group, "%s: missing required key 'destinations'",
 		    sl->label);
+	{
+		ConfigVoice v = voice_of(ld);
+
+		config_remotes_check_excludes(&v, group, pair, sl->label);
+	}
 out:
 	return r;
 }
@@ -941,7 +988,8 @@ out:
 static int
 load_globals(struct loader *ld, const config_setting_t *root)
 {
-	const config_setting_t *syncs = NULL;
+	const config_setting_t *syncs = NULL, *remotes = NULL;
+	ConfigVoice v = voice_of(ld);
 	int i, n, r = 0;
 
 	n = config_setting_length(root);
@@ -965,12 +1013,20 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			load_max_delete(ld, s, "", &ld->cfg->max_delete);
 		} else if (strcmp(key, "syncs") == 0) {
 			syncs = s;
+		} else if (strcmp(key, "remotes") == 0) {
+			remotes = s;
 		} else {
 			report_unknown_key(ld, s, NULL);
 		}
 		if (r < 0)
 			goto out;
 	}
+	/* Destinations name remotes: those first, wherever they are. */
+	if (remotes != NULL && (r = config_remotes_load(&v, remotes,
+	    ld->cfg)) < 0)
+		goto out;
+	if ((r = config_remotes_finish(&v, ld->cfg)) < 0)
+		goto out;
 	if (syncs == NULL)
 		report(ld, NULL, "missing required key 'syncs' (a list of sync "
 		    "groups)");
@@ -1085,6 +1141,8 @@ resolve_syncs(struct loader *ld)
 			goto out;
 		}
 		for (j = 0; j < pair->n_destinations; j++) {
+			if (pair->dest_remotes[j] != NULL)
+				continue;	/* another host's file system */
 			r = resolve_path(pair->destinations[j],
 			    &sl->dest_real[j]);
 			if (r < 0)
@@ -1140,7 +1198,7 @@ check_sync_overlaps(struct loader *ld, size_t i)
 		enum relation rel;
 		bool via;
 
-		if (pair->source != NULL) {
+		if (pair->source != NULL && pair->dest_remotes[j] == NULL) {
 			const config_setting_t *later =
 			    later_setting(ld, sl->source_setting, at);
 
@@ -1356,6 +1414,16 @@ out:
 	return r;
 }
 
+static void
+check_add(void *ctx, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problems_vadd(ctx, NULL, line, fmt, ap);
+	va_end(ap);
+}
+
 int
 config_check_sources(const Config *cfg, char **errors)
 {
@@ -1378,6 +1446,7 @@ config_check_sources(const Config *cfg, char **errors)
 			    "sync '%s': source '%s': %s", pair->name,
 			    pair->source, reason);
 	}
+	config_remotes_check_files(cfg, check_add, &pb);
 	if (pb.oom)
 		r = -ENOMEM;
 	else if (pb.n > 0)
@@ -1416,9 +1485,11 @@ config_free(Config *cfg)
 		for (j = 0; j < pair->n_destinations; j++)
 			free(pair->destinations[j]);
 		free(pair->destinations);
+		free(pair->dest_remotes);
 		exclude_free(pair->exclude);
 	}
 	free(cfg->syncs);
+	config_remotes_free(cfg);
 	free(cfg->path);
 	free(cfg->log_file);
 	free(cfg->control_socket);

@@ -944,6 +944,85 @@ START_TEST(test_unreadable_file)
 }
 END_TEST
 
+/* Remotes and "NAME:/path" destinations (SPEC "Remote destinations"). */
+START_TEST(test_remotes)
+{
+	char *text, *errors = NULL;
+	char key[PATH_MAX + 16], kh[PATH_MAX + 16], src[PATH_MAX + 16];
+	Config *cfg;
+	FILE *f;
+
+	snprintf(key, sizeof key, "%s/key", tmpdir);
+	snprintf(kh, sizeof kh, "%s/known_hosts", tmpdir);
+	snprintf(src, sizeof src, "%s/src", tmpdir);
+	ck_assert_int_eq(mkdir(src, 0755), 0);
+	ck_assert_ptr_nonnull(f = fopen(key, "w"));
+	fclose(f);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+	ck_assert_int_ge(asprintf(&text,
+	    "control_socket = \"%s/c.sock\";\n"			/* 1 */
+	    "syncs = ( {\n"						/* 2 */
+	    "  name = \"site\";\n"					/* 3 */
+	    "  source = \"%s\";\n"					/* 4 */
+	    "  exclude = ( \"*.swp\" );\n"				/* 5 */
+	    "  destinations = ( \"/backup/site\",\n"			/* 6 */
+	    "    \"web2:/srv//site/\" );\n"				/* 7 */
+	    "} );\n"							/* 8 */
+	    "remotes = ( {\n"						/* 9 */
+	    "  name = \"web2\";\n"					/* 10 */
+	    "  host = \"10.1.2.3\";\n"				/* 11 */
+	    "  port = 2222;\n"						/* 12 */
+	    "  user = \"tsync\";\n"					/* 13 */
+	    "  identity = \"%s\";\n"					/* 14 */
+	    "  known_hosts = \"%s\";\n"				/* 15 */
+	    "  bwlimit = \"20M\";\n"					/* 16 */
+	    "  timeout = 7;\n"						/* 17 */
+	    "} );\n", tmpdir, src, key, kh), 0);
+	cfg = load_ok(text);
+	free(text);
+	ck_assert_uint_eq(cfg->n_remotes, 1);
+	ck_assert_str_eq(cfg->remotes[0].host, "10.1.2.3");
+	ck_assert_int_eq(cfg->remotes[0].port, 2222);
+	ck_assert_str_eq(cfg->remotes[0].user, "tsync");
+	ck_assert_uint_eq(cfg->remotes[0].bwlimit_kib, 20480);
+	ck_assert_int_eq(cfg->remotes[0].timeout_s, 7);
+	ck_assert_ptr_nonnull(strstr(cfg->remotes[0].control_path, "/ssh-web2"));
+	ck_assert_str_eq(cfg->syncs[0].destinations[1], "web2:/srv/site");
+	ck_assert_ptr_null(cfg->syncs[0].dest_remotes[0]);
+	ck_assert_ptr_eq(cfg->syncs[0].dest_remotes[1], &cfg->remotes[0]);
+	/* known_hosts does not exist: --check-config names it and its line. */
+	ck_assert_int_eq(config_check_sources(cfg, &errors), -EINVAL);
+	ASSERT_PROBLEM(errors, 15, "remote 'web2': known_hosts '", "No such "
+	    "file");
+	free(errors);
+	config_free(cfg);
+
+	errors = load_fail(
+	    "remotes = ( {\n"						/* 1 */
+	    "  name = \"web2\";\n"					/* 2 */
+	    "  host = \"-oProxyCommand=sh\";\n"			/* 3 */
+	    "  identity = \"key\";\n"					/* 4 */
+	    "} );\n"							/* 5 */
+	    "syncs = ( {\n"						/* 6 */
+	    "  name = \"site\";\n"					/* 7 */
+	    "  source = \"/srv/site\";\n"				/* 8 */
+	    "  exclude = ( \"[[=a=]]\" );\n"				/* 9 */
+	    "  destinations = ( \"web3:/x\",\n"			/* 10 */
+	    "    \"web2:x\",\n"						/* 11 */
+	    "    \"web2:/\", \"web2:/ok\" );\n"			/* 12 */
+	    "} );\n");
+	ASSERT_PROBLEM(errors, 3, "remote 'web2': host:", "no leading '-'");
+	ASSERT_PROBLEM(errors, 4, "remote 'web2': identity:", "absolute");
+	ASSERT_PROBLEM(errors, 1, "remote 'web2': missing required key "
+	    "'known_hosts'");
+	ASSERT_PROBLEM(errors, 9, "exclude: entry 1: rsync cannot be told");
+	ASSERT_PROBLEM(errors, 10, "'web3' is not a remote declared");
+	ASSERT_PROBLEM(errors, 11, "must be absolute");
+	ASSERT_PROBLEM(errors, 12, "not '/' itself");
+	free(errors);
+}
+END_TEST
+
 START_TEST(test_check_sources)
 {
 	char *text, *errors = NULL;
@@ -1090,6 +1169,7 @@ config_suite(void)
 	tcase_add_test(tc, test_invalid_words);
 	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_check_sources);
+	tcase_add_test(tc, test_remotes);
 	tcase_add_test(tc, test_invalid_exclude);
 	tcase_add_test(tc, test_max_delete);
 	tcase_add_test(tc, test_max_delete_invalid);
