@@ -22,6 +22,8 @@ int exclude_add(Exclude *ex, const char *pattern);
 /* relpath: relative to the source root, no leading '/', never empty. */
 bool exclude_match(const Exclude *ex, const char *relpath, bool is_dir);
 size_t exclude_count(const Exclude *ex);
+/* Pattern i as it was given to exclude_add (NULL past the end). */
+const char *exclude_pattern(const Exclude *ex, size_t i);
 /* Same patterns in the same order (a reload keeps such a pair running). */
 bool exclude_equal(const Exclude *a, const Exclude *b);
 void exclude_free(Exclude *ex);

@@ -16,6 +16,7 @@
 #include "engine/exclude.h"
 
 struct pattern {
+	char *text;		/* as given (for rsync filter rules) */
 	char *glob;		/* without the leading and one trailing '/' */
 	bool whole_path;	/* had a '/': matched against the relative path */
 	bool dir_only;		/* had a trailing '/' */
@@ -65,7 +66,11 @@ exclude_add(Exclude *ex, const char *pattern)
 		goto out;
 	}
 	p.glob = strndup(start, len);
-	if (p.glob == NULL) {
+	p.text = strdup(pattern);
+	if (p.glob == NULL || p.text == NULL) {
+		free(p.glob);
+		free(p.text);
+		p.glob = p.text = NULL;
 		r = -ENOMEM;
 		goto out;
 	}
@@ -82,9 +87,10 @@ exclude_add(Exclude *ex, const char *pattern)
 		ex->cap = cap;
 	}
 	ex->patterns[ex->n++] = p;
-	p.glob = NULL;
+	p.glob = p.text = NULL;
 out:
 	free(p.glob);
+	free(p.text);
 	return r;
 }
 
@@ -126,6 +132,12 @@ exclude_count(const Exclude *ex)
 	return ex->n;
 }
 
+const char *
+exclude_pattern(const Exclude *ex, size_t i)
+{
+	return i < ex->n ? ex->patterns[i].text : NULL;
+}
+
 void
 exclude_free(Exclude *ex)
 {
@@ -133,8 +145,10 @@ exclude_free(Exclude *ex)
 
 	if (ex == NULL)
 		return;
-	for (i = 0; i < ex->n; i++)
+	for (i = 0; i < ex->n; i++) {
 		free(ex->patterns[i].glob);
+		free(ex->patterns[i].text);
+	}
 	free(ex->patterns);
 	free(ex);
 }
