@@ -34,6 +34,7 @@
 
 static struct event_base *base;
 static Dest *dest;
+static const SyncPairConfig *cur_pair;
 static struct evbuffer *in;
 static struct event *in_ev, *tick;
 static unsigned long seq;
@@ -172,7 +173,8 @@ command(char *line)
 	if (strcmp(f[0], "sync") == 0) {
 		DestBatch *b = dest_batch_new(n - 1);
 
-		b->opt.rules.delete = true;
+		b->opt.rules.delete = cur_pair->delete;
+		b->opt.rules.compare = cur_pair->compare;
 		b->opt.rules.preserve_owner = geteuid() == 0;
 		b->done = batch_done;
 		b->arg = (void *)(uintptr_t)seq;
@@ -262,6 +264,7 @@ main(int argc, char **argv)
 	pair = config_find_sync(cfg, argv[2]);
 	if (pair == NULL)
 		return 2;
+	cur_pair = pair;
 	synclog_open(cfg->log_file, cfg->log_level);
 	fsutil_init_temp_tag();
 	base = event_base_new();
