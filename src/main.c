@@ -40,6 +40,7 @@ typedef struct Once {
 	struct timespec started;
 	struct event *progress;
 	bool interrupted;
+	size_t remote_skipped;	/* remote destinations: not --once's */
 } Once;
 
 static void
@@ -215,6 +216,16 @@ run_once(Config *cfg)
 	for (size_t i = 0; i < cfg->n_syncs; i++) {
 		const SyncPairConfig *p = &cfg->syncs[i];
 		for (size_t d = 0; d < p->n_destinations; d++) {
+			if (p->dest_remotes[d] != NULL) {
+				/* Not a path here: dest/remote.c's, which
+				 * only the daemon runs so far. */
+				synclog_event(LOG_LEVEL_ERROR, p->name, "full",
+				    "", p->destinations[d], "remote "
+				    "destinations are synced by the daemon "
+				    "only (not by --once yet): skipped");
+				once.remote_skipped++;
+				continue;
+			}
 			r = fullsync_new(once.pool, p, p->destinations[d], "", &opt,
 			    on_pass_done, &once, &once.passes[once.n_passes]);
 			if (r < 0)
@@ -236,7 +247,8 @@ run_once(Config *cfg)
 	}
 	for (size_t i = 0; i < once.n_passes; i++)
 		fullsync_start(once.passes[i]);
-	event_base_dispatch(once.base);
+	if (once.n_passes > 0)
+		event_base_dispatch(once.base);
 	synclog_set_progress(NULL);
 
 	sum_stats(&once, &total);
@@ -256,7 +268,8 @@ run_once(Config *cfg)
 		    (unsigned long long)total.deleted,
 		    (unsigned long long)total.errors,
 		    total.errors == 1 ? "" : "s");
-		status = total.errors == 0 ? 0 : EXIT_RUNTIME;
+		status = total.errors == 0 && once.remote_skipped == 0 ? 0 :
+		    EXIT_RUNTIME;
 	}
 out:
 	/* Workers finish what they are doing (a copy in progress is renamed
