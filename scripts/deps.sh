@@ -11,7 +11,10 @@ packages=(
   python3 rsync valgrind util-linux passwd procps
   systemd systemd-container debootstrap groff-base man-db logrotate
   clang libclang-rt-dev
+  debhelper dpkg-dev lintian bash-completion
 )
+# Not here: prometheus (tests/integration/test_metrics.py installs it when
+# missing and keeps the package's own server from running on :9090).
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)
 fi

@@ -36,6 +36,7 @@ DEADLINE = 60  # seconds; the machine is shared, never a timing assertion
 CONFIG = """workers = 2;
 delay_ms = 20;
 log_level = "info";
+%s
 syncs = (
 %s
 );
@@ -72,6 +73,7 @@ class Systemd(unittest.TestCase):
     nspawn = None
     leader = None
     mounted = False
+    config_extra = ""  # more global settings for the config file
 
     @classmethod
     def setUpClass(cls):
@@ -106,15 +108,9 @@ class Systemd(unittest.TestCase):
             os.rmdir(cls.root)
             subprocess.run(["cp", "-a", "--reflink=auto", cache, cls.root],
                            check=True)
-        subprocess.run(["meson", "install", "-C", BUILD, "--destdir",
-                        cls.root, "--no-rebuild", "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
         for p in ("srv/src/alpha", "srv/src/beta", "srv/dst"):
             os.makedirs(os.path.join(cls.root, p))
-        cls.write_config(["alpha"])
-        # What an operator does (see the unit's comment): grant the
-        # destinations.
-        cls.dropin("dest.conf", "[Service]\nReadWritePaths=/srv/dst\n")
+        cls.install()
         cls.console = open(os.path.join(d, "console.log"), "w")
         cls.machine = "treesync-test-%d" % os.getpid()
         cls.nspawn = subprocess.Popen(
@@ -129,6 +125,27 @@ class Systemd(unittest.TestCase):
             ["systemctl", "is-system-running", "--wait"], check=False,
             timeout=120).stdout.strip(), deadline=120)
         log("booted (%s)" % state)
+        cls.after_boot()
+
+    @classmethod
+    def install(cls):
+        """treesync into the root before it boots (test_deb.py: the
+        package instead, after the boot)."""
+        subprocess.run(["meson", "install", "-C", BUILD, "--destdir",
+                        cls.root, "--no-rebuild", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        cls.configure()
+
+    @classmethod
+    def configure(cls):
+        cls.write_config(["alpha"])
+        # What an operator does (see the unit's comment): grant the
+        # destinations.
+        cls.dropin("dest.conf", "[Service]\nReadWritePaths=/srv/dst\n")
+
+    @classmethod
+    def after_boot(cls):
+        pass
 
     @classmethod
     def find_leader(cls):
@@ -164,7 +181,8 @@ class Systemd(unittest.TestCase):
     def write_config(cls, names):
         with open(os.path.join(cls.root, "etc/treesync/treesync.conf"),
                   "w") as f:
-            f.write(CONFIG % ",\n".join(PAIR % (n, n, n) for n in names))
+            f.write(CONFIG % (cls.config_extra,
+                              ",\n".join(PAIR % (n, n, n) for n in names)))
 
     @classmethod
     def dropin(cls, name, text):
