@@ -476,14 +476,20 @@ move_control(Daemon *dm, const char *path, struct evbuffer *answer)
 	dm->control = c;
 }
 
-/* control_socket_group, else the daemon's own group, on the socket file. */
+/*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Without it the file keeps the
+ * group it was made with.
+ */
 static void
-apply_socket_group(Daemon *dm, const Config *cfg)
+apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
 {
 	gid_t gid = cfg->control_socket_group != NULL ?
 	    cfg->control_socket_gid : getegid();
 	int r;
 
+	if (cfg->control_socket_group == NULL && !was_set)
+		return;
 	if (dm->control != NULL && (r = control_set_group(dm->control,
 	    gid)) < 0)
 		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
@@ -573,6 +579,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 	char *errors = NULL;
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
+	bool had_group;
 	int r;
 
 	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
@@ -633,10 +640,11 @@ reload(Daemon *dm, struct evbuffer *answer)
 			    np->name);
 	}
 	move_metrics(dm, cfg, true, answer);
+	had_group = dm->current->cfg->control_socket_group != NULL;
 	ref_put(dm->current);
 	dm->current = ref;
 	move_control(dm, cfg->control_socket, answer);
-	apply_socket_group(dm, cfg);
+	apply_socket_group(dm, cfg, had_group);
 	if (cfg->n_syncs == 0)
 		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
 		    "a reload brings one", dm->config_path);
@@ -871,7 +879,7 @@ daemon_run(Config *cfg)
 		    strerror(-r), cfg->path);
 		goto out;
 	}
-	apply_socket_group(&dm, cfg);
+	apply_socket_group(&dm, cfg, false);
 	if (move_metrics(&dm, cfg, false, NULL) < 0)
 		goto out;
 	if ((r = notify_init(dm.base)) < 0) {
