@@ -10,7 +10,8 @@ when there is no root, no mirror or no debootstrap.
 
 Environment: TREESYNC_BUILD_DIR (the meson build dir to install from;
 default build/), TREESYNC_SOURCE_ROOT, TREESYNC_KEEP=1 keeps the run dir.
-Tests run in order (test_1_ .. test_7_) on one booted container.
+Tests run in order (test_1_ .. test_7_) on one booted container; test_5c
+checks that the sandbox lets metrics_listen have its TCP socket.
 """
 import json
 import os
@@ -340,6 +341,32 @@ class Systemd(unittest.TestCase):
         self.assertEqual(p["ActiveState"], "active")
         self.assertTrue([e for e in self.journal("SYNC=beta")
                          if e.get("PATH") == "later.txt"])
+
+    def test_5c_metrics_endpoint_inside_the_sandbox(self):
+        # The unit's RestrictAddressFamilies= must let metrics_listen
+        # have its TCP socket. The container shares the host's network:
+        # a free loopback port of the host.
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        saved = type(self).config_extra
+        type(self).config_extra = saved + (
+            '\nmetrics_listen = "127.0.0.1:%d";' % port)
+        try:
+            self.write_config(["alpha", "beta"])
+            self.sh(["systemctl", "reload", "treesyncd"], timeout=120)
+            # bash's /dev/tcp: the minimal root has no HTTP client.
+            r = self.sh(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d && "
+                         "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 "
+                         "&& cat <&3" % port])
+            self.assertTrue(r.stdout.startswith("HTTP/1.0 200 OK"), r.stdout)
+            self.assertIn('treesync_files_copied_total{sync="alpha",'
+                          'destination="/srv/dst/alpha"} ', r.stdout)
+        finally:
+            type(self).config_extra = saved
+            self.write_config(["alpha", "beta"])
+            self.sh(["systemctl", "reload", "treesyncd"], timeout=120)
 
     def test_6_watchdog_restarts_stalled_daemon(self):
         self.dropin("watchdog.conf", "[Service]\nWatchdogSec=3s\n"
