@@ -203,8 +203,10 @@ renew_deadline(MetricsHttp *m, struct evhttp_request *req)
 	    evhttp_connection_get_bufferevent(evcon) : NULL;
 	int fd = bev != NULL ? bufferevent_getfd(bev) : -1;
 
+	/* The fd number alone may also be a closed connection's that the
+	 * sweep has not freed yet: the inode tells them apart. */
 	for (size_t i = 0; i < m->n_conns && fd >= 0; i++)
-		if (m->conns[i].fd == fd) {
+		if (m->conns[i].fd == fd && conn_open(&m->conns[i])) {
 			m->conns[i].deadline = now_s() +
 			    METRICS_HTTP_TIMEOUT_S;
 			break;

@@ -390,6 +390,28 @@ class Endpoint(MetricsCase):
         self.wait_for("GET /metrics to answer after the flood",
                       lambda: self.request()[0] == 200)
 
+    def test_kept_alive_scrapes_are_not_cut_off(self):
+        # As Prometheus scrapes: one connection, a request a second, for
+        # longer than the deadline; each answer gives the next request a
+        # new one.
+        self.start()
+        c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                       timeout=30 * SLOW)
+        c.connect()
+        first = c.sock
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < TIMEOUT_S + 3:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            self.assertIs(c.sock, first, "the connection was replaced")
+            n += 1
+            time.sleep(1)
+        c.close()
+        self.assertGreater(n, TIMEOUT_S)
+
     def test_trickling_client_is_cut_off(self):
         self.start()
         s = socket.create_connection(("127.0.0.1", self.port))
