@@ -22,7 +22,10 @@
  * Control socket: requests from treesyncctl are answered here, on the
  * reactor (control.c serves the socket, metrics.c renders). A reload that
  * changes control_socket opens the new socket first and stops the old
- * one only when that worked.
+ * one only when that worked; control_socket_group is applied to it each
+ * time. metrics_listen (metrics_http.c) is started, moved and stopped
+ * the same way; its GET /metrics renders the same snapshot as
+ * treesyncctl metrics.
  * systemd (notify.c): READY=1 once every pair's watches are in place and
  * its first pass started (or it fell back to polling); RELOADING=1 ..
  * READY=1 around a reload; a STATUS= line refreshed at most once a second
@@ -48,6 +51,7 @@
 #include "service/daemon.h"
 #include "live/live.h"
 #include "service/metrics.h"
+#include "service/metrics_http.h"
 #include "service/notify.h"
 #include "engine/pool.h"
 #include "util/synclog.h"
@@ -93,6 +97,7 @@ typedef struct Daemon {
 	struct event *reaper;
 	Control *control;
 	Control *old_control;	/* stopped by a reload that moved it */
+	MetricsHttp *metrics;	/* metrics_listen; NULL: not configured */
 	time_t started;
 	struct event *restarter;	/* pairs whose source is back */
 	bool trim_due;		/* jobs were out since the last malloc_trim */
@@ -472,6 +477,97 @@ move_control(Daemon *dm, const char *path, struct evbuffer *answer)
 }
 
 /*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Without it the file keeps the
+ * group it was made with.
+ */
+static void
+apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
+{
+	gid_t gid = cfg->control_socket_group != NULL ?
+	    cfg->control_socket_gid : getegid();
+	int r;
+
+	if (cfg->control_socket_group == NULL && !was_set)
+		return;
+	if (dm->control != NULL && (r = control_set_group(dm->control,
+	    gid)) < 0)
+		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
+		    "'%s' the group %s: %s; only root may connect",
+		    control_path(dm->control), cfg->control_socket_group ?
+		    cfg->control_socket_group : "of the daemon", strerror(-r));
+}
+
+static int render_metrics(struct evbuffer *out, void *arg);
+
+/*
+ * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
+ * (answer may be NULL then) a new address that cannot be had keeps the
+ * old one. 0, or -errno when the endpoint cfg names is not listening.
+ */
+static int
+move_metrics(Daemon *dm, const Config *cfg, bool reloading,
+    struct evbuffer *answer)
+{
+	const char *was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->metrics_addr;
+	MetricsHttp *m = NULL;
+	int r;
+
+	if (cfg->metrics_listen == NULL) {
+		if (was != NULL)
+			synclog_msg(LOG_LEVEL_INFO, "metrics endpoint on %s "
+			    "stopped (no metrics_listen)", was);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		return 0;
+	}
+	if (was != NULL && strcmp(was, cfg->metrics_listen) == 0)
+		return 0;
+	r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+	    cfg->metrics_addrlen, render_metrics, dm, &m);
+	if (r == -EADDRINUSE && dm->metrics != NULL) {
+		/* Perhaps we hold the port ourselves ("127.0.0.1:9851" to
+		 * "0.0.0.0:9851"): let it go, and take it back on failure. */
+		char *old = strdup(was);
+		MetricsHttp *back = NULL;
+		struct sockaddr_storage osa;
+		socklen_t olen;
+		const struct sockaddr *held = metrics_http_addr(dm->metrics,
+		    &olen);
+
+		memcpy(&osa, held, olen);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+		    cfg->metrics_addrlen, render_metrics, dm, &m);
+		if (r < 0 && old != NULL && metrics_http_new(dm->base, old,
+		    (const struct sockaddr *)&osa, olen, render_metrics, dm,
+		    &back) == 0)
+			dm->metrics = back;
+		free(old);
+		was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	}
+	if (r < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "%scannot listen on %s "
+		    "(metrics_listen): %s; %s%s", reloading ? "reload: " : "",
+		    cfg->metrics_listen, strerror(-r), reloading ?
+		    "the metrics endpoint stays on " : "not starting",
+		    reloading ? (was ? was : "(none)") : "");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot listen on %s "
+			    "(metrics_listen): %s\n", cfg->metrics_listen,
+			    strerror(-r));
+		return r;
+	}
+	metrics_http_free(dm->metrics);
+	dm->metrics = m;
+	synclog_msg(LOG_LEVEL_INFO, "metrics endpoint: http://%s/metrics",
+	    cfg->metrics_listen);
+	return 0;
+}
+
+/*
  * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
  * running configuration stays); answer (may be NULL) gets what the
  * operator should read: the FILE:LINE problems, or what changed.
@@ -483,6 +579,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 	char *errors = NULL;
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
+	bool had_group;
 	int r;
 
 	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
@@ -542,9 +639,15 @@ reload(Daemon *dm, struct evbuffer *answer)
 			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
 			    np->name);
 	}
+	move_metrics(dm, cfg, true, answer);
+	had_group = dm->current->cfg->control_socket_group != NULL;
 	ref_put(dm->current);
 	dm->current = ref;
 	move_control(dm, cfg->control_socket, answer);
+	apply_socket_group(dm, cfg, had_group);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", dm->config_path);
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
 	if (answer != NULL)
@@ -599,6 +702,19 @@ snapshot_release(DaemonStatus *st)
 	for (size_t i = 0; i < st->n_pairs; i++)
 		live_stats_release(&st->pairs[i].live);
 	free(st->pairs);
+}
+
+/* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
+static int
+render_metrics(struct evbuffer *out, void *arg)
+{
+	DaemonStatus st;
+	int r;
+
+	if ((r = snapshot(arg, &st)) == 0)
+		metrics_prometheus(&st, out);
+	snapshot_release(&st);
+	return r;
 }
 
 /* treesyncctl's requests (control.c parsed them). */
@@ -763,6 +879,9 @@ daemon_run(Config *cfg)
 		    strerror(-r), cfg->path);
 		goto out;
 	}
+	apply_socket_group(&dm, cfg, false);
+	if (move_metrics(&dm, cfg, false, NULL) < 0)
+		goto out;
 	if ((r = notify_init(dm.base)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
 		    "watchdog timer: %s", strerror(-r));
@@ -772,6 +891,9 @@ daemon_run(Config *cfg)
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
 	    cfg->delay_ms, cfg->path);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", cfg->path);
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
 			goto out;
@@ -779,6 +901,7 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	metrics_http_free(dm.metrics);
 	control_free(dm.control);
 	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
