@@ -248,6 +248,30 @@ class Deb(test_systemd.Systemd):
         with open(os.path.join(info, "conffiles")) as f:
             self.assertIn("/etc/treesync/treesync.conf", f.read().split())
 
+    def test_0a_remote_side_has_a_package_of_its_own(self):
+        """A host that only receives mirrors installs treesync-remote
+        alone: the forced command and its man page, nothing of the
+        daemon, and rsync (which it execs) as a dependency."""
+        deb = os.path.join(self.build_dir, "treesync-remote_%s_amd64.deb" %
+                           project_version())
+        self.assertTrue(os.path.exists(deb), os.listdir(self.build_dir))
+        contents = subprocess.run(["dpkg-deb", "-c", deb],
+                                  stdout=subprocess.PIPE, text=True,
+                                  check=True).stdout
+        files = [ln.split()[-1] for ln in contents.splitlines()
+                 if not ln.startswith("d")]
+        self.assertIn("./usr/bin/treesync-remote", files)
+        self.assertIn("./usr/share/man/man8/treesync-remote.8.gz", files)
+        self.assertFalse([f for f in files if "treesyncd" in f], files)
+        depends = subprocess.run(["dpkg-deb", "-f", deb, "Depends"],
+                                 stdout=subprocess.PIPE, text=True,
+                                 check=True).stdout
+        self.assertRegex(depends, r"\brsync \(>= 3\.2\)")
+        main = subprocess.run(["dpkg-deb", "-c", self.deb],
+                              stdout=subprocess.PIPE, text=True,
+                              check=True).stdout
+        self.assertNotIn("treesync-remote", main)
+
     def test_0b_installed_idle_enabled_group_socket(self):
         st = self.installed_state
         self.assertEqual(st["enabled"], "enabled")
