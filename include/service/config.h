@@ -14,6 +14,7 @@
 
 #include "engine/pair.h"
 #include "util/synclog.h"
+#include "watch/watcher.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/treesync/treesync.conf"
 #define CONFIG_DEFAULT_SOCKET "/run/treesync/control.sock"
@@ -30,6 +31,7 @@ typedef struct Config {
 	LogLevel log_level;
 	char *control_socket;
 	MaxDelete max_delete;	/* default of every sync pair */
+	WatchMode watch;	/* `watch`, default WATCH_AUTO */
 	SyncPairConfig *syncs;
 	size_t n_syncs;
 } Config;

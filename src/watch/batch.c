@@ -82,7 +82,7 @@ watch_emit_event(Watcher *w, unsigned root, uint32_t mask, uint32_t cookie,
 		watch_hand_off(w);
 }
 
-void
+WatchNotice *
 watch_emit_notice(Watcher *w, WatchNoticeKind kind, unsigned root, int error,
     size_t needed, size_t placed)
 {
@@ -93,10 +93,11 @@ watch_emit_notice(Watcher *w, WatchNoticeKind kind, unsigned root, int error,
 		b->pub.notices = xrealloc(b->pub.notices,
 		    b->cap_notices * sizeof *b->pub.notices);
 	}
-	b->pub.notices[b->pub.n_notices++] = (WatchNotice){
+	b->pub.notices[b->pub.n_notices] = (WatchNotice){
 		.kind = kind, .root = root, .error = error,
 		.dirs_needed = needed, .dirs_placed = placed,
 	};
+	return &b->pub.notices[b->pub.n_notices++];
 }
 
 void

@@ -1,8 +1,9 @@
 /*
- * events — one pass of raw inotify events turned into changes of the
- * node tree and the events reported to the reactor (watcher thread). A
- * pass is read whole before it is processed, so a directory's
- * IN_MOVED_FROM pairs with its IN_MOVED_TO (same cookie) in the pass.
+ * events — one pass of raw events (inotify's, and fanotify's decoded to
+ * the same IN_* form) turned into changes of the node tree and the
+ * events reported to the reactor (watcher thread). A pass is read whole
+ * before it is processed, so a directory's IN_MOVED_FROM pairs with its
+ * IN_MOVED_TO (same cookie, same mechanism) in the pass.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,20 +17,24 @@
 #include "watch-int.h"
 
 static bool
-moved_to_follows(const Watcher *w, size_t i, uint32_t cookie)
+moved_to_follows(const Watcher *w, size_t i)
 {
+	const struct raw *e = &w->raw[i];
+
 	for (size_t j = i + 1; j < w->n_raw; j++)
 		if ((w->raw[j].mask & (IN_MOVED_TO | IN_ISDIR)) ==
-		    (IN_MOVED_TO | IN_ISDIR) && w->raw[j].cookie == cookie)
+		    (IN_MOVED_TO | IN_ISDIR) && w->raw[j].cookie == e->cookie &&
+		    w->raw[j].fan == e->fan)
 			return true;
 	return false;
 }
 
 static struct node *
-take_move(Watcher *w, uint32_t cookie)
+take_move(Watcher *w, const struct raw *e)
 {
 	for (size_t i = 0; i < w->n_moves; i++) {
-		if (w->moves[i].cookie == cookie) {
+		if (w->moves[i].cookie == e->cookie &&
+		    w->moves[i].fan == e->fan) {
 			struct node *n = w->moves[i].node;
 			w->moves[i] = w->moves[--w->n_moves];
 			return n;
@@ -63,14 +68,14 @@ moved_within(Watcher *w, struct root *root, struct node *n,
 	const char *name = slash != NULL ? slash + 1 : relpath;
 	struct root *from = watch_node_path(w, n, &w->path2);
 	bool other = false;
-	struct stat st;
+	struct dir_id id;
 	int fd;
 
 	if (watch_root_hold(root) == 0) {
 		fd = open_beneath(root->fd, relpath, O_PATH | O_DIRECTORY);
 		if (fd >= 0) {
-			other = fstat(fd, &st) == 0 &&
-			    (st.st_dev != n->dev || st.st_ino != n->ino);
+			other = watch_dir_id(w, root->fan, fd, &id) == 0 &&
+			    !watch_node_is(n, &id);
 			close(fd);
 		}
 		watch_root_release(root);
@@ -130,18 +135,23 @@ on_dir_moved_from(Watcher *w, struct root *root, struct node *n,
     size_t i, const char *name)
 {
 	const struct raw *e = &w->raw[i];
-	struct node *old = watch_node_by_name(w, n, name);
+	struct dir_id child;
+	struct node *old;
 
+	if (e->fan && e->child != SIZE_MAX)
+		watch_fan_unpack(w, e->child, &child);
+	old = watch_node_child(w, n, name, e->fan && e->child != SIZE_MAX ?
+	    &child : NULL);
 	watch_emit_event(w, root->id, e->mask, e->cookie, false, w->path.s,
 	    w->path.len);
-	if (moved_to_follows(w, i, e->cookie)) {
+	if (moved_to_follows(w, i)) {
 		if (w->n_moves == w->cap_moves) {
 			w->cap_moves = w->cap_moves ? 2 * w->cap_moves : 16;
 			w->moves = xrealloc(w->moves,
 			    w->cap_moves * sizeof *w->moves);
 		}
 		w->moves[w->n_moves++] = (struct pending_move){
-			.cookie = e->cookie, .node = old,
+			.fan = e->fan, .cookie = e->cookie, .node = old,
 		};
 	} else if (old != NULL && !watch_still_there(w, old)) {
 		/* Moved out of every watched tree. */
@@ -154,7 +164,7 @@ static void
 on_dir_moved_to(Watcher *w, struct root *root, struct node *n,
     const struct raw *e, bool excluded)
 {
-	struct node *moved = take_move(w, e->cookie);
+	struct node *moved = take_move(w, e);
 	char *relpath;
 
 	if (excluded) {
@@ -195,10 +205,14 @@ on_entry_event(Watcher *w, struct root *root, struct node *n, size_t i,
 		/* Not mirrored; but a name that came or went moved its
 		 * directory's mtime, which live checks (SPEC: directory
 		 * mtimes converge). Never watched. */
-		if (e->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-		    IN_MOVED_TO))
-			watch_emit_event(w, root->id, e->mask, e->cookie,
-			    false, w->path.s, w->path.len);
+		uint32_t entry = e->mask & (IN_CREATE | IN_DELETE |
+		    IN_MOVED_FROM | IN_MOVED_TO);
+
+		/* Only that: a fanotify event may carry its writes too. */
+		if (entry != 0)
+			watch_emit_event(w, root->id, entry |
+			    (e->mask & IN_ISDIR), e->cookie, false, w->path.s,
+			    w->path.len);
 		return;
 	}
 	watch_emit_event(w, root->id, e->mask, e->cookie, false, w->path.s,
@@ -222,8 +236,10 @@ process_event(Watcher *w, size_t i)
 		w->need_repair = true;
 		return;
 	}
-	/* wd -1 (overflow) never gets here; unknown wds are removed watches. */
-	if ((n = watch_node_by_wd(w, e->wd)) == NULL)
+	/* wd -1 (overflow) never gets here; unknown wds are removed watches,
+	 * unknown handles directories outside every root. */
+	if ((n = e->fan ? watch_fan_lookup(w, e->dir) :
+	    watch_node_by_wd(w, e->wd)) == NULL)
 		return;
 	if (e->mask & IN_IGNORED) {
 		on_ignored(w, n);
@@ -238,6 +254,11 @@ process_event(Watcher *w, size_t i)
 	if (name[0] == '\0') {
 		if ((n->flags & NODE_TOP) || (e->mask & IN_UNMOUNT))
 			watch_emit_event(w, root->id, e->mask, e->cookie,
+			    false, w->path.s, w->path.len);
+		else if (e->fan && (e->mask & IN_ATTRIB))
+			/* fanotify reports a directory's own change only
+			 * on itself: say it as inotify's parent watch does. */
+			watch_emit_event(w, root->id, IN_ATTRIB | IN_ISDIR, 0,
 			    false, w->path.s, w->path.len);
 		return;
 	}

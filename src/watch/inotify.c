@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,6 @@ int
 watch_lib_start(Watcher *w)
 {
 	char path[48];
-	struct inotify_event *ev;
 	struct fdset before = { 0 };
 	const char *lib_name;
 	bool wake_watched;
@@ -173,10 +173,11 @@ watch_lib_start(Watcher *w)
 		inotifytools_cleanup();
 		return r;
 	}
-	/* Self-test: does this kernel report pipe writes? */
-	if (wake_watched && write(w->wake_wr, "x", 1) == 1 &&
-	    (ev = inotifytools_next_events(1, 1)) != NULL && ev->wd == 1)
+	/* The thread polls the pipe itself: the watch only told the fd.
+	 * Its events (a write per command) are skipped. */
+	if (wake_watched)
 		w->wake_wd = 1;
+	w->ino_pending = false;
 	return 0;
 }
 
@@ -231,17 +232,19 @@ raw_push(Watcher *w, const struct inotify_event *ev)
 	w->raw_names.len += len + 1;
 }
 
-/* False when the library failed (the pass is not to be processed). */
+/*
+ * After poll said the fd is readable (or the last pass stopped at the
+ * cap: the rest may be in the library's buffer, which poll cannot see).
+ * Timeout 0 only polls: a pass is "everything queued now", up to
+ * READ_CAP. False when the library failed.
+ */
 bool
 watch_read_pass(Watcher *w, bool *wake)
 {
 	struct inotify_event *ev;
-	long timeout = w->wake_wd >= 0 ? -1 : 1;
 
-	w->n_raw = 0;
-	w->raw_names.len = 0;
-	w->n_moves = 0;
-	ev = inotifytools_next_events(timeout, 1);
+	w->ino_pending = false;
+	ev = inotifytools_next_events(0, 1);
 	if (ev == NULL && inotifytools_error() != 0 &&
 	    inotifytools_error() != EINTR) {
 		/* Not expected from a healthy fd; do not spin on it. */
@@ -256,11 +259,32 @@ watch_read_pass(Watcher *w, bool *wake)
 			raw_push(w, ev);
 		/* Stop at the cap, but not between a move's two halves. */
 		if (w->n_raw >= READ_CAP &&
-		    !(w->raw[w->n_raw - 1].mask & IN_MOVED_FROM))
+		    !(w->raw[w->n_raw - 1].mask & IN_MOVED_FROM)) {
+			w->ino_pending = true;
 			break;
+		}
 		ev = inotifytools_next_events(0, 1);
 	}
 	return true;
+}
+
+void
+watch_wait(Watcher *w, bool *wake, bool *ino, bool *fan)
+{
+	struct pollfd p[3] = {
+		{ .fd = w->wake_rd, .events = POLLIN },
+		{ .fd = w->ifd, .events = POLLIN },
+		{ .fd = w->fan_fd, .events = POLLIN },
+	};
+	int timeout = w->ino_pending || w->fan_pending ? 0 : -1;
+
+	if (poll(p, 3, timeout) < 0) {
+		p[0].revents = p[1].revents = p[2].revents = 0;
+		*wake = true;	/* EINTR: look at the commands anyway */
+	}
+	*wake |= p[0].revents != 0;
+	*ino = p[1].revents != 0 || w->ino_pending;
+	*fan = p[2].revents != 0 || w->fan_pending;
 }
 
 void

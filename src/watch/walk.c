@@ -38,7 +38,7 @@ watch_root_hold(struct root *root)
 	if ((fd = open(root->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -errno;
 	if (root->top != NULL && (fstat(fd, &st) < 0 ||
-	    st.st_dev != root->top->dev || st.st_ino != root->top->ino)) {
+	    st.st_dev != root->dev || st.st_ino != root->ino)) {
 		close(fd);
 		return -ESTALE;
 	}
@@ -56,19 +56,38 @@ watch_root_release(struct root *root)
 	}
 }
 
+int
+watch_dir_id(Watcher *w, bool fan, int fd, struct dir_id *id)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->hlen = 0;
+	id->htype = 0;
+	if (!fan)
+		return 0;
+	for (id->fs = 0; id->fs < w->n_fs; id->fs++)
+		if (w->fs[id->fs].dev == st.st_dev)
+			return watch_fan_handle(fd, id);
+	return -ENOENT;		/* not a marked file system: none of ours */
+}
+
 bool
 watch_still_there(Watcher *w, const struct node *n)
 {
 	struct root *root = watch_node_path(w, n, &w->path2);
-	struct stat st;
+	struct dir_id id;
 	int fd;
 	bool same;
 
 	if (root == NULL || watch_root_hold(root) < 0)
 		return false;
 	fd = open_beneath(root->fd, w->path2.s, O_PATH | O_DIRECTORY);
-	same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == n->dev &&
-	    st.st_ino == n->ino;
+	same = fd >= 0 && watch_dir_id(w, (n->flags & NODE_FAN) != 0, fd,
+	    &id) == 0 && watch_node_is(n, &id);
 	if (fd >= 0)
 		close(fd);
 	watch_root_release(root);
@@ -100,19 +119,20 @@ walk_push(struct walk *wk, struct node *parent, const char *relpath)
 	wk->paths.len += len + 1;
 }
 
-/* A new watch (wd) on the directory st at name under parent. */
+/* A new node n (of the directory st) at name under parent. */
 static struct node *
-place_new(Watcher *w, struct walk *wk, int wd, const struct stat *st,
-    struct node *parent, const char *name, bool top)
+place_new(Watcher *w, struct walk *wk, struct node *n,
+    const struct stat *st, struct node *parent, const char *name, bool top)
 {
-	struct node *n = watch_node_new(w, wd, name, st);
-
 	n->flags |= NODE_VISITED;
 	if (top) {
 		n->flags |= NODE_TOP;
 		wk->root->top = n;
+		wk->root->dev = st->st_dev;
+		wk->root->ino = st->st_ino;
 	} else {
-		struct node *occupant = watch_node_by_name(w, parent, name);
+		struct node *occupant = (n->flags & NODE_FAN) ? NULL :
+		    watch_node_by_name(w, parent, name);
 		if (occupant != NULL)
 			watch_node_orphan(w, occupant);
 		watch_node_attach(w, n, parent);
@@ -121,16 +141,23 @@ place_new(Watcher *w, struct walk *wk, int wd, const struct stat *st,
 	return n;
 }
 
-/* The kernel says the inode st is watched already (EEXIST): by which node? */
+/*
+ * The directory id already has a node: the kernel said EEXIST (inotify),
+ * or its handle is known (fanotify; n is that node, else NULL).
+ */
 static struct node *
-place_known(Watcher *w, struct walk *wk, const struct stat *st,
-    struct node *parent, const char *name, bool top, bool *skip)
+place_known(Watcher *w, struct walk *wk, const struct dir_id *id,
+    struct node *n, struct node *parent, const char *name, bool top,
+    bool *skip)
 {
-	struct node *n;
 	int r;
 
-	n = top ? wk->root->top : watch_node_by_name(w, parent, name);
-	if (n != NULL && n->dev == st->st_dev && n->ino == st->st_ino) {
+	if (!wk->root->fan)
+		n = top ? wk->root->top : watch_node_by_name(w, parent, name);
+	else if (!(top ? n == wk->root->top : n->parent == parent &&
+	    strcmp(n->name, name) == 0))
+		n = NULL;
+	if (n != NULL && watch_node_is(n, id)) {
 		/* Already watched here. It was read after its watch was
 		 * placed, so only a repair or another root needs it again. */
 		wk->placed++;
@@ -146,12 +173,18 @@ place_known(Watcher *w, struct walk *wk, const struct stat *st,
 		*skip = true;
 		return NULL;
 	}
-	if ((n = watch_node_by_inode(w, st)) == NULL) {
-		/* The kernel has a watch we do not know (a bug, or lost
-		 * track after an overflow): start over. */
-		w->need_rebuild = true;
-		walk_note(wk, -EIO);
-		return NULL;
+	if (wk->root->fan) {
+		n = watch_node_by_handle(w, id->fs, id->htype, id->hlen,
+		    id->handle);
+	} else {
+		struct stat st = { .st_dev = id->dev, .st_ino = id->ino };
+		if ((n = watch_node_by_inode(w, &st)) == NULL) {
+			/* The kernel has a watch we do not know (a bug, or
+			 * lost track after an overflow): start over. */
+			w->need_rebuild = true;
+			walk_note(wk, -EIO);
+			return NULL;
+		}
 	}
 	if (watch_still_there(w, n)) {
 		/* Visible at two paths (bind mount): watched at the other,
@@ -183,17 +216,35 @@ walk_place(Watcher *w, struct walk *wk, int fd, const struct stat *st,
 	const char *slash = strrchr(relpath, '/');
 	const char *name = slash != NULL ? slash + 1 : relpath;
 	bool top = relpath[0] == '\0';
+	struct dir_id id = { .dev = st->st_dev, .ino = st->st_ino };
+	struct node *n;
 	int wd = -1, r;
 
+	if (wk->root->fan) {
+		/* No watch: the file system's mark (placed at its first
+		 * directory) and the handle that events will name. */
+		if ((r = watch_fan_mark(w, fd, st, &id.fs)) < 0 ||
+		    (r = watch_fan_handle(fd, &id)) < 0) {
+			walk_note(wk, r);
+			return NULL;
+		}
+		n = watch_node_by_handle(w, id.fs, id.htype, id.hlen,
+		    id.handle);
+		if (n == NULL)
+			return place_new(w, wk, watch_node_new_fan(w, &id,
+			    name), st, parent, name, top);
+		return place_known(w, wk, &id, n, parent, name, top, skip);
+	}
 	if (wk->no_space) {
 		walk_note(wk, -ENOSPC);
 		return NULL;
 	}
 	r = watch_fd(w, fd, &wd);
 	if (r == 0)
-		return place_new(w, wk, wd, st, parent, name, top);
+		return place_new(w, wk, watch_node_new_ino(w, wd, name, st),
+		    st, parent, name, top);
 	if (r == -EEXIST)
-		return place_known(w, wk, st, parent, name, top, skip);
+		return place_known(w, wk, &id, NULL, parent, name, top, skip);
 	if (r == -ENOSPC)
 		wk->no_space = true;
 	walk_note(wk, r);
@@ -435,11 +486,43 @@ watch_repair(Watcher *w)
 	watch_nodes_lose_unvisited(w);
 }
 
+/*
+ * fanotify for root, if the mode wants it and its file system takes a
+ * mark; else inotify, with the reason in root->fan_error.
+ */
+static void
+choose_mechanism(Watcher *w, struct root *root, WatchMode mode)
+{
+	struct dir_id id;
+	struct stat st;
+	int fd, r;
+
+	if (mode == WATCH_INOTIFY)
+		return;
+	if ((r = watch_fan_start(w)) < 0)
+		goto out;
+	fd = open(root->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		/* The walk says why, whichever way it goes. */
+		root->fan = mode == WATCH_FANOTIFY;
+		return;
+	}
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if ((r = watch_fan_mark(w, fd, &st, &id.fs)) == 0)
+		r = watch_fan_handle(fd, &id);
+	close(fd);
+out:
+	root->fan = r == 0;
+	root->fan_error = r;
+}
+
 void
 watch_add_root(Watcher *w, struct cmd *c)
 {
 	struct root *root = xcalloc(1, sizeof *root);
 	struct walk wk = { 0 };
+	WatchNotice *ready;
 
 	root->id = c->root;
 	root->ex = c->ex;
@@ -449,14 +532,20 @@ watch_add_root(Watcher *w, struct cmd *c)
 	w->roots = root;
 	wk.root = root;
 	wk.rescan_known = true;
-	if (w->broken) {
+	choose_mechanism(w, root, c->mode);
+	if (c->mode == WATCH_FANOTIFY && !root->fan) {
+		wk.needed = 1;
+		wk.error = root->fan_error;
+	} else if (w->broken && !root->fan) {
 		wk.needed = 1;
 		wk.error = -EIO;
 	} else {
 		watch_walk_run(w, &wk, NULL, "");
 	}
-	watch_emit_notice(w, WATCH_ROOT_READY, c->root, wk.error, wk.needed,
-	    root->top != NULL ? wk.placed : 0);
+	ready = watch_emit_notice(w, WATCH_ROOT_READY, c->root, wk.error,
+	    wk.needed, root->top != NULL ? wk.placed : 0);
+	ready->mode = root->fan ? WATCH_FANOTIFY : WATCH_INOTIFY;
+	ready->fanotify_error = c->mode == WATCH_AUTO ? root->fan_error : 0;
 	if (root->top == NULL) {
 		w->roots = root->next;
 		free(root->path);

@@ -12,6 +12,8 @@
  *              (watcher thread)
  *   inotify.c  libinotifytools: the instance, finding its fd, the wake-up,
  *              reading a pass, rebuilding (watcher thread)
+ *   fanotify.c the fanotify group, file-system marks, file handles, reading
+ *              and decoding its events into the pass (watcher thread)
  *   events.c   one pass of raw events → the tree's changes and the events
  *              reported, moves paired (watcher thread)
  *   batch.c    the batch being filled and its hand-off (watcher thread),
@@ -49,24 +51,58 @@ enum {
 	NODE_LOST = 4,		/* orphan a repair walk did not find: outside */
 	NODE_UNMOUNTED = 8,	/* IN_UNMOUNT seen: look again at IN_IGNORED */
 	NODE_VISITED = 16,	/* reached by the current repair walk */
+	NODE_FAN = 32,		/* a struct fan_node (else a struct ino_node) */
 };
 
+#define HANDLE_MAX 64		/* file-handle bytes we keep (ext4: 8, tmpfs: 12) */
+
 /*
- * One watched directory. Owned by the wd map (Watcher.by_wd). One
- * allocation with its name (iname), see DESIGN.
+ * One watched directory: what both kinds share. Owned by the map its key
+ * is in (Watcher.by_wd or Watcher.by_handle); one allocation with its
+ * name, see DESIGN (Memory).
  */
 struct node {
 	struct node *parent;	/* NULL for a root's top and for orphans */
 	struct node *child;	/* first child */
 	struct node *next, *prev;	/* siblings */
-	MapNode by_wd;		/* in Watcher.by_wd, always */
+	MapNode key;		/* by_wd (inotify) or by_handle (fanotify) */
+	char *name;		/* "" for a root's top; the initial name or,
+				 * renamed, malloc'd */
+	uint8_t flags;
+	uint8_t fs;		/* fanotify: its file system, Watcher.fs */
+	uint8_t hlen;		/* fanotify: handle bytes */
+	int32_t htype;		/* fanotify: handle type */
+};
+
+/* A directory with an inotify watch. */
+struct ino_node {
+	struct node n;
 	MapNode by_name;	/* in Watcher.by_name while it has a parent */
-	char *name;		/* "" for a root's top; iname or, renamed, malloc'd */
 	uint64_t dev, ino;	/* tells a moved directory from a new one */
 	int wd;
-	uint8_t flags;
 	char iname[];		/* the name it was created with */
 };
+
+/* A directory under a fanotify mark: known by its file handle. */
+struct fan_node {
+	struct node n;
+	unsigned char data[];	/* hlen handle bytes, then the first name */
+};
+
+/* What an open directory is: inode, and for fanotify its handle. */
+struct dir_id {
+	uint64_t dev, ino;
+	uint8_t fs, hlen;
+	int32_t htype;
+	unsigned char handle[HANDLE_MAX];
+};
+
+/* A file system with a fanotify mark. */
+struct fan_fs {
+	uint64_t dev;
+	int32_t fsid[2];	/* as fanotify reports it (statfs f_fsid) */
+};
+#define FAN_FS_MAX 255
 
 /* A root as the watcher thread knows it. Owned by Watcher.roots. */
 struct root {
@@ -76,7 +112,10 @@ struct root {
 	int fd;			/* its directory while held: see watch_root_hold */
 	int holds;
 	const Exclude *ex;	/* borrowed until WATCH_ROOT_RELEASED */
+	bool fan;		/* watched through fanotify, else inotify */
+	int fan_error;		/* auto, inotify: why not fanotify */
 	struct node *top;	/* NULL once the directory is gone */
+	uint64_t dev, ino;	/* top's directory, while top is set */
 	bool gone;		/* its directory was deleted: nothing to repair */
 	/* New directories of this pass that needed / got a watch. */
 	size_t pass_needed, pass_placed;
@@ -89,15 +128,24 @@ struct sbuf {
 	size_t len, cap;
 };
 
-/* An event as read, copied out of libinotifytools' static buffer. */
+/*
+ * An event as read: copied out of libinotifytools' static buffer, or
+ * decoded from fanotify's (with IN_* bits: fanotify's have the same
+ * values, FAN_RENAME becomes an IN_MOVED_FROM / IN_MOVED_TO pair).
+ */
 struct raw {
-	int wd;
+	int wd;			/* inotify */
 	uint32_t mask, cookie;
+	bool fan;
 	size_t name;		/* offset in raw_names */
+	size_t dir, child;	/* fanotify: offsets in raw_names of packed
+				 * handles (see fanotify.c), child SIZE_MAX
+				 * when the event has none */
 };
 
 /* A directory moved within the pass: the node its IN_MOVED_FROM named. */
 struct pending_move {
+	bool fan;
 	uint32_t cookie;
 	struct node *node;	/* may be NULL: the old name was not watched */
 };
@@ -123,6 +171,7 @@ struct cmd {
 	unsigned root;
 	uint64_t seq;
 	const Exclude *ex;
+	WatchMode mode;
 	char path[];
 };
 
@@ -190,15 +239,28 @@ struct Watcher {
 	bool init_done;
 	int init_error;
 
-	/* Read end watched by the thread through inotify; the reactor writes. */
+	/* Read end polled by the thread; the reactor writes. */
 	int wake_rd, wake_wr;
 
 	/* Watcher thread only. */
 	struct root *roots;
-	Map by_wd, by_name;	/* struct node, see nodes.c */
+	Map by_wd, by_name;	/* struct ino_node, see nodes.c */
+	Map by_handle;		/* struct fan_node */
 	size_t lost;		/* NODE_LOST nodes */
 	int ifd;		/* libinotifytools' inotify fd, see inotify.c */
-	int wake_wd;		/* -1: no wake-up through inotify, poll 1 s */
+	int wake_wd;		/* the wake-up pipe's watch, found ifd; or -1 */
+	bool ino_pending;	/* a pass stopped at READ_CAP: more is queued */
+	/* fanotify (fanotify.c): the group, made at the first root that
+	 * wants it; fan_error when it could not be. */
+	int fan_fd;
+	int fan_error;
+	bool fan_tried, fan_rename, fan_target_fid;
+	bool fan_pending;	/* a pass stopped at READ_CAP */
+	uint64_t fan_mask;
+	struct fan_fs fs[FAN_FS_MAX];
+	size_t n_fs;
+	uint32_t fan_cookie;
+	char *fan_buf;
 	bool broken;		/* libinotifytools failed to start again */
 	bool need_rebuild;	/* a new inotify instance, see watch_rebuild */
 	bool need_repair;	/* events were lost, see watch_repair */
@@ -228,16 +290,26 @@ void sbuf_set(struct sbuf *b, const char *s, size_t len);
 void sbuf_join(struct sbuf *b, const char *name);
 void watch_emit_event(Watcher *w, unsigned root, uint32_t mask,
     uint32_t cookie, bool synthetic, const char *relpath, size_t len);
-void watch_emit_notice(Watcher *w, WatchNoticeKind kind, unsigned root,
-    int error, size_t needed, size_t placed);
+/* The notice, valid until the next one is emitted. */
+WatchNotice *watch_emit_notice(Watcher *w, WatchNoticeKind kind,
+    unsigned root, int error, size_t needed, size_t placed);
 /* The current batch says: every root must be rescanned. */
 void watch_set_overflow(Watcher *w);
 /* Passes the current batch to the reactor, if it says anything. */
 void watch_hand_off(Watcher *w);
 
 /* ---- nodes.c: the tree of watched directories ---- */
-struct node *watch_node_new(Watcher *w, int wd, const char *name,
+struct node *watch_node_new_ino(Watcher *w, int wd, const char *name,
     const struct stat *st);
+struct node *watch_node_new_fan(Watcher *w, const struct dir_id *id,
+    const char *name);
+/* Whether n is the directory id (inode, or handle for fanotify). */
+bool watch_node_is(const struct node *n, const struct dir_id *id);
+struct node *watch_node_by_handle(Watcher *w, uint8_t fs, int32_t htype,
+    uint8_t hlen, const unsigned char *handle);
+/* The child of parent named name; child_id (may be NULL) names it. */
+struct node *watch_node_child(Watcher *w, struct node *parent,
+    const char *name, const struct dir_id *child_id);
 /* Puts n (without a parent) under parent at its name. */
 void watch_node_attach(Watcher *w, struct node *n, struct node *parent);
 /* Takes n out of its place; it is an orphan until a move places it. */
@@ -251,8 +323,10 @@ void watch_drop_subtree(Watcher *w, struct node *n, bool rm);
 int watch_relink(Watcher *w, struct node *n, struct node *parent,
     const char *name);
 struct node *watch_node_by_wd(Watcher *w, int wd);
+/* inotify nodes only (the name map). */
 struct node *watch_node_by_name(Watcher *w, const struct node *parent,
     const char *name);
+size_t watch_node_count(const Watcher *w);
 /* Rarely needed: a scan of every node for this inode. */
 struct node *watch_node_by_inode(Watcher *w, const struct stat *st);
 struct node *watch_node_top(struct node *n);
@@ -276,6 +350,8 @@ int watch_root_hold(struct root *root);
 void watch_root_release(struct root *root);
 /* Whether the directory at n's path is still n's inode. */
 bool watch_still_there(Watcher *w, const struct node *n);
+/* What the directory open as fd is (for fanotify with its handle). */
+int watch_dir_id(Watcher *w, bool fan, int fd, struct dir_id *id);
 /* Watches relpath (under parent; "" the root) and everything beneath. */
 void watch_walk_run(Watcher *w, struct walk *wk, struct node *parent,
     const char *relpath);
@@ -303,8 +379,25 @@ void watch_rm(Watcher *w, int wd);
 /* Reads what is queued (waiting for the first event) into w->raw. */
 bool watch_read_pass(Watcher *w, bool *wake);
 void watch_drain_wake_pipe(Watcher *w);
+/* Waits for the wake-up pipe, inotify or fanotify; says which are ready. */
+void watch_wait(Watcher *w, bool *wake, bool *ino, bool *fan);
 /* A fresh instance with every root watched again. */
 void watch_rebuild(Watcher *w);
+
+/* ---- fanotify.c ---- */
+/* The group (once); 0 or -errno (also kept in w->fan_error). */
+int watch_fan_start(Watcher *w);
+void watch_fan_stop(Watcher *w);
+/* Marks the file system of the directory open as fd; its index in *fs. */
+int watch_fan_mark(Watcher *w, int fd, const struct stat *st, uint8_t *fs);
+/* The handle of the directory open as fd into id (fs already set). */
+int watch_fan_handle(int fd, struct dir_id *id);
+/* Reads what is queued into w->raw (after inotify's part of the pass). */
+void watch_fan_read(Watcher *w);
+/* The node a packed handle in raw_names names, or NULL. */
+struct node *watch_fan_lookup(Watcher *w, size_t off);
+/* Unpacks the handle at off into id. */
+void watch_fan_unpack(const Watcher *w, size_t off, struct dir_id *id);
 
 /* ---- events.c: a pass of raw events ---- */
 void watch_process_pass(Watcher *w);

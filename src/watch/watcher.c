@@ -6,7 +6,7 @@
  * DESIGN
  * Threads. libinotifytools keeps its inotify fd, its read buffer and its
  * watch records in process-wide globals without locks, so one thread owns
- * it: the watcher thread initializes it, places and removes every watch,
+ * it (and the fanotify group): the watcher thread initializes it, places and removes every watch,
  * reads every event and cleans it up. The reactor reaches that thread only
  * through a command list (add root, remove root) and gets results back as
  * batches through util/mailbox (critical sections are a few pointer
@@ -23,21 +23,27 @@
  * Locks: `lock` (commands, out_events, start-up and stop) and the
  * mailbox's, never held together.
  *
- * Waiting. libinotifytools has no public call that returns its fd (we
- * find it, see Memory, but reading stays the library's) and waits with
- * select() whose timeout is in whole seconds: a timeout loop would delay
- * commands by up to a second. So the thread blocks in
- * inotifytools_next_events(-1, 1) and the reactor wakes it through
- * inotify itself: the read end of a pipe is watched (through
- * /proc/self/fd) for IN_MODIFY, and a command is
- * announced by writing one byte when the command list goes from empty to
- * non-empty. A self-test at start checks that the kernel reports pipe
- * writes; where it does not, the thread falls back to a 1 s timeout.
- * Events are never held back: next_events returns as soon as the fd is
- * readable, and the rest of a pass is taken with timeout 0, which only
- * polls, so a pass is "everything queued now" (up to READ_CAP).
- * num_events stays 1: with more, the library spins on FIONREAD until that
- * many events are queued.
+ * Waiting. The thread poll()s the wake-up pipe (the reactor writes a
+ * byte when the command list goes from empty to non-empty), the
+ * library's inotify fd and the fanotify group's fd, and then takes what
+ * is queued with timeout 0, which only polls: a pass is "everything
+ * queued now" (up to READ_CAP; a capped pass makes the next poll not
+ * wait, as the library may hold the rest in its buffer, which poll
+ * cannot see). Events are never held back. libinotifytools' own wait is
+ * a select() in whole seconds on its fd alone, so it is never used to
+ * block. num_events stays 1: with more, the library spins on FIONREAD
+ * until that many events are queued. The pipe is also watched through
+ * the library once, at start: that watch is how its fd is found (see
+ * Memory); its events are skipped.
+ *
+ * fanotify (fanotify.c). A root in mode auto or fanotify whose file
+ * system takes a FAN_MARK_FILESYSTEM mark has no watch per directory:
+ * the walks give every directory a node keyed by its file handle, an
+ * event names its directory by handle, and one hash lookup drops what is
+ * outside every root while the buffer is decoded. The decoded events are
+ * inotify's (same IN_* values, FAN_RENAME split into a MOVED_FROM /
+ * MOVED_TO pair with a cookie of ours, a directory's DELETE_SELF followed
+ * by an IN_IGNORED), so the rest of the watcher treats both alike.
  *
  * Paths. Our own tree is the authority on where a watched directory is: a
  * node per directory (parent, name, inode), found by wd and by (parent,
@@ -126,7 +132,7 @@ static bool
 too_much_garbage(const Watcher *w)
 {
 	return w->lost >= LOST_REBUILD_MIN &&
-	    w->lost >= w->by_wd.count - w->lost;
+	    w->lost >= watch_node_count(w) - w->lost;
 }
 
 /* Runs the queued commands; false once the watcher is stopping. */
@@ -162,13 +168,44 @@ run_commands(Watcher *w)
 	return !stopping;
 }
 
-/* Waits for commands only: the library could not be started again. */
+/*
+ * libinotifytools could not be started again: fanotify roots go on (a
+ * pass each time the fd is ready), inotify ones wait for commands.
+ */
 static void
-wait_broken(Watcher *w)
+wait_broken(Watcher *w, bool *wake)
 {
-	struct pollfd pfd = { .fd = w->wake_rd, .events = POLLIN };
+	struct pollfd p[2] = {
+		{ .fd = w->wake_rd, .events = POLLIN },
+		{ .fd = w->fan_fd, .events = POLLIN },
+	};
 
-	poll(&pfd, 1, 1000);
+	*wake = true;
+	if (poll(p, 2, 1000) > 0 && p[1].revents != 0) {
+		w->n_raw = 0;
+		w->raw_names.len = 0;
+		w->n_moves = 0;
+		watch_fan_read(w);
+		watch_process_pass(w);
+	}
+}
+
+/* One pass: what inotify and fanotify have queued now, then processed. */
+static void
+read_and_process(Watcher *w, bool *wake)
+{
+	bool ino = false, fan = false, ok = true;
+
+	watch_wait(w, wake, &ino, &fan);
+	w->n_raw = 0;
+	w->raw_names.len = 0;
+	w->n_moves = 0;
+	if (ino)
+		ok = watch_read_pass(w, wake);
+	if (fan)
+		watch_fan_read(w);
+	if (ok || w->n_raw > 0)
+		watch_process_pass(w);
 }
 
 /* Waits while the reactor is MAX_QUEUED events behind; false: stopping. */
@@ -199,6 +236,7 @@ thread_cleanup(Watcher *w)
 		w->roots = next;
 	}
 	watch_lib_stop(w);
+	watch_fan_stop(w);
 	free(w->raw);
 	free(w->raw_names.s);
 	free(w->moves);
@@ -225,14 +263,12 @@ watcher_main(void *arg)
 	while (wait_for_reactor(w)) {
 		bool wake = false;
 
-		if (w->broken) {
-			wait_broken(w);
-			wake = true;
-		} else if (watch_read_pass(w, &wake)) {
-			watch_process_pass(w);
-		}
+		if (w->broken)
+			wait_broken(w, &wake);
+		else
+			read_and_process(w, &wake);
 		watch_hand_off(w);
-		if ((wake || w->wake_wd < 0) && !run_commands(w))
+		if (wake && !run_commands(w))
 			break;
 		if (!w->broken && (w->need_rebuild || too_much_garbage(w)))
 			watch_rebuild(w);
@@ -390,7 +426,7 @@ watcher_new(struct event_base *base, WatcherFn cb, void *arg, Watcher **ret)
 	w->base = base;
 	w->cb = cb;
 	w->arg = arg;
-	w->wake_rd = w->wake_wr = w->ifd = -1;
+	w->wake_rd = w->wake_wr = w->ifd = w->fan_fd = -1;
 	w->wake_wd = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
@@ -430,9 +466,26 @@ paths_overlap(const char *a, const char *b)
 	return (la < lb ? b[l] : a[l]) == '/' || l == 1;
 }
 
+static const char *const mode_names[] = { "auto", "inotify", "fanotify" };
+
+int
+watcher_mode_from_string(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, mode_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+watcher_mode_name(WatchMode mode)
+{
+	return (unsigned)mode < 3 ? mode_names[mode] : "?";
+}
+
 int
 watcher_add_root(Watcher *w, unsigned root, const char *path,
-    const Exclude *ex)
+    const Exclude *ex, WatchMode mode)
 {
 	size_t len = strlen(path);
 	struct cmd *c;
@@ -462,6 +515,7 @@ watcher_add_root(Watcher *w, unsigned root, const char *path,
 	c->kind = CMD_ADD;
 	c->root = root;
 	c->ex = ex;
+	c->mode = mode;
 	memcpy(c->path, path, len + 1);
 	w->regs[w->n_regs++] = (struct reg){
 		.id = root, .add_seq = send_command(w, c), .path = copy,
