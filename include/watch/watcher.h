@@ -47,8 +47,10 @@
  * What differs with fanotify: IN_UNMOUNT is never reported (the kernel
  * has no such event for a file-system mark), merged events may carry
  * several IN_* bits at once (fanotify merges events on one name queued
- * by one process), and overflow comes from fanotify's queue
- * (fs.fanotify.max_queued_events) shared by every fanotify root.
+ * by one process), and every change on a marked file system passes
+ * through the watcher thread (dropped there when outside every root).
+ * fanotify's queue is unlimited (see fanotify.c), so it does not
+ * overflow; an overflow of inotify's still means every root.
  *
  * Every watcher_add_root that returned 0 is answered by exactly one
  * WATCH_ROOT_READY notice and, after watcher_remove_root or a READY with

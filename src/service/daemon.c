@@ -379,6 +379,20 @@ log_watching(const PairRun *pr, const WatchNotice *n)
 		    pr->pair->source, how);
 }
 
+/* watch = "fanotify" where no mark can be placed: said, and why. */
+static bool
+fanotify_refused(const PairRun *pr, const WatchNotice *n)
+{
+	if (n->kind != WATCH_ROOT_READY || n->dirs_placed != 0 ||
+	    pr->ref->cfg->watch != WATCH_FANOTIFY)
+		return false;
+	synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s' with fanotify "
+	    "(watch = \"fanotify\"): %s; watch = \"auto\" or \"inotify\" "
+	    "would use inotify; comparing every %d s instead", pr->pair->name,
+	    pr->pair->source, strerror(-n->error), POLL_INTERVAL_MS / 1000);
+	return true;
+}
+
 static void
 on_watch(WatchBatch *batch, void *arg)
 {
@@ -404,15 +418,7 @@ on_watch(WatchBatch *batch, void *arg)
 			pr->watches = n->dirs_placed;
 		if (n->kind == WATCH_ROOT_READY && n->error == 0) {
 			log_watching(pr, n);
-		} else if (n->kind == WATCH_ROOT_READY &&
-		    n->dirs_placed == 0 &&
-		    pr->ref->cfg->watch == WATCH_FANOTIFY) {
-			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s' "
-			    "with fanotify (watch = \"fanotify\"): %s; "
-			    "watch = \"auto\" or \"inotify\" would use inotify; "
-			    "comparing every %d s instead", pr->pair->name,
-			    pr->pair->source, strerror(-n->error),
-			    POLL_INTERVAL_MS / 1000);
+		} else if (fanotify_refused(pr, n)) {
 			live_set_polling(pr->live, POLL_INTERVAL_MS);
 		} else if (n->error == -ENOSPC) {
 			synclog_msg(LOG_LEVEL_ERROR, "%s: out of inotify "

@@ -102,12 +102,12 @@ class DaemonCase(unittest.TestCase):
                         self.delay_ms, self.log, sock or self.sock,
                         self.watch, extra, body))
 
-    def start(self, syncs=None):
+    def start(self, syncs=None, env=None):
         self.write_config(syncs)
         self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
                                              self.conf],
                                      stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, env=env)
         self.wait_equal()
 
     def logtext(self):
