@@ -1128,7 +1128,7 @@ heap_per_dir(T *t, WatchMode mode)
  * smaller than inotify's (a handle instead of wd, inode and a name-map
  * entry). Both measured in this process on the same tree, each once
  * before it counts, so neither pays the thread's arena and buffers.
- * Skipped where mallinfo2 says nothing (see above).
+ * Skipped where mallinfo2 says nothing (see above; TSan too).
  */
 START_TEST(test_heap_fanotify_below_inotify)
 {
@@ -1138,6 +1138,9 @@ START_TEST(test_heap_fanotify_below_inotify)
 	T *t;
 
 #ifdef __SANITIZE_ADDRESS__
+	return;
+#endif
+#ifdef __SANITIZE_THREAD__
 	return;
 #endif
 	if (preload != NULL && strstr(preload, "vgpreload") != NULL)
