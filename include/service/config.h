@@ -16,6 +16,7 @@
 
 #include "engine/pair.h"
 #include "util/synclog.h"
+#include "watch/watcher.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/treesync/treesync.conf"
 #define CONFIG_DEFAULT_SOCKET "/run/treesync/control.sock"
@@ -37,6 +38,7 @@ typedef struct Config {
 	struct sockaddr_storage metrics_addr;	/* it, parsed (numeric) */
 	socklen_t metrics_addrlen;
 	MaxDelete max_delete;	/* default of every sync pair */
+	WatchMode watch;	/* `watch`, default WATCH_AUTO */
 	SyncPairConfig *syncs;
 	size_t n_syncs;		/* may be 0: the daemon idles until a reload */
 } Config;

@@ -31,7 +31,7 @@
 static const char *const global_keys[] = {
 	"workers", "delay_ms", "log_file", "log_level", "control_socket",
 	"control_socket_group", "metrics_listen",
-	"max_delete", "syncs", NULL,
+	"max_delete", "watch", "syncs", NULL,
 };
 
 static const char *const sync_keys[] = {
@@ -645,6 +645,25 @@ load_log_level(struct loader *ld, const config_setting_t *s)
 	ld->cfg->log_level = (LogLevel)level;
 }
 
+static void
+load_watch(struct loader *ld, const config_setting_t *s)
+{
+	static const char expected[] =
+	    "one of \"auto\", \"inotify\", \"fanotify\"";
+	const char *word = get_word(ld, s, "", expected);
+	char got[160];
+	int mode;
+
+	if (word == NULL)
+		return;
+	if ((mode = watcher_mode_from_string(word)) < 0) {
+		describe_value(s, got, sizeof got);
+		report(ld, s, "watch: must be %s, got %s", expected, got);
+		return;
+	}
+	ld->cfg->watch = (WatchMode)mode;
+}
+
 static int
 load_control_socket(struct loader *ld, const config_setting_t *s)
 {
@@ -1090,6 +1109,8 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			r = load_metrics_listen(ld, s);
 		} else if (strcmp(key, "max_delete") == 0) {
 			load_max_delete(ld, s, "", &ld->cfg->max_delete);
+		} else if (strcmp(key, "watch") == 0) {
+			load_watch(ld, s);
 		} else if (strcmp(key, "syncs") == 0) {
 			syncs = s;
 		} else {
@@ -1454,6 +1475,7 @@ config_load(const char *path, Config **ret, char **errors)
 	ld.cfg->workers = CONFIG_DEFAULT_WORKERS;
 	ld.cfg->delay_ms = CONFIG_DEFAULT_DELAY_MS;
 	ld.cfg->log_level = LOG_LEVEL_INFO;
+	ld.cfg->watch = WATCH_AUTO;
 	ld.cfg->path = strdup(path);
 	ld.cfg->control_socket = strdup(CONFIG_DEFAULT_SOCKET);
 	if (ld.cfg->path == NULL || ld.cfg->control_socket == NULL) {

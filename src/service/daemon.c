@@ -203,7 +203,7 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 	dm->pairs = pr;
 	/* Watches first; the first pass starts when they are in place. */
 	r = watcher_add_root(dm->watcher, pr->root, pair->source,
-	    pair->exclude);
+	    pair->exclude, ref->cfg->watch);
 	pr->watched = r == 0;
 	if (r < 0)
 		synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s': %s; "
@@ -366,6 +366,38 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The one line that says a pair is watched, and how (and why so). */
+static void
+log_watching(const PairRun *pr, const WatchNotice *n)
+{
+	const char *how = n->mode == WATCH_FANOTIFY ? "fanotify, a mark on "
+	    "its whole file system" : "inotify, a watch per directory";
+
+	if (n->fanotify_error != 0)
+		synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu directories "
+		    "under %s (inotify: fanotify is not possible here: %s)",
+		    pr->pair->name, n->dirs_placed, pr->pair->source,
+		    strerror(-n->fanotify_error));
+	else
+		synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu directories "
+		    "under %s (%s)", pr->pair->name, n->dirs_placed,
+		    pr->pair->source, how);
+}
+
+/* watch = "fanotify" where no mark can be placed: said, and why. */
+static bool
+fanotify_refused(const PairRun *pr, const WatchNotice *n)
+{
+	if (n->kind != WATCH_ROOT_READY || n->dirs_placed != 0 ||
+	    pr->ref->cfg->watch != WATCH_FANOTIFY)
+		return false;
+	synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s' with fanotify "
+	    "(watch = \"fanotify\"): %s; watch = \"auto\" or \"inotify\" "
+	    "would use inotify; comparing every %d s instead", pr->pair->name,
+	    pr->pair->source, strerror(-n->error), POLL_INTERVAL_MS / 1000);
+	return true;
+}
+
 static void
 on_watch(WatchBatch *batch, void *arg)
 {
@@ -390,9 +422,9 @@ on_watch(WatchBatch *batch, void *arg)
 		if (n->kind == WATCH_ROOT_READY)
 			pr->watches = n->dirs_placed;
 		if (n->kind == WATCH_ROOT_READY && n->error == 0) {
-			synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu "
-			    "directories under %s", pr->pair->name, n->dirs_placed,
-			    pr->pair->source);
+			log_watching(pr, n);
+		} else if (fanotify_refused(pr, n)) {
+			live_set_polling(pr->live, POLL_INTERVAL_MS);
 		} else if (n->error == -ENOSPC) {
 			synclog_msg(LOG_LEVEL_ERROR, "%s: out of inotify "
 			    "watches: %zu of %zu directories watched; raise "
@@ -615,7 +647,8 @@ reload(Daemon *dm, struct evbuffer *answer)
 	while ((pr = dm->pairs) != NULL) {
 		const SyncPairConfig *np = config_find_sync(cfg, pr->pair->name);
 		dm->pairs = pr->next;
-		if (np != NULL && same_pair(pr->pair, np)) {
+		if (np != NULL && same_pair(pr->pair, np) &&
+		    pr->ref->cfg->watch == cfg->watch) {
 			pr->next = keep;
 			keep = pr;
 		} else {

@@ -344,6 +344,44 @@ START_TEST(test_unknown_sync_key)
 }
 END_TEST
 
+/* `watch`: the three modes, auto by default, anything else FILE:LINE. */
+START_TEST(test_watch_mode)
+{
+	static const char *const words[] = { "auto", "inotify", "fanotify" };
+	static const char pair[] = "syncs = ( { name = \"p\"; source = "
+	    "\"/srv/p\"; destinations = ( \"/backup/p\" ); } );\n";
+	char *text, *errors;
+	Config *cfg;
+
+	cfg = load_ok(pair);
+	ck_assert_int_eq(cfg->watch, WATCH_AUTO);
+	config_free(cfg);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_ge(asprintf(&text, "watch = \"%s\";\n%s",
+		    words[i], pair), 0);
+		cfg = load_ok(text);
+		free(text);
+		ck_assert_int_eq(cfg->watch, i);
+		ck_assert_str_eq(watcher_mode_name(cfg->watch), words[i]);
+		config_free(cfg);
+	}
+	ck_assert_int_ge(asprintf(&text, "delay_ms = 5;\nwatch = \"dnotify\";"
+	    "\n%s", pair), 0);
+	errors = load_fail(text);
+	free(text);
+	ASSERT_PROBLEM(errors, 2, "watch: must be one of \"auto\", "
+	    "\"inotify\", \"fanotify\"", "got string \"dnotify\"");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+	ck_assert_int_ge(asprintf(&text, "watch = 1;\n%s", pair), 0);
+	errors = load_fail(text);
+	free(text);
+	ASSERT_PROBLEM(errors, 1, "watch: must be one of", "got integer 1");
+	ck_assert_uint_eq(count_lines(errors), 1);
+	free(errors);
+}
+END_TEST
+
 START_TEST(test_wrong_types)
 {
 	char *errors = load_fail(
@@ -1190,6 +1228,7 @@ config_suite(void)
 	tcase_add_test(tc, test_valid_spec_example);
 	tcase_add_test(tc, test_valid_other_values);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_watch_mode);
 	tcase_add_test(tc, test_syntax_error);
 	tcase_add_test(tc, test_unknown_top_level_key);
 	tcase_add_test(tc, test_unknown_sync_key);
