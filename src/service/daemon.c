@@ -46,6 +46,7 @@
 #include "service/control.h"
 #include "engine/copy.h"
 #include "service/daemon.h"
+#include "service/diff.h"
 #include "live/live.h"
 #include "service/metrics.h"
 #include "service/notify.h"
@@ -80,6 +81,14 @@ typedef struct PairRun {
 	struct Daemon *dm;
 } PairRun;
 
+/* A treesyncctl diff in progress; it keeps its pair's config alive. */
+typedef struct DiffRun {
+	struct DiffRun *next;
+	ConfigRef *ref;
+	Diff *diff;
+	struct Daemon *dm;
+} DiffRun;
+
 typedef struct Daemon {
 	struct event_base *base;
 	Pool *pool;
@@ -88,6 +97,7 @@ typedef struct Daemon {
 	char *config_path;
 	PairRun *pairs;
 	PairRun *retiring;
+	DiffRun *diffs;
 	unsigned next_root;
 	struct event *signals[5];
 	struct event *reaper;
@@ -441,7 +451,7 @@ out:
 }
 
 static int on_control(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+    ControlClient *client, void *arg);
 
 /* Opens the new control socket of a reload; the old one goes when it did. */
 static void
@@ -601,9 +611,62 @@ snapshot_release(DaemonStatus *st)
 	free(st->pairs);
 }
 
+static void
+diff_run_free(DiffRun *dr)
+{
+	diff_free(dr->diff);
+	ref_put(dr->ref);
+	free(dr);
+}
+
+/* A diff has answered: let go of it (inside its last pass's done). */
+static void
+on_diff_done(Diff *d, void *arg)
+{
+	DiffRun *dr = arg, **pp = &dr->dm->diffs;
+
+	(void)d;
+	while (*pp != dr)
+		pp = &(*pp)->next;
+	*pp = dr->next;
+	diff_run_free(dr);
+}
+
+/* treesyncctl diff NAME: dry-run passes beside the pair, answered later. */
+static int
+start_diff(Daemon *dm, PairRun *pr, ControlClient *client,
+    struct evbuffer *out)
+{
+	FullSyncOptions opt;
+	DiffRun *dr = calloc(1, sizeof *dr);
+
+	if (dr == NULL) {
+		evbuffer_add_printf(out, "out of memory\n");
+		return -1;
+	}
+	live_pass_options(pr->live, &opt);
+	dr->dm = dm;
+	dr->ref = pr->ref;
+	if (diff_new(dm->pool, pr->pair, &opt, client, on_diff_done, dr,
+	    &dr->diff) < 0) {
+		free(dr);
+		evbuffer_add_printf(out, "out of memory\n");
+		return -1;
+	}
+	pr->ref->refs++;
+	dr->next = dm->diffs;
+	dm->diffs = dr;
+	synclog_msg(LOG_LEVEL_INFO, "%s: treesyncctl diff: comparing %zu "
+	    "destination%s (dry run: nothing is changed)", pr->pair->name,
+	    pr->pair->n_destinations, pr->pair->n_destinations == 1 ? "" :
+	    "s");
+	return CONTROL_LATER;
+}
+
 /* treesyncctl's requests (control.c parsed them). */
 static int
-on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+on_control(const ControlRequest *req, struct evbuffer *out,
+    ControlClient *client, void *arg)
 {
 	Daemon *dm = arg;
 	DaemonStatus st;
@@ -664,6 +727,8 @@ on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
 	}
 	case CONTROL_RELOAD:
 		return reload(dm, out);
+	case CONTROL_DIFF:
+		return start_diff(dm, pr, client, out);
 	}
 	return -1;
 }
@@ -783,6 +848,8 @@ out:
 	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
+	for (DiffRun *dr = dm.diffs; dr != NULL; dr = dr->next)
+		diff_stop(dr->diff);
 	/* Running jobs finish (a copy lands or its temporary goes);
 	 * queued ones are cancelled. */
 	watcher_free(dm.watcher);
@@ -796,6 +863,11 @@ out:
 		PairRun *pr = dm.retiring;
 		dm.retiring = pr->next;
 		pair_free(pr);
+	}
+	while (dm.diffs != NULL) {
+		DiffRun *dr = dm.diffs;
+		dm.diffs = dr->next;
+		diff_run_free(dr);
 	}
 	notify_free();
 	for (size_t i = 0; i < n_sigs; i++)
