@@ -228,7 +228,8 @@ itemize_render(ItemList *l, const SyncPairConfig *pair, const char *dest,
 		return 0;
 	snprintf(line, sizeof line, "# %s -> %s", pair->name, dest);
 	emit(arg, line);
-	qsort(l->lines, l->n, sizeof *l->lines, by_path);
+	if (l->n > 1)
+		qsort(l->lines, l->n, sizeof *l->lines, by_path);
 	for (size_t i = 0; i < l->n; i++, n++)
 		emit(arg, l->lines[i]);
 	if (l->dropped != 0) {
