@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -307,6 +308,19 @@ class DryRun(DaemonCase):
             self.assertLess(time.monotonic(), end, "a live change did not "
                             "arrive after the diff:\n" + self.logtext())
             time.sleep(0.05)
+        # Clients that hang up before their answer cost the daemon
+        # nothing (the last ones may still be comparing at SIGTERM,
+        # which must stop it cleanly: tearDown checks the exit).
+        for _ in range(3):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.connect(self.sock)
+                c.sendall(b"diff t\n")
+        p = self.ctl("diff", "t")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        for _ in range(3):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.connect(self.sock)
+                c.sendall(b"diff t\n")
         p = self.ctl("diff", "nope")
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stdout, "")
