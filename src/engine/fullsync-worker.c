@@ -7,7 +7,6 @@
  * FullSync, its directory nodes or its tables.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -106,41 +105,27 @@ listing_add(Op *op, size_t *cap, const char *prefix, const char *name,
 static int
 dry_walk(int fd, const char *prefix, Op *op, size_t *cap)
 {
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
-	int r = 0;
+	ScanList list = { 0 };
+	int r = scan_dir(fd, &list);
 
-	if (d == NULL) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const ScanEntry *e = &list.entries[i];
+		bool dir = e->err == 0 && S_ISDIR(e->meta.mode);
 		char *sub;
 		int cfd;
 
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;	/* gone since readdir */
 		op->count++;
-		listing_add(op, cap, prefix, de->d_name, S_ISDIR(st.st_mode));
-		if (!S_ISDIR(st.st_mode))
+		listing_add(op, cap, prefix, e->name, dir);
+		if (!dir || (cfd = openat(fd, e->name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) < 0)
 			continue;
-		cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
-		    O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0)
-			continue;
-		sub = xmalloc(strlen(prefix) + strlen(de->d_name) + 2);
-		sprintf(sub, "%s%s/", prefix, de->d_name);
+		sub = xmalloc(strlen(prefix) + strlen(e->name) + 2);
+		sprintf(sub, "%s%s/", prefix, e->name);
 		r = dry_walk(cfd, sub, op, cap);
 		free(sub);
-		if (r < 0)
-			break;
 	}
-	closedir(d);
+	scan_list_free(&list);
+	close(fd);
 	return r;
 }
 
