@@ -26,20 +26,20 @@
 #define DIFF_ANSWER_MAX (CONTROL_REPLY_MAX - (64u << 10))
 
 typedef struct Diff Diff;
-/* The answer has been sent (or its client was gone): free d now. */
-typedef void (*DiffDoneFn)(Diff *d, void *arg);
 
 /*
  * Starts the passes, opt being the pair's (live_pass_options) made a dry
- * run, and defers the client's answer (control_defer) until they are
- * done. 0, or -ENOMEM with nothing started.
+ * run, links the diff into *list and defers the client's answer
+ * (control_defer) until they are done; then the diff answers, leaves
+ * the list and frees itself, calling release(release_arg) (the caller's
+ * hold on the pair). 0, or -ENOMEM with nothing started.
  */
-int diff_new(Pool *pool, const SyncPairConfig *pair, const FullSyncOptions *opt,
-    ControlClient *client, DiffDoneFn done, void *arg, Diff **ret);
-/* Shutdown: hands no more work to the pool; done is not called. */
-void diff_stop(Diff *d);
-/* Jobs of its passes in the pool. */
-size_t diff_jobs_out(const Diff *d);
-void diff_free(Diff *d);
+int diff_start(Diff **list, Pool *pool, const SyncPairConfig *pair,
+    const FullSyncOptions *opt, ControlClient *client,
+    void (*release)(void *arg), void *release_arg);
+/* Shutdown: the diffs of list hand no more work to the pool. */
+void diff_stop_all(Diff *list);
+/* After pool_free: frees the diffs of list (no answers go out). */
+void diff_free_all(Diff **list);
 
 #endif

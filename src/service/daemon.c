@@ -22,7 +22,10 @@
  * Control socket: requests from treesyncctl are answered here, on the
  * reactor (control.c serves the socket, metrics.c renders). A reload that
  * changes control_socket opens the new socket first and stops the old
- * one only when that worked.
+ * one only when that worked; control_socket_group is applied to it each
+ * time. metrics_listen (metrics_http.c) is started, moved and stopped
+ * the same way; its GET /metrics renders the same snapshot as
+ * treesyncctl metrics.
  * systemd (notify.c): READY=1 once every pair's watches are in place and
  * its first pass started (or it fell back to polling); RELOADING=1 ..
  * READY=1 around a reload; a STATUS= line refreshed at most once a second
@@ -49,6 +52,7 @@
 #include "service/diff.h"
 #include "live/live.h"
 #include "service/metrics.h"
+#include "service/metrics_http.h"
 #include "service/notify.h"
 #include "engine/pool.h"
 #include "util/synclog.h"
@@ -81,14 +85,6 @@ typedef struct PairRun {
 	struct Daemon *dm;
 } PairRun;
 
-/* A treesyncctl diff in progress; it keeps its pair's config alive. */
-typedef struct DiffRun {
-	struct DiffRun *next;
-	ConfigRef *ref;
-	Diff *diff;
-	struct Daemon *dm;
-} DiffRun;
-
 typedef struct Daemon {
 	struct event_base *base;
 	Pool *pool;
@@ -97,12 +93,13 @@ typedef struct Daemon {
 	char *config_path;
 	PairRun *pairs;
 	PairRun *retiring;
-	DiffRun *diffs;
+	Diff *diffs;		/* treesyncctl diffs in progress */
 	unsigned next_root;
 	struct event *signals[5];
 	struct event *reaper;
 	Control *control;
 	Control *old_control;	/* stopped by a reload that moved it */
+	MetricsHttp *metrics;	/* metrics_listen; NULL: not configured */
 	time_t started;
 	struct event *restarter;	/* pairs whose source is back */
 	bool trim_due;		/* jobs were out since the last malloc_trim */
@@ -482,6 +479,97 @@ move_control(Daemon *dm, const char *path, struct evbuffer *answer)
 }
 
 /*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Without it the file keeps the
+ * group it was made with.
+ */
+static void
+apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
+{
+	gid_t gid = cfg->control_socket_group != NULL ?
+	    cfg->control_socket_gid : getegid();
+	int r;
+
+	if (cfg->control_socket_group == NULL && !was_set)
+		return;
+	if (dm->control != NULL && (r = control_set_group(dm->control,
+	    gid)) < 0)
+		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
+		    "'%s' the group %s: %s; only root may connect",
+		    control_path(dm->control), cfg->control_socket_group ?
+		    cfg->control_socket_group : "of the daemon", strerror(-r));
+}
+
+static int render_metrics(struct evbuffer *out, void *arg);
+
+/*
+ * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
+ * (answer may be NULL then) a new address that cannot be had keeps the
+ * old one. 0, or -errno when the endpoint cfg names is not listening.
+ */
+static int
+move_metrics(Daemon *dm, const Config *cfg, bool reloading,
+    struct evbuffer *answer)
+{
+	const char *was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->metrics_addr;
+	MetricsHttp *m = NULL;
+	int r;
+
+	if (cfg->metrics_listen == NULL) {
+		if (was != NULL)
+			synclog_msg(LOG_LEVEL_INFO, "metrics endpoint on %s "
+			    "stopped (no metrics_listen)", was);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		return 0;
+	}
+	if (was != NULL && strcmp(was, cfg->metrics_listen) == 0)
+		return 0;
+	r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+	    cfg->metrics_addrlen, render_metrics, dm, &m);
+	if (r == -EADDRINUSE && dm->metrics != NULL) {
+		/* Perhaps we hold the port ourselves ("127.0.0.1:9851" to
+		 * "0.0.0.0:9851"): let it go, and take it back on failure. */
+		char *old = strdup(was);
+		MetricsHttp *back = NULL;
+		struct sockaddr_storage osa;
+		socklen_t olen;
+		const struct sockaddr *held = metrics_http_addr(dm->metrics,
+		    &olen);
+
+		memcpy(&osa, held, olen);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+		    cfg->metrics_addrlen, render_metrics, dm, &m);
+		if (r < 0 && old != NULL && metrics_http_new(dm->base, old,
+		    (const struct sockaddr *)&osa, olen, render_metrics, dm,
+		    &back) == 0)
+			dm->metrics = back;
+		free(old);
+		was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	}
+	if (r < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "%scannot listen on %s "
+		    "(metrics_listen): %s; %s%s", reloading ? "reload: " : "",
+		    cfg->metrics_listen, strerror(-r), reloading ?
+		    "the metrics endpoint stays on " : "not starting",
+		    reloading ? (was ? was : "(none)") : "");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot listen on %s "
+			    "(metrics_listen): %s\n", cfg->metrics_listen,
+			    strerror(-r));
+		return r;
+	}
+	metrics_http_free(dm->metrics);
+	dm->metrics = m;
+	synclog_msg(LOG_LEVEL_INFO, "metrics endpoint: http://%s/metrics",
+	    cfg->metrics_listen);
+	return 0;
+}
+
+/*
  * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
  * running configuration stays); answer (may be NULL) gets what the
  * operator should read: the FILE:LINE problems, or what changed.
@@ -493,6 +581,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 	char *errors = NULL;
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
+	bool had_group;
 	int r;
 
 	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
@@ -552,9 +641,15 @@ reload(Daemon *dm, struct evbuffer *answer)
 			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
 			    np->name);
 	}
+	move_metrics(dm, cfg, true, answer);
+	had_group = dm->current->cfg->control_socket_group != NULL;
 	ref_put(dm->current);
 	dm->current = ref;
 	move_control(dm, cfg->control_socket, answer);
+	apply_socket_group(dm, cfg, had_group);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", dm->config_path);
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
 	if (answer != NULL)
@@ -611,25 +706,24 @@ snapshot_release(DaemonStatus *st)
 	free(st->pairs);
 }
 
-static void
-diff_run_free(DiffRun *dr)
+/* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
+static int
+render_metrics(struct evbuffer *out, void *arg)
 {
-	diff_free(dr->diff);
-	ref_put(dr->ref);
-	free(dr);
+	DaemonStatus st;
+	int r;
+
+	if ((r = snapshot(arg, &st)) == 0)
+		metrics_prometheus(&st, out);
+	snapshot_release(&st);
+	return r;
 }
 
-/* A diff has answered: let go of it (inside its last pass's done). */
+/* A diff's hold on its pair's config, let go when it is done. */
 static void
-on_diff_done(Diff *d, void *arg)
+diff_release(void *arg)
 {
-	DiffRun *dr = arg, **pp = &dr->dm->diffs;
-
-	(void)d;
-	while (*pp != dr)
-		pp = &(*pp)->next;
-	*pp = dr->next;
-	diff_run_free(dr);
+	ref_put(arg);
 }
 
 /* treesyncctl diff NAME: dry-run passes beside the pair, answered later. */
@@ -638,28 +732,15 @@ start_diff(Daemon *dm, PairRun *pr, ControlClient *client,
     struct evbuffer *out)
 {
 	FullSyncOptions opt;
-	DiffRun *dr = calloc(1, sizeof *dr);
 
-	if (dr == NULL) {
-		evbuffer_add_printf(out, "out of memory\n");
-		return -1;
-	}
 	live_pass_options(pr->live, &opt);
-	dr->dm = dm;
-	dr->ref = pr->ref;
-	if (diff_new(dm->pool, pr->pair, &opt, client, on_diff_done, dr,
-	    &dr->diff) < 0) {
-		free(dr);
+	pr->ref->refs++;
+	if (diff_start(&dm->diffs, dm->pool, pr->pair, &opt, client,
+	    diff_release, pr->ref) < 0) {
+		ref_put(pr->ref);
 		evbuffer_add_printf(out, "out of memory\n");
 		return -1;
 	}
-	pr->ref->refs++;
-	dr->next = dm->diffs;
-	dm->diffs = dr;
-	synclog_msg(LOG_LEVEL_INFO, "%s: treesyncctl diff: comparing %zu "
-	    "destination%s (dry run: nothing is changed)", pr->pair->name,
-	    pr->pair->n_destinations, pr->pair->n_destinations == 1 ? "" :
-	    "s");
 	return CONTROL_LATER;
 }
 
@@ -828,6 +909,9 @@ daemon_run(Config *cfg)
 		    strerror(-r), cfg->path);
 		goto out;
 	}
+	apply_socket_group(&dm, cfg, false);
+	if (move_metrics(&dm, cfg, false, NULL) < 0)
+		goto out;
 	if ((r = notify_init(dm.base)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
 		    "watchdog timer: %s", strerror(-r));
@@ -837,6 +921,9 @@ daemon_run(Config *cfg)
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
 	    cfg->delay_ms, cfg->path);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", cfg->path);
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
 			goto out;
@@ -844,12 +931,12 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	metrics_http_free(dm.metrics);
 	control_free(dm.control);
 	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
-	for (DiffRun *dr = dm.diffs; dr != NULL; dr = dr->next)
-		diff_stop(dr->diff);
+	diff_stop_all(dm.diffs);
 	/* Running jobs finish (a copy lands or its temporary goes);
 	 * queued ones are cancelled. */
 	watcher_free(dm.watcher);
@@ -864,11 +951,7 @@ out:
 		dm.retiring = pr->next;
 		pair_free(pr);
 	}
-	while (dm.diffs != NULL) {
-		DiffRun *dr = dm.diffs;
-		dm.diffs = dr->next;
-		diff_run_free(dr);
-	}
+	diff_free_all(&dm.diffs);
 	notify_free();
 	for (size_t i = 0; i < n_sigs; i++)
 		if (dm.signals[i] != NULL)
