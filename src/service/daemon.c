@@ -49,6 +49,7 @@
 #include "service/control.h"
 #include "engine/copy.h"
 #include "service/daemon.h"
+#include "service/diff.h"
 #include "live/live.h"
 #include "service/metrics.h"
 #include "service/metrics_http.h"
@@ -92,6 +93,7 @@ typedef struct Daemon {
 	char *config_path;
 	PairRun *pairs;
 	PairRun *retiring;
+	Diff *diffs;		/* treesyncctl diffs in progress */
 	unsigned next_root;
 	struct event *signals[5];
 	struct event *reaper;
@@ -478,7 +480,7 @@ out:
 }
 
 static int on_control(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+    ControlClient *client, void *arg);
 
 /* Opens the new control socket of a reload; the old one goes when it did. */
 static void
@@ -750,9 +752,35 @@ render_metrics(struct evbuffer *out, void *arg)
 	return r;
 }
 
+/* A diff's hold on its pair's config, let go when it is done. */
+static void
+diff_release(void *arg)
+{
+	ref_put(arg);
+}
+
+/* treesyncctl diff NAME: dry-run passes beside the pair, answered later. */
+static int
+start_diff(Daemon *dm, PairRun *pr, ControlClient *client,
+    struct evbuffer *out)
+{
+	FullSyncOptions opt;
+
+	live_pass_options(pr->live, &opt);
+	pr->ref->refs++;
+	if (diff_start(&dm->diffs, dm->pool, pr->pair, &opt, client,
+	    diff_release, pr->ref) < 0) {
+		ref_put(pr->ref);
+		evbuffer_add_printf(out, "out of memory\n");
+		return -1;
+	}
+	return CONTROL_LATER;
+}
+
 /* treesyncctl's requests (control.c parsed them). */
 static int
-on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+on_control(const ControlRequest *req, struct evbuffer *out,
+    ControlClient *client, void *arg)
 {
 	Daemon *dm = arg;
 	DaemonStatus st;
@@ -813,6 +841,8 @@ on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
 	}
 	case CONTROL_RELOAD:
 		return reload(dm, out);
+	case CONTROL_DIFF:
+		return start_diff(dm, pr, client, out);
 	}
 	return -1;
 }
@@ -939,6 +969,7 @@ out:
 	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
+	diff_stop_all(dm.diffs);
 	/* Running jobs finish (a copy lands or its temporary goes);
 	 * queued ones are cancelled. */
 	watcher_free(dm.watcher);
@@ -953,6 +984,7 @@ out:
 		dm.retiring = pr->next;
 		pair_free(pr);
 	}
+	diff_free_all(&dm.diffs);
 	notify_free();
 	for (size_t i = 0; i < n_sigs; i++)
 		if (dm.signals[i] != NULL)

@@ -96,7 +96,8 @@ expect "treesyncd: long options from --help" \
 expect "treesyncd: --once" "--once" "$treesyncd" --on
 expect "treesyncd: -c completes files" "$conf" "$treesyncd" -c "$tmp/t."
 expect "treesyncctl: commands" \
-    "metrics
+    "diff
+metrics
 pause
 reload
 resume
