@@ -24,6 +24,9 @@
 #   WORK        scratch directory on a real disk, not tmpfs
 #               (default: /var/tmp/treesync-bench-live)
 #   WORKERS     treesyncd `workers`        (default: 4)
+#   WATCH       treesyncd `watch`          (default: inotify, the mode the
+#               figures in docs/performance-live.md were taken with;
+#               bench/watch-memory.sh compares it with fanotify)
 #   SETTLE      seconds to wait after a mass delete in WORK before measuring
 #               (default: 120)
 #   KEEP        1: keep the scratch directories after a successful run
@@ -70,6 +73,7 @@ BURST_RUNS=${BURST_RUNS:-3}
 BURST_OTHERS=${BURST_OTHERS:-1}
 BURST_CAP=${BURST_CAP:-90}
 DIRS=${DIRS:-50000}
+WATCH=${WATCH:-inotify}
 SETUP_RUNS=${SETUP_RUNS:-2}
 WORK=${WORK:-/var/tmp/treesync-bench-live}
 WORKERS=${WORKERS:-4}
@@ -293,6 +297,7 @@ delay_ms = $5;
 log_file = "$LOG_DIR/treesyncd.$2.log";
 log_level = "$6";
 control_socket = "$SOCK_DIR/$2.sock";
+watch = "$WATCH";
 syncs = (
   {
     name = "b";

@@ -21,6 +21,7 @@
 #include "service/daemon.h"
 #include "engine/fsutil.h"
 #include "engine/fullsync.h"
+#include "engine/itemize.h"
 #include "engine/pool.h"
 #include "util/synclog.h"
 
@@ -35,6 +36,9 @@ typedef struct Once {
 	struct event_base *base;
 	Pool *pool;
 	FullSync **passes;
+	ItemList *items;	/* --dry-run: one list per pass */
+	const SyncPairConfig **pairs;	/* each pass's pair */
+	bool dry_run;
 	size_t n_passes;
 	size_t n_finished;
 	struct timespec started;
@@ -58,6 +62,10 @@ usage(FILE *out)
 "      --once            full sync of every sync pair, then exit: 0 when every\n"
 "                        destination matches its source, 1 when some entries\n"
 "                        failed (each is listed in the log)\n"
+"      --dry-run         with --once: compare only, change nothing; list what\n"
+"                        a full sync would copy, change and delete, one\n"
+"                        itemized line per entry (as rsync -n -i does); exit 0\n"
+"                        when nothing would change, 1 when something would\n"
 "  -t, --check-config    check the config file, print each problem as\n"
 "                        FILE:LINE: message; exit 0 when valid, 2 when not\n"
 "  -h, --help            show this help and exit\n"
@@ -143,6 +151,17 @@ on_pass_done(FullSync *fs, void *arg)
 	const SyncStats *s = fullsync_stats(fs);
 	char copied[32];
 
+	if (once->dry_run) {
+		/* Nothing was copied: say what was compared. */
+		synclog_msg(s->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+		    "%s: dry run -> %s done: %llu entries checked, %llu "
+		    "steps a full sync would take, %llu errors; nothing "
+		    "changed", fullsync_pair_name(fs), fullsync_dest(fs),
+		    (unsigned long long)s->entries_seen,
+		    (unsigned long long)s->dry_steps,
+		    (unsigned long long)s->errors);
+		goto out;
+	}
 	synclog_format_size(s->bytes_copied, copied, sizeof copied);
 	synclog_msg(s->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
 	    "%s: full sync -> %s done: %llu entries checked, %llu files "
@@ -163,6 +182,7 @@ on_pass_done(FullSync *fs, void *arg)
 		    (unsigned long long)s->deleted,
 		    (unsigned long long)s->withheld,
 		    (unsigned long long)s->delete_budget);
+out:
 	if (++once->n_finished == once->n_passes)
 		event_base_loopexit(once->base, NULL);
 }
@@ -183,13 +203,41 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(once->base);
 }
 
+static void
+print_line(void *arg, const char *line)
+{
+	fprintf(arg, "%s\n", line);
+}
+
+/* --dry-run: every pass's list, in config order; 0 when all are empty. */
+static int
+print_dry_run(Once *once)
+{
+	size_t lines = 0;
+
+	for (size_t i = 0; i < once->n_passes; i++)
+		lines += itemize_render(&once->items[i], once->pairs[i],
+		    fullsync_dest(once->passes[i]),
+		    fullsync_stats(once->passes[i]), false, print_line, stdout);
+	if (fflush(stdout) != 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "dry run: writing the list: %s",
+		    strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	synclog_msg(LOG_LEVEL_INFO, "dry run complete in %.2f s: %s; nothing "
+	    "was changed", elapsed_s(&once->started), lines == 0 ?
+	    "every destination matches its source" :
+	    "a full sync would change something (listed on stdout)");
+	return lines == 0 ? 0 : EXIT_RUNTIME;
+}
+
 /* treesyncd --once: every destination of every pair, in parallel. */
 static int
-run_once(Config *cfg)
+run_once(Config *cfg, bool dry_run)
 {
-	Once once = { 0 };
+	Once once = { .dry_run = dry_run };
 	FullSyncOptions opt = { .preserve_owner = geteuid() == 0,
-	    .umask_zero = true };
+	    .umask_zero = true, .dry_run = dry_run };
 	struct event *sigint = NULL, *sigterm = NULL;
 	SyncStats total;
 	int r, status = EXIT_RUNTIME;
@@ -207,11 +255,15 @@ run_once(Config *cfg)
 	}
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		n += cfg->syncs[i].n_destinations;
-	if ((once.passes = calloc(n, sizeof *once.passes)) == NULL)
+	once.passes = calloc(n, sizeof *once.passes);
+	once.items = calloc(n, sizeof *once.items);
+	once.pairs = calloc(n, sizeof *once.pairs);
+	if (once.passes == NULL || once.items == NULL || once.pairs == NULL)
 		goto out;
-	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s: full sync of %zu sync "
+	synclog_msg(LOG_LEVEL_INFO, "treesyncd %s: %s of %zu sync "
 	    "pair%s (%zu destination%s), %d workers, config %s",
-	    TREESYNC_VERSION, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", n,
+	    TREESYNC_VERSION, dry_run ? "dry run (compare only)" :
+	    "full sync", cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", n,
 	    n == 1 ? "" : "s", cfg->workers, cfg->path);
 	for (size_t i = 0; i < cfg->n_syncs; i++) {
 		const SyncPairConfig *p = &cfg->syncs[i];
@@ -226,6 +278,14 @@ run_once(Config *cfg)
 				once.remote_skipped++;
 				continue;
 			}
+			ItemList *items = &once.items[once.n_passes];
+
+			itemize_init(items, opt.preserve_owner, 0);
+			if (dry_run) {
+				opt.report = itemize_step;
+				opt.report_arg = items;
+			}
+			once.pairs[once.n_passes] = p;
 			r = fullsync_new(once.pool, p, p->destinations[d], "", &opt,
 			    on_pass_done, &once, &once.passes[once.n_passes]);
 			if (r < 0)
@@ -253,8 +313,11 @@ run_once(Config *cfg)
 
 	sum_stats(&once, &total);
 	if (once.interrupted) {
-		synclog_msg(LOG_LEVEL_WARN, "full sync interrupted after %.1f s: "
-		    "destinations are not complete", elapsed_s(&once.started));
+		synclog_msg(LOG_LEVEL_WARN, "%s interrupted after %.1f s%s",
+		    dry_run ? "dry run" : "full sync", elapsed_s(&once.started),
+		    dry_run ? "" : ": destinations are not complete");
+	} else if (dry_run) {
+		status = print_dry_run(&once);
 	} else {
 		char copied[32];
 		synclog_format_size(total.bytes_copied, copied, sizeof copied);
@@ -277,9 +340,13 @@ out:
 	for (size_t i = 0; i < once.n_passes; i++)
 		fullsync_stop(once.passes[i]);
 	pool_free(once.pool);
-	for (size_t i = 0; i < once.n_passes; i++)
+	for (size_t i = 0; i < once.n_passes; i++) {
 		fullsync_free(once.passes[i]);
+		itemize_free(&once.items[i]);
+	}
 	free(once.passes);
+	free(once.items);
+	free(once.pairs);
 	if (once.progress != NULL)
 		event_free(once.progress);
 	if (sigint != NULL)
@@ -297,13 +364,14 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "once", no_argument, NULL, 'O' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = CONFIG_DEFAULT_PATH;
-	bool once = false, check = false;
+	bool once = false, check = false, dry_run = false;
 	Config *cfg = NULL;
 	char *errors = NULL;
 	int c, r, status;
@@ -319,6 +387,9 @@ main(int argc, char **argv)
 		case 'O':
 			once = true;
 			break;
+		case 'n':
+			dry_run = true;
+			break;
 		case 't':
 			check = true;
 			break;
@@ -333,6 +404,12 @@ main(int argc, char **argv)
 			    "information.\n");
 			return EXIT_USAGE;
 		}
+	}
+	if (dry_run && !once) {
+		fprintf(stderr, "treesyncd: --dry-run needs --once (the daemon "
+		    "itself always syncs; treesyncctl diff NAME asks a running "
+		    "one)\nTry 'treesyncd --help' for more information.\n");
+		return EXIT_USAGE;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "treesyncd: unexpected argument '%s'\n"
@@ -368,7 +445,7 @@ main(int argc, char **argv)
 	umask(0);
 	fsutil_init_temp_tag();
 	if (once) {
-		status = run_once(cfg);
+		status = run_once(cfg, dry_run);
 		config_free(cfg);
 	} else {
 		status = daemon_run(cfg);	/* takes cfg */

@@ -5,7 +5,8 @@
  * The socket is -s PATH, else the control_socket of the config (-c FILE,
  * default /etc/treesync/treesync.conf; a missing default file is not an
  * error), else /run/treesync/control.sock. Exit: 0 ok; 1 the daemon
- * refused or failed, or cannot be reached; 2 usage.
+ * refused or failed, or cannot be reached; 2 usage. diff: 0 when the
+ * answer lists nothing (every destination matches), 1 when it does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +29,9 @@
 #endif
 
 #define ANSWER_TIMEOUT_S 60
+/* A diff compares whole trees (hashing them with compare = "hash"): the
+ * daemon answers when it is done, or drops us when it stops. */
+#define DIFF_TIMEOUT_S 0
 
 static const char usage_text[] =
 "Usage: treesyncctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]\n"
@@ -43,6 +47,9 @@ static const char usage_text[] =
 "  reload                 re-read the config (as SIGHUP); says whether it was\n"
 "                         valid and, if not, each FILE:LINE problem\n"
 "  metrics                counters in the Prometheus text format\n"
+"  diff NAME              what a full sync of NAME would copy, change and\n"
+"                         delete, one itemized line per entry (as\n"
+"                         treesyncd --once --dry-run); changes nothing\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH   control socket (default: control_socket of CONFIG,\n"
@@ -53,7 +60,8 @@ static const char usage_text[] =
 "  -V, --version       the version\n"
 "\n"
 "Exit status: 0 ok; 1 the daemon refused or failed the request, or it is\n"
-"not running; 2 usage error.\n";
+"not running; 2 usage error. diff: 0 when every destination matches its\n"
+"source, 1 when a full sync would change something.\n";
 
 static int
 usage_error(const char *fmt, const char *arg)
@@ -112,12 +120,17 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Sends line, prints the answer's body; returns the exit status. */
+/*
+ * Sends line, prints the answer's body; returns the exit status (with
+ * body_is_news, as diff: 1 for an OK answer that says anything).
+ */
 static int
-request(const char *sock, const char *line)
+request(const char *sock, const char *line, bool body_is_news)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { ANSWER_TIMEOUT_S, 0 };
+	struct timeval tv = { body_is_news ? DIFF_TIMEOUT_S : ANSWER_TIMEOUT_S,
+	    0 };
+	bool said = false;
 	char buf[65536];
 	size_t have = 0;
 	bool head_done = false, ok = false;
@@ -182,11 +195,12 @@ request(const char *sock, const char *line)
 			memmove(buf, nl + 1, have);
 		}
 		fwrite(buf, 1, have, body_out);
+		said |= have > 0;
 		have = 0;
 		if (n == 0)
 			break;
 	}
-	status = ok ? 0 : 1;
+	status = ok && !(body_is_news && said) ? 0 : 1;
 	/* A closed pipe (treesyncctl metrics | head) is the reader's choice. */
 	if (fflush(stdout) != 0 && errno != EPIPE) {
 		fprintf(stderr, "treesyncctl: writing the answer: %s\n",
@@ -264,7 +278,7 @@ main(int argc, char **argv)
 	}
 	/* A daemon that hangs up early is an error message, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	status = request(sock, line);
+	status = request(sock, line, req.command == CONTROL_DIFF);
 	free(from_config);
 	return status;
 }

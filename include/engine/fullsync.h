@@ -37,6 +37,9 @@ typedef struct SyncStats {
 	uint64_t errors;	/* entries that could not be synced */
 	uint64_t withheld;	/* deletes not done: past max_delete or held */
 	uint64_t delete_budget;	/* what max_delete allowed (UINT64_MAX: all) */
+	uint64_t dry_deletes;	/* dry run: entries a real pass would delete,
+				 * temporaries aside (what max_delete counts) */
+	uint64_t dry_steps;	/* dry run: steps a real pass would take */
 	GuardFault fault;	/* the source root failed its check: the pass
 				 * did nothing (see guard.h) */
 	SourceIdentity source;	/* the source root as the pass found it */
@@ -47,18 +50,38 @@ typedef struct FullSync FullSync;
 typedef void (*FullSyncDoneFn)(FullSync *fs, void *arg);
 
 /*
- * One step the pass took on a name, in the rules' words (rules.h), for a
- * caller that wants them name by name (tests/unit/test-rules.c; an
- * itemized list): relpath ("" for the pass's top), what was done
- * (RULE_DELETE, RULE_MKDIR, RULE_COPY, RULE_SYMLINK, RULE_HARDLINK,
- * RULE_ATTRS, or RULE_NONE when a hash found the content and the
- * attributes equal; RULE_SKIP, RULE_SOURCE_ERROR) and its outcome (0 or
- * -errno). A replace is two steps, RULE_DELETE then the other; a
- * directory's own attributes are a RULE_ATTRS step after its entries.
- * Names found equal without a hash get no call. Reactor thread.
+ * One step the pass took on a name (in a dry run: would take), in the
+ * rules' words (rules.h), for a caller that wants them name by name
+ * (tests/unit/test-rules.c; the itemized list of engine/itemize.h):
+ * what was done (RULE_DELETE, RULE_MKDIR, RULE_COPY, RULE_SYMLINK,
+ * RULE_HARDLINK, RULE_ATTRS, or RULE_NONE when a hash found the content
+ * and the attributes equal; RULE_SKIP, RULE_SOURCE_ERROR) and its
+ * outcome. A replace is two steps, RULE_DELETE (replace set) then the
+ * other; a directory's own attributes are a RULE_ATTRS step after its
+ * entries. Names found equal without a hash get no call. The pointers
+ * are valid during the call only. Reactor thread.
  */
-typedef void (*FullSyncReportFn)(void *arg, const char *relpath,
-    RuleAction done, int err);
+typedef struct FullSyncStep {
+	const char *relpath;	/* "" for the pass's top */
+	RuleAction done;
+	int err;		/* 0 or -errno */
+	const FileMeta *src;	/* the source entry; NULL for a delete */
+	const FileMeta *dst;	/* the destination entry as the scan found
+				 * it (for the step after a replace: the
+				 * entry the delete removes); NULL: none */
+	const char *target;	/* RULE_SYMLINK: the target; RULE_HARDLINK:
+				 * the leader's relpath; else NULL */
+	bool hashed;		/* a hash of both sides decided */
+	bool replace;		/* RULE_DELETE: the first step of a replace */
+	uint64_t count;		/* RULE_DELETE: entries (dry run: counted) */
+	/* Dry run, RULE_DELETE of a directory: the entries beneath it,
+	 * relative to it, each NUL-terminated, directories ending in '/'
+	 * (listing_len bytes in all; NULL when none). */
+	const char *listing;
+	size_t listing_len;
+} FullSyncStep;
+
+typedef void (*FullSyncReportFn)(void *arg, const FullSyncStep *step);
 
 typedef struct FullSyncOptions {
 	bool preserve_owner;	/* running as root */
@@ -74,6 +97,16 @@ typedef struct FullSyncOptions {
 				 * max_delete; 0: count it in the pass */
 	FullSyncReportFn report;	/* NULL: none */
 	void *report_arg;
+	/*
+	 * Compare only: the pass scans both sides, checks the guards and
+	 * decides (a compare = "hash" pass hashes), reports every step it
+	 * would take and changes nothing: no copy, mkdir, chmod or delete,
+	 * not even of a stale temporary or of a missing destination root.
+	 * Deletes are counted, not budgeted: SyncStats.dry_deletes against
+	 * delete_budget says whether a real pass would hold (guard.h).
+	 * Whole-tree passes only.
+	 */
+	bool dry_run;
 } FullSyncOptions;
 
 /*
@@ -82,7 +115,8 @@ typedef struct FullSyncOptions {
  * relative to the source root whose parent exists in the destination; a
  * subtree that is gone or no longer a directory ends the pass at once).
  * done is called on the reactor thread once the pass is over (successful
- * or not: see fullsync_stats); it may free the pass.
+ * or not: see fullsync_stats); it may free the pass. -EINVAL: a dry run
+ * of a subtree.
  */
 int fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
     const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,

@@ -36,7 +36,11 @@ typedef struct PlanAction {
 	const ScanEntry *dst;	/* the destination entry of that name (NULL
 				 * after a replace's delete) */
 	RuleDecision rule;	/* the name's decision: leader for
-				 * RULE_HARDLINK, attrs for RULE_RECURSE */
+				 * RULE_HARDLINK, attrs for RULE_RECURSE;
+				 * replace on a replace's RULE_DELETE */
+	const ScanEntry *replaced;	/* the step after a replace's
+				 * delete: the destination entry that
+				 * delete removes (what the name was) */
 	bool fresh_dir;		/* RULE_RECURSE: dst dir is new, empty */
 } PlanAction;
 

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/mailbox.h"
+
 struct event_base;
 
 typedef struct Job Job;
@@ -25,7 +27,8 @@ struct Job {
 	JobFn run;		/* on a worker thread */
 	JobFn done;		/* on the reactor thread; frees the job */
 	bool cancelled;		/* set when pool_free discards a queued job */
-	Job *next;		/* owned by the pool while submitted */
+	Job *next;		/* owned by the pool while queued */
+	MailboxItem finished;	/* owned by the pool once run */
 };
 
 typedef struct Pool Pool;

@@ -77,6 +77,13 @@ void live_resync(Live *live, bool force);
 const char *live_fault(const Live *live);
 /* State, fault, last error and next retry; strings valid as above. */
 void live_status(const Live *live, LiveStatus *out);
+/*
+ * The options a whole-tree pass of the pair would run with now: the
+ * pair's own, the source identity its guard expects and its max_delete
+ * hold, for a dry run beside it (treesyncctl diff) that must judge the
+ * guards as the pair's next pass would.
+ */
+void live_pass_options(const Live *live, FullSyncOptions *out);
 /* Jobs (and passes) of this pair in the pool. */
 size_t live_jobs_out(const Live *live);
 /* What a pair (or one destination) is doing, worst first wins. */

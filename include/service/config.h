@@ -11,9 +11,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "engine/pair.h"
 #include "util/synclog.h"
+#include "watch/watcher.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/treesync/treesync.conf"
 #define CONFIG_DEFAULT_SOCKET "/run/treesync/control.sock"
@@ -29,9 +32,15 @@ typedef struct Config {
 	char *log_file;		/* NULL: stderr (or the journal) */
 	LogLevel log_level;
 	char *control_socket;
+	char *control_socket_group;	/* NULL: the daemon's own group */
+	gid_t control_socket_gid;	/* that group, looked up at load */
+	char *metrics_listen;	/* "ADDR:PORT" as written; NULL: off */
+	struct sockaddr_storage metrics_addr;	/* it, parsed (numeric) */
+	socklen_t metrics_addrlen;
 	MaxDelete max_delete;	/* default of every sync pair */
+	WatchMode watch;	/* `watch`, default WATCH_AUTO */
 	SyncPairConfig *syncs;
-	size_t n_syncs;
+	size_t n_syncs;		/* may be 0: the daemon idles until a reload */
 	RemoteConfig *remotes;	/* hosts "NAME:/path" destinations name */
 	size_t n_remotes;
 } Config;

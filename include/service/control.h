@@ -16,6 +16,8 @@
 #ifndef TREESYNC_CONTROL_H
 #define TREESYNC_CONTROL_H
 
+#include <sys/types.h>
+
 #include "service/control_parse.h"
 
 struct event_base;
@@ -26,15 +28,32 @@ struct evbuffer;
 #define CONTROL_REPLY_MAX (16u << 20)	/* an answer larger is refused */
 
 typedef struct Control Control;
+typedef struct ControlClient ControlClient;
+
+/* A handler's "I answer later" (see ControlHandler). */
+#define CONTROL_LATER 1
 
 /*
  * Answers one request: writes the body into out and returns 0 (the
  * answer is "OK") or -1 (it is "ERR": the body says why, one line or
- * more). Runs on the reactor thread, inside the control's callbacks; it
- * may call control_stop on this Control, not control_free.
+ * more). Or, for an answer that takes work on the pool (diff), calls
+ * control_defer(client, ...) and returns CONTROL_LATER; out is then
+ * dropped and control_answer sends the answer. Runs on the reactor
+ * thread, inside the control's callbacks; it may call control_stop on
+ * this Control, not control_free.
  */
 typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+    ControlClient *client, void *arg);
+
+/*
+ * The client waits for control_answer, without the request timeout (it
+ * still is dropped when it hangs up). gone(arg) is called once if the
+ * client goes first (hangs up, control_free): client is not to be used
+ * after that.
+ */
+void control_defer(ControlClient *client, void (*gone)(void *arg), void *arg);
+/* The deferred answer: "OK" (ok 0) or "ERR" (-1), then body (drained). */
+void control_answer(ControlClient *client, int ok, struct evbuffer *body);
 
 /*
  * Makes the socket at path (absolute): the parent directory is made (0755)
@@ -46,6 +65,12 @@ typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
 int control_new(struct event_base *base, const char *path, ControlHandler fn,
     void *arg, Control **ret);
 const char *control_path(const Control *c);
+/*
+ * Gives the socket file the group gid (it stays mode 0660: root and that
+ * group may connect; control_socket_group). -ESTALE: the file at the path
+ * is no longer the one we made; other -errno from open or fchownat.
+ */
+int control_set_group(Control *c, gid_t gid);
 /*
  * Stops listening and removes the socket file if it is still the one we
  * made; connected clients still get their answers. NULL is fine.

@@ -5,7 +5,7 @@
  *
  * The wire format (docs/design.md, "The control socket"): one line
  *   status [--json] | resync [--force] NAME | pause NAME | resume NAME |
- *   reload | metrics
+ *   reload | metrics | diff NAME
  * words separated by spaces, optionally ended by "\n"; at most
  * CONTROL_LINE_MAX bytes. Any thread.
  */
@@ -25,6 +25,7 @@ typedef enum ControlCommand {
 	CONTROL_RESUME,
 	CONTROL_RELOAD,
 	CONTROL_METRICS,
+	CONTROL_DIFF,		/* a dry-run compare of one pair */
 } ControlCommand;
 
 typedef struct ControlRequest {

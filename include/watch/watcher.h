@@ -1,6 +1,8 @@
 /*
- * watcher — recursive inotify watches on the source roots, turned into
- * ordered batches of change events for the reactor.
+ * watcher — change events on the source roots, from recursive inotify
+ * watches or from a fanotify mark on each root's whole file system,
+ * turned into ordered batches of change events for the reactor. Both
+ * mechanisms report the same events (inotify's IN_* masks and cookies).
  *
  * A Watcher owns one thread. That thread is the only one in the process
  * that calls libinotifytools (its state is process-global and not
@@ -37,7 +39,18 @@
  *
  * Needs Linux >= 4.18 (IN_MASK_CREATE) and /proc mounted (watches are
  * placed through /proc/self/fd, and libinotifytools' fd is found through
- * /proc/self/fdinfo, see watcher.c).
+ * /proc/self/fdinfo, see watcher.c). fanotify needs Linux >= 5.9
+ * (FAN_REPORT_DFID_NAME), CAP_SYS_ADMIN, and a file system that reports
+ * file handles for a whole-file-system mark (ext4, xfs, btrfs, tmpfs;
+ * not overlayfs, FUSE or /proc): see WatchMode.
+ *
+ * What differs with fanotify: IN_UNMOUNT is never reported (the kernel
+ * has no such event for a file-system mark), merged events may carry
+ * several IN_* bits at once (fanotify merges events on one name queued
+ * by one process), and every change on a marked file system passes
+ * through the watcher thread (dropped there when outside every root).
+ * fanotify's queue is unlimited (see fanotify.c), so it does not
+ * overflow; an overflow of inotify's still means every root.
  *
  * Every watcher_add_root that returned 0 is answered by exactly one
  * WATCH_ROOT_READY notice and, after watcher_remove_root or a READY with
@@ -55,6 +68,17 @@
 #include "engine/exclude.h"
 
 struct event_base;
+
+/* How a root is watched (the `watch` config key). */
+typedef enum WatchMode {
+	/* fanotify where the kernel, privileges and file system allow it,
+	 * else inotify; WATCH_ROOT_READY says which and why. */
+	WATCH_AUTO,
+	WATCH_INOTIFY,		/* a watch per directory */
+	/* A mark on the root's file system; refused where it cannot be
+	 * placed (WATCH_ROOT_READY with dirs_placed 0 and the reason). */
+	WATCH_FANOTIFY,
+} WatchMode;
 
 typedef struct WatchEvent {
 	unsigned root;		/* the id given to watcher_add_root */
@@ -94,6 +118,13 @@ typedef struct WatchNotice {
 	int error;		/* 0 or -errno, see the kinds */
 	size_t dirs_needed;	/* directories that needed a watch */
 	size_t dirs_placed;	/* watches placed for them */
+	/* WATCH_ROOT_READY: the mechanism used (WATCH_INOTIFY or
+	 * WATCH_FANOTIFY), and in WATCH_AUTO why fanotify was not (-errno,
+	 * else 0): -EPERM no CAP_SYS_ADMIN, -ENOSYS/-EINVAL the kernel has
+	 * no FAN_REPORT_DFID_NAME, -EOPNOTSUPP/-ENODEV/-EXDEV the file
+	 * system cannot be marked. */
+	WatchMode mode;
+	int fanotify_error;
 } WatchNotice;
 
 /* How many directories of a root are watched now. */
@@ -129,7 +160,7 @@ typedef struct WatchBatch {
 typedef void (*WatcherFn)(WatchBatch *batch, void *arg);
 
 typedef struct WatcherStats {
-	size_t watches;		/* directories watched now */
+	size_t watches;		/* directories watched now (either way) */
 	size_t rebuilds;	/* times the inotify instance was rebuilt */
 	uint64_t events;	/* events delivered to the reactor */
 	uint64_t batches;
@@ -145,15 +176,18 @@ typedef struct Watcher Watcher;
 int watcher_new(struct event_base *base, WatcherFn cb, void *arg,
     Watcher **ret);
 /*
- * Asks for recursive watches on path (absolute) under the id root;
- * returns at once, completion comes as WATCH_ROOT_READY. ex may be NULL;
+ * Asks for recursive watches on path (absolute) under the id root, by
+ * mode; returns at once, completion comes as WATCH_ROOT_READY. ex may be NULL;
  * it is borrowed and must stay valid until WATCH_ROOT_RELEASED for this
  * root (or watcher_free). -EEXIST: the id is in use; -EINVAL: path not
  * absolute; -EBUSY: path equals, contains or lies inside an active root's
  * path (watch the outer one and route by prefix).
  */
 int watcher_add_root(Watcher *w, unsigned root, const char *path,
-    const Exclude *ex);
+    const Exclude *ex, WatchMode mode);
+/* "auto", "inotify", "fanotify": the mode, or -1. */
+int watcher_mode_from_string(const char *s);
+const char *watcher_mode_name(WatchMode mode);
 /* Drops the root's watches; returns at once. -ENOENT: no such active root. */
 int watcher_remove_root(Watcher *w, unsigned root);
 void watcher_batch_free(WatchBatch *batch);

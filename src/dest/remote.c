@@ -955,8 +955,13 @@ compare_line(Proc *p, int fd, char *line, size_t len, void *arg)
 	default:
 		break;
 	}
-	if (q->c->opt.report != NULL && action != RULE_NONE)
-		q->c->opt.report(q->c->opt.report_arg, name, action, 0);
+	if (q->c->opt.dry_run && action == RULE_DELETE)
+		st->dry_deletes++;
+	if (q->c->opt.report != NULL && action != RULE_NONE) {
+		FullSyncStep step = { .relpath = name, .done = action };
+
+		q->c->opt.report(q->c->opt.report_arg, &step);
+	}
 }
 
 static void compare_run(Req *q);
@@ -1017,6 +1022,8 @@ compare_exit(Proc *p, int status, void *arg)
 		st->fault = GUARD_EMPTY;
 		st->withheld = 0;
 	}
+	if (q->c->opt.dry_run)
+		st->deleted = 0;	/* counted as dry_deletes */
 	st->entries_done = st->entries_seen;
 	st->bytes_done = st->bytes_seen;
 	st->scan_done = true;
@@ -1056,7 +1063,7 @@ compare_run(Req *q)
 	spec.delete = rd->pair->delete;
 	spec.implied_dirs = true;
 	spec.checksum = rd->pair->compare == COMPARE_HASH;
-	spec.dry_run = q->dry;
+	spec.dry_run = q->dry || c->opt.dry_run;
 	spec.stats = true;
 	spec.max_delete = q->dry ? -1 : q->max_delete;
 	argv = remote_rsync_argv(&spec);

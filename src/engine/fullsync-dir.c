@@ -43,6 +43,7 @@ fullsync_batch_free(Batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		free(b->ops[i].name);
 		free(b->ops[i].target);
+		free(b->ops[i].listing);
 	}
 	free(b->ops);
 	free(b->dir_relpath);
@@ -178,6 +179,19 @@ dir_finalize(FullSync *fs, DirNode *dir)
 	bool same = dir->have_dst_meta && !dir->dirty && !dir->attrs;
 	Batch *b;
 
+	if (fs->opt.dry_run) {
+		/* Nothing to set: only say what a real pass would set (a
+		 * directory it would create is said by its mkdir). */
+		if (dir->attrs && dir->have_dst_meta && !dir->fresh &&
+		    !dir->skip_finalize) {
+			Op op = { .type = RULE_ATTRS, .meta = dir->src_meta,
+			    .dst_meta = dir->dst_meta, .have_dst = true };
+			fs->stats.dry_steps++;
+			fullsync_report(fs, dir->relpath, RULE_ATTRS, 0, &op);
+		}
+		fullsync_dir_finished(fs, dir);
+		return;
+	}
 	if (same || dir->skip_finalize) {
 		fullsync_dir_finished(fs, dir);
 		return;
@@ -267,8 +281,7 @@ log_not_mirrored(FullSync *fs, DirNode *dir, const PlanAction *a)
 	} else {
 		fullsync_log_failure(fs, "stat", path, a->src->err);
 	}
-	if (fs->opt.report != NULL)
-		fs->opt.report(fs->opt.report_arg, path, a->type, a->src->err);
+	fullsync_report(fs, path, a->type, a->src->err, NULL);
 	free(path);
 }
 
@@ -290,28 +303,31 @@ fullsync_dir_plan(FullSync *fs, DirNode *dir, const Plan *plan)
 	for (size_t i = 0; i < plan->n; i++) {
 		const PlanAction *a = &plan->actions[i];
 		const ScanEntry *s = a->src;
-		Op *op;
+		/* The destination entry, for the report: the one in the
+		 * way for the step after a replace's delete. */
+		const ScanEntry *d = a->dst != NULL ? a->dst : a->replaced;
+		Op *op = NULL;
 
 		switch (a->type) {
 		case RULE_DELETE:
-			fullsync_builder_add(&p1, RULE_DELETE, a->dst->name,
+			op = fullsync_builder_add(&p1, RULE_DELETE, a->dst->name,
 			    NULL);
+			op->replace = a->rule.replace;
 			break;
 		case RULE_MKDIR:
-			fullsync_builder_add(&p1, RULE_MKDIR, s->name, &s->meta);
+			op = fullsync_builder_add(&p1, RULE_MKDIR, s->name,
+			    &s->meta);
 			break;
 		case RULE_COPY:
 		case RULE_ATTRS:
-			fullsync_builder_add(&p2, a->type, s->name, &s->meta);
-			break;
 		case RULE_HASH:
-			op = fullsync_builder_add(&p2, RULE_HASH, s->name,
+			op = fullsync_builder_add(&p2, a->type, s->name,
 			    &s->meta);
-			op->dst_meta = a->dst->meta;
 			break;
 		case RULE_HARDLINK:
 			fullsync_link_resolve(fs, &p2, s->name, &s->meta,
-			    a->dst, a->rule.leader);
+			    a->dst != NULL && a->dst->err == 0 ? &a->dst->meta :
+			    NULL, a->rule.leader);
 			break;
 		case RULE_SYMLINK:
 			op = fullsync_builder_add(&p2, RULE_SYMLINK, s->name,
@@ -328,6 +344,10 @@ fullsync_dir_plan(FullSync *fs, DirNode *dir, const Plan *plan)
 			break;
 		default:
 			break;	/* the planner gives no step for the others */
+		}
+		if (op != NULL && d != NULL && d->err == 0) {
+			op->dst_meta = d->meta;
+			op->have_dst = true;
 		}
 	}
 	*ctail = NULL;

@@ -58,6 +58,7 @@ typedef struct PassRoots {
 	int dst;
 	CopyOptions copy;
 	RuleOptions rules;	/* for a hash's verdict (rules_after_hash) */
+	bool dry_run;		/* change nothing (FullSyncOptions) */
 	bool limit_deletes;
 	atomic_uint_least64_t deletes_left;
 } PassRoots;
@@ -74,7 +75,11 @@ typedef struct Op {
 	char *target;		/* symlink target, or the hard-link leader's
 				 * destination path */
 	FileMeta meta;		/* the source entry's metadata */
-	FileMeta dst_meta;	/* RULE_HASH: the destination entry's */
+	FileMeta dst_meta;	/* the destination entry's (have_dst), as
+				 * the scan found it: RULE_HASH compares
+				 * with it, a step reports it */
+	bool have_dst;
+	bool replace;		/* RULE_DELETE: the first step of a replace */
 	HardlinkGroup *group;	/* copies of a hard-link leader (reactor) */
 	int attempts;
 	/* Results, written by the worker. */
@@ -86,6 +91,9 @@ typedef struct Op {
 	uint64_t count;
 	uint64_t dst_ino;
 	uint64_t usec;
+	char *listing;		/* dry run, RULE_DELETE: what is beneath
+				 * (FullSyncStep.listing) */
+	size_t listing_len;
 } Op;
 
 struct DirNode {
@@ -182,7 +190,7 @@ typedef struct Waiter {
 	char *name;
 	FileMeta meta;
 	bool have_dst;
-	uint64_t dst_ino;
+	FileMeta dst_meta;	/* the name's destination entry (have_dst) */
 } Waiter;
 
 typedef enum { HL_NONE, HL_PENDING, HL_DONE } HardlinkState;
@@ -243,6 +251,9 @@ void fullsync_submit(FullSync *fs, Job *job, JobFn run, JobFn done);
 void fullsync_settle(FullSync *fs, const FileMeta *meta);
 void fullsync_log_failure(FullSync *fs, const char *action,
     const char *relpath, int err);
+/* Tells opt.report (if any) of one step; src/dst/target may be NULL. */
+void fullsync_report(FullSync *fs, const char *relpath, RuleAction done,
+    int err, const Op *op);
 void fullsync_batch_done(Job *job);
 void fullsync_roots_release(PassRoots *r);
 
@@ -273,7 +284,7 @@ Batch *fullsync_builder_finish(Builder *bl);
 /* What the name in bl's directory, a member of a source hard-link group,
  * needs: lead (copy, or take it as it is), wait, or be linked. */
 void fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
-    const FileMeta *src, const ScanEntry *dst, RuleAction leader);
+    const FileMeta *src, const FileMeta *dst, RuleAction leader);
 /* The leader's copy finished (or failed): serve the names waiting. */
 void fullsync_link_settled(FullSync *fs, HardlinkGroup *g, bool ok,
     uint64_t dst_ino);

@@ -67,12 +67,26 @@ fullsync_links_free(FullSync *fs)
 	map_clear(&fs->links);
 }
 
+/* An op for the name, with its destination entry for the report. */
+static Op *
+link_op(Builder *bl, RuleAction type, const char *name, const FileMeta *src,
+    const FileMeta *dst)
+{
+	Op *op = fullsync_builder_add(bl, type, name, src);
+
+	if (dst != NULL) {
+		op->dst_meta = *dst;
+		op->have_dst = true;
+	}
+	return op;
+}
+
 void
 fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
-    const FileMeta *src, const ScanEntry *dst, RuleAction leader)
+    const FileMeta *src, const FileMeta *dst, RuleAction leader)
 {
 	HardlinkGroup *g = group_get(fs, src);
-	bool have_dst = dst != NULL && dst->err == 0 && S_ISREG(dst->meta.mode);
+	bool have_dst = dst != NULL && S_ISREG(dst->mode);
 	Op *op;
 
 	switch (g->state) {
@@ -82,9 +96,9 @@ fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
 		g->leader = xjoin(bl->dir->relpath, name);
 		if (have_dst && (leader == RULE_NONE || leader == RULE_ATTRS)) {
 			g->state = HL_DONE;
-			g->dst_ino = dst->meta.ino;
+			g->dst_ino = dst->ino;
 			if (leader == RULE_ATTRS)
-				fullsync_builder_add(bl, RULE_ATTRS, name, src);
+				link_op(bl, RULE_ATTRS, name, src, dst);
 			else
 				fullsync_settle(fs, src);
 			return;
@@ -92,10 +106,8 @@ fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
 		g->state = HL_PENDING;
 		if (!have_dst && leader == RULE_HASH)
 			leader = RULE_COPY;	/* nothing to hash against */
-		op = fullsync_builder_add(bl, leader == RULE_HASH ? RULE_HASH :
-		    RULE_COPY, name, src);
-		if (leader == RULE_HASH)
-			op->dst_meta = dst->meta;
+		op = link_op(bl, leader == RULE_HASH ? RULE_HASH : RULE_COPY,
+		    name, src, dst);
 		op->group = g;
 		return;
 	case HL_PENDING: {
@@ -103,19 +115,20 @@ fullsync_link_resolve(FullSync *fs, Builder *bl, const char *name,
 		w->dir = bl->dir;
 		w->name = xstrdup(name);
 		w->meta = *src;
-		w->have_dst = have_dst;
-		w->dst_ino = have_dst ? dst->meta.ino : 0;
+		w->have_dst = dst != NULL;
+		if (dst != NULL)
+			w->dst_meta = *dst;
 		w->next = g->waiters;
 		g->waiters = w;
 		bl->dir->pending++;
 		return;
 	}
 	case HL_DONE:
-		if (have_dst && dst->meta.ino == g->dst_ino) {
+		if (have_dst && dst->ino == g->dst_ino) {
 			fullsync_settle(fs, src);
 			return;
 		}
-		op = fullsync_builder_add(bl, RULE_HARDLINK, name, src);
+		op = link_op(bl, RULE_HARDLINK, name, src, dst);
 		op->target = xstrdup(g->leader);
 		return;
 	}
@@ -139,15 +152,13 @@ fullsync_link_settled(FullSync *fs, HardlinkGroup *g, bool ok,
 	}
 	while (w != NULL) {
 		Waiter *next = w->next;
-		ScanEntry dst = { .meta = { .ino = w->dst_ino,
-		    .mode = S_IFREG } };
 		Builder bl;
 
 		fullsync_builder_init(&bl, fs, w->dir, 2);
 		/* Led by a name whose copy failed: this one leads now, and
 		 * is copied. */
 		fullsync_link_resolve(fs, &bl, w->name, &w->meta,
-		    w->have_dst ? &dst : NULL, RULE_COPY);
+		    w->have_dst ? &w->dst_meta : NULL, RULE_COPY);
 		for (Batch *b = fullsync_builder_finish(&bl); b != NULL;) {
 			Batch *bn = b->next;
 			fullsync_ready_push(fs, b);

@@ -11,12 +11,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/hash.h"
 #include "fullsync-int.h"
+#include "util/alloc.h"
 #include "util/beneath.h"
 #include "util/clock.h"
 #include "util/path.h"
@@ -72,10 +75,92 @@ op_hash(PassRoots *roots, int src, int dst, Op *op)
 	if ((op->err = hash_same(src, dst, op->name, &same)) < 0)
 		return;
 	op->done = rules_after_hash(&s, &d, &roots->rules, same).action;
-	if (op->done == RULE_ATTRS)
+	if (op->done == RULE_ATTRS && !roots->dry_run)
 		op->err = copy_set_meta(dst, op->name, &op->meta, &roots->copy);
 	if (op->done != RULE_COPY)
 		op->dst_ino = op->dst_meta.ino;
+}
+
+/* Dry run: one name beneath a directory to be deleted, for the list. */
+static void
+listing_add(Op *op, size_t *cap, const char *prefix, const char *name,
+    bool is_dir)
+{
+	size_t p = strlen(prefix), n = strlen(name), need = p + n + 2;
+
+	xgrow(&op->listing, cap, op->listing_len + need, 1, 256);
+	memcpy(op->listing + op->listing_len, prefix, p);
+	memcpy(op->listing + op->listing_len + p, name, n);
+	op->listing_len += p + n;
+	if (is_dir)
+		op->listing[op->listing_len++] = '/';
+	op->listing[op->listing_len++] = '\0';
+}
+
+/*
+ * Dry run: lists and counts what is beneath the open directory fd (which
+ * it closes), its names prefixed with prefix, without following
+ * symlinks. A subdirectory that cannot be opened is listed, not entered.
+ */
+static int
+dry_walk(int fd, const char *prefix, Op *op, size_t *cap)
+{
+	ScanList list = { 0 };
+	int r = scan_dir(fd, &list);
+
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const ScanEntry *e = &list.entries[i];
+		bool dir = e->err == 0 && S_ISDIR(e->meta.mode);
+		char *sub;
+		int cfd;
+
+		op->count++;
+		listing_add(op, cap, prefix, e->name, dir);
+		if (!dir || (cfd = openat(fd, e->name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		sub = xmalloc(strlen(prefix) + strlen(e->name) + 2);
+		sprintf(sub, "%s%s/", prefix, e->name);
+		r = dry_walk(cfd, sub, op, cap);
+		free(sub);
+	}
+	scan_list_free(&list);
+	close(fd);
+	return r;
+}
+
+/* Dry run: what deleting op->name would remove, counted and listed. */
+static void
+dry_delete(int dst, Op *op)
+{
+	struct stat st;
+	size_t cap = 0;
+	int fd;
+
+	if (fstatat(dst, op->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		op->err = errno == ENOENT ? 0 : -errno;
+		return;
+	}
+	op->count = 1;
+	if (!S_ISDIR(st.st_mode))
+		return;
+	fd = openat(dst, op->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd >= 0)
+		op->err = dry_walk(fd, "", op, &cap);
+}
+
+/* Dry run: decides what needs the disk to decide (deletes are counted,
+ * equal sizes hashed) and does nothing. */
+static void
+op_dry_run(PassRoots *roots, int src, int dst, Op *op)
+{
+	if (op->type == RULE_DELETE)
+		dry_delete(dst, op);
+	else if (op->type == RULE_HASH)
+		op_hash(roots, src, dst, op);
+	/* A group's leader that would be copied leaves dst_ino 0: a new
+	 * inode, which no other destination name shares. */
 }
 
 /* Runs one op inside a batch's open directories. */
@@ -125,28 +210,44 @@ void
 fullsync_batch_run(Job *job)
 {
 	Batch *b = (Batch *)job;
-	int src = -1, dst;
+	bool dry = b->roots->dry_run, need_dst = !dry, need_src = !dry &&
+	    b->needs_source;
+	int src = -1, dst = -1;
 
-	dst = open_beneath(b->roots->dst, b->dir_relpath, O_RDONLY |
-	    O_DIRECTORY);
-	if (dst < 0) {
-		b->open_err = dst;
-		return;
+	/* A dry run reads only for deletes (counted) and hashes. */
+	for (size_t i = 0; dry && i < b->n; i++) {
+		need_dst |= b->ops[i].type == RULE_DELETE ||
+		    b->ops[i].type == RULE_HASH;
+		need_src |= b->ops[i].type == RULE_HASH;
 	}
-	if (b->needs_source) {
+	if (need_dst) {
+		dst = open_beneath(b->roots->dst, b->dir_relpath, O_RDONLY |
+		    O_DIRECTORY);
+		if (dst < 0) {
+			b->open_err = dst;
+			return;
+		}
+	}
+	if (need_src) {
 		src = open_beneath(b->roots->src, b->dir_relpath, O_RDONLY |
 		    O_DIRECTORY);
 		if (src < 0) {
 			b->open_err = src;
-			close(dst);
+			if (dst >= 0)
+				close(dst);
 			return;
 		}
 	}
-	for (size_t i = 0; i < b->n; i++)
-		op_run(b->roots, src, dst, &b->ops[i]);
+	for (size_t i = 0; i < b->n; i++) {
+		if (dry)
+			op_dry_run(b->roots, src, dst, &b->ops[i]);
+		else
+			op_run(b->roots, src, dst, &b->ops[i]);
+	}
 	if (src >= 0)
 		close(src);
-	close(dst);
+	if (dst >= 0)
+		close(dst);
 }
 
 void
@@ -242,6 +343,23 @@ delete_budget(RootJob *rj)
 	return guard_delete_budget(&rj->max_delete, entries);
 }
 
+/* Dry run: is the directory a missing destination root would be made
+ * in there? */
+static bool
+dry_parent_exists(const char *dest)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(dest, '/');
+	size_t n = slash != NULL ? (size_t)(slash - dest) : 0;
+	struct stat st;
+
+	if (n >= sizeof parent)
+		return false;
+	memcpy(parent, dest, n);
+	parent[n] = '\0';
+	return stat(n > 0 ? parent : "/", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 void
 fullsync_root_run(Job *job)
 {
@@ -256,16 +374,25 @@ fullsync_root_run(Job *job)
 		return;
 	}
 	rj->dst_fd = open(rj->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rj->dst_fd < 0 && errno == ENOENT) {
+	if (rj->dst_fd < 0 && errno == ENOENT && rj->opt.dry_run) {
+		/* Would be created, if its parent is there (as below). */
+		if (!dry_parent_exists(rj->dest)) {
+			rj->dst_err = -ENOENT;
+			return;
+		}
+		rj->created = true;
+	} else if (rj->dst_fd < 0 && errno == ENOENT) {
 		/* Only the last component: a missing parent is more likely a
 		 * mount that is not there than a tree to invent. */
 		if (mkdir(rj->dest, 0700) == 0)
 			rj->created = true;
 		rj->dst_fd = open(rj->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (rj->dst_fd < 0 || fstat(rj->dst_fd, &rj->dst_st) < 0) {
-		rj->dst_err = -errno;
-		return;
+	if (!rj->created || !rj->opt.dry_run) {
+		if (rj->dst_fd < 0 || fstat(rj->dst_fd, &rj->dst_st) < 0) {
+			rj->dst_err = -errno;
+			return;
+		}
 	}
 	/* Before anything is touched: is this still the source the pair
 	 * mirrors? A subtree pass checks the root's identity only. */

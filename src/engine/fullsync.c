@@ -80,9 +80,31 @@ fullsync_log_failure(FullSync *fs, const char *action, const char *relpath,
     int err)
 {
 	fs->stats.errors++;
-	synclog_event(fs->opt.will_retry ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
-	    fs->pair->name, action, relpath, fs->dest, "failed: %s%s",
-	    reason(err), fs->opt.will_retry ? " (will retry)" : "");
+	synclog_event(fs->opt.will_retry || fs->opt.dry_run ? LOG_LEVEL_WARN :
+	    LOG_LEVEL_ERROR, fs->pair->name, action, relpath, fs->dest,
+	    "failed: %s%s", reason(err), fs->opt.dry_run ? " (dry run)" :
+	    fs->opt.will_retry ? " (will retry)" : "");
+}
+
+void
+fullsync_report(FullSync *fs, const char *relpath, RuleAction done, int err,
+    const Op *op)
+{
+	FullSyncStep st = { .relpath = relpath, .done = done, .err = err };
+
+	if (fs->opt.report == NULL)
+		return;
+	if (op != NULL) {
+		st.src = op->type == RULE_DELETE ? NULL : &op->meta;
+		st.dst = op->have_dst ? &op->dst_meta : NULL;
+		st.target = op->target;
+		st.hashed = op->type == RULE_HASH;
+		st.replace = op->replace;
+		st.count = op->count;
+		st.listing = op->listing;
+		st.listing_len = op->listing_len;
+	}
+	fs->opt.report(fs->opt.report_arg, &st);
 }
 
 void
@@ -109,7 +131,8 @@ roots_new(const RootJob *rj, const FullSyncOptions *opt,
 	r->copy.preserve_owner = opt->preserve_owner;
 	r->copy.umask_zero = opt->umask_zero;
 	r->rules = *rules;
-	r->limit_deletes = rj->budget != UINT64_MAX;
+	r->dry_run = opt->dry_run;
+	r->limit_deletes = rj->budget != UINT64_MAX && !opt->dry_run;
 	atomic_init(&r->deletes_left, rj->budget);
 	return r;
 }
@@ -127,7 +150,8 @@ fullsync_roots_release(PassRoots *r)
 	if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	close(r->src);
-	close(r->dst);
+	if (r->dst >= 0)	/* a dry run's missing destination: -1 */
+		close(r->dst);
 	free(r);
 }
 
@@ -194,6 +218,7 @@ retry_changed(FullSync *fs, Batch *b, Op *op)
 	nb = fullsync_batch_new(fs, b->dir, b->dir_relpath, b->phase);
 	nop = fullsync_batch_add(nb, op->type, op->name, &op->meta);
 	nop->dst_meta = op->dst_meta;
+	nop->have_dst = op->have_dst;
 	nop->attempts = op->attempts + 1;
 	nop->group = op->group;
 	fullsync_ready_push(fs, nb);
@@ -226,18 +251,32 @@ log_outcome(FullSync *fs, Batch *b, Op *op, int open_err)
 	} else if (op->err != 0) {
 		fullsync_log_failure(fs, copy ? "copy" :
 		    rules_action_name(op->type), path, op->err);
+	} else if (fs->opt.dry_run) {
+		/* Nothing was done: the caller lists what would be. */
+		synclog_event(LOG_LEVEL_DEBUG, fs->pair->name,
+		    rules_action_name(op->done), path, fs->dest,
+		    "dry run: not done");
 	} else {
 		log_op(fs, b->dir_relpath, op);
 	}
 	free(path);
 }
 
-/* The figures of a done op. */
+/* The figures of a done op (of one a dry run would do). */
 static void
 count_done(FullSync *fs, const Op *op)
 {
 	SyncStats *st = &fs->stats;
 	RuleAction a = op->done;
+
+	if (fs->opt.dry_run) {
+		if (a != RULE_NONE)
+			st->dry_steps++;
+		/* What max_delete would count: temporaries are ours. */
+		if (a == RULE_DELETE && !fsutil_is_temp_name(op->name))
+			st->dry_deletes += op->count;
+		return;
+	}
 	uint64_t *one = a == RULE_MKDIR ? &st->dirs_created :
 	    a == RULE_COPY ? &st->files_copied :
 	    a == RULE_SYMLINK ? &st->symlinks :
@@ -274,7 +313,7 @@ op_done(FullSync *fs, Batch *b, Op *op, int open_err)
 	if (fs->opt.report != NULL) {
 		char *path = b->finalize ? xstrdup(b->dir->relpath) :
 		    xjoin(b->dir_relpath, op->name);
-		fs->opt.report(fs->opt.report_arg, path, op->done, op->err);
+		fullsync_report(fs, path, op->done, op->err, op);
 		free(path);
 	}
 	if (op->err == 0)
@@ -384,7 +423,7 @@ submit_scan(FullSync *fs, DirNode *d)
 	sj->relpath = xstrdup(d->relpath);
 	sj->fresh = d->fresh;
 	sj->fix_mode = -1;
-	if (!fs->opt.preserve_owner && d->have_dst_meta &&
+	if (!fs->opt.preserve_owner && !fs->opt.dry_run && d->have_dst_meta &&
 	    (d->dst_meta.mode & 0700) != 0700)
 		sj->fix_mode = (int)(d->dst_meta.mode & 07777);
 	fullsync_submit(fs, &sj->job, fullsync_scan_run, scan_done);
@@ -438,7 +477,7 @@ root_failed(FullSync *fs, RootJob *rj)
 		 * live daemon holds deletes and checks again). */
 		fs->stats.fault = rj->fault;
 		fs->stats.errors++;
-		if (!fs->opt.will_retry)
+		if (!fs->opt.will_retry && !fs->opt.dry_run)
 			synclog_event(LOG_LEVEL_ERROR, fs->pair->name, "guard",
 			    "", fs->dest, "source '%s' %s%s%s: nothing done for "
 			    "this destination, nothing deleted",
@@ -500,15 +539,15 @@ root_done(Job *job)
 		goto out;
 	}
 	if (rj->created) {
-		synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir",
-		    fs->relroot, fs->dest, "%s", fs->relroot[0] == '\0' ?
-		    "created the destination root" : "created");
-		if (rj->replaced && fs->opt.report != NULL)
-			fs->opt.report(fs->opt.report_arg, fs->relroot,
-			    RULE_DELETE, 0);
-		if (fs->opt.report != NULL)
-			fs->opt.report(fs->opt.report_arg, fs->relroot,
-			    RULE_MKDIR, 0);
+		if (fs->opt.dry_run)
+			fs->stats.dry_steps++;
+		else
+			synclog_event(LOG_LEVEL_INFO, fs->pair->name, "mkdir",
+			    fs->relroot, fs->dest, "%s", fs->relroot[0] ==
+			    '\0' ? "created the destination root" : "created");
+		if (rj->replaced)
+			fullsync_report(fs, fs->relroot, RULE_DELETE, 0, NULL);
+		fullsync_report(fs, fs->relroot, RULE_MKDIR, 0, NULL);
 	}
 	fs->roots = roots_new(rj, &fs->opt, &fs->plan_opt.rules);
 	fs->stats.source = rj->seen;
@@ -534,9 +573,11 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
     const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,
     void *arg, FullSync **ret)
 {
-	FullSync *fs = calloc(1, sizeof *fs);
+	FullSync *fs;
 
-	if (fs == NULL)
+	if (opt->dry_run && relroot != NULL && relroot[0] != '\0')
+		return -EINVAL;
+	if ((fs = calloc(1, sizeof *fs)) == NULL)
 		return -ENOMEM;
 	fs->dest = strdup(dest);
 	fs->relroot = strdup(relroot != NULL ? relroot : "");

@@ -93,6 +93,7 @@ plan_source_entry(const ScanEntry *s, const ScanEntry *d,
     const PlanOptions *opt, Plan *out)
 {
 	RuleDecision rule = rules_decide(s, d, &opt->rules);
+	const ScanEntry *replaced = NULL;
 	int r;
 
 	out->n_src++;
@@ -109,12 +110,15 @@ plan_source_entry(const ScanEntry *s, const ScanEntry *d,
 	if (rule.replace) {
 		if ((r = push(out, RULE_DELETE, NULL, d, NULL)) < 0)
 			return r;
+		out->actions[out->n - 1].rule.replace = true;
+		replaced = d;
 		d = NULL;
 	}
 	if (rule.action == RULE_NONE)
 		return 0;
 	if ((r = push(out, rule.action, s, d, &rule)) < 0)
 		return r;
+	out->actions[out->n - 1].replaced = replaced;
 	if (rule.action == RULE_MKDIR) {
 		if ((r = push(out, RULE_RECURSE, s, NULL, &rule)) < 0)
 			return r;

@@ -3,35 +3,29 @@
  *
  * DESIGN
  * Out: a FIFO of jobs under `lock`, workers sleep on `wake`.
- * In: a LIFO list of finished jobs under the same lock, plus an eventfd
- * the reactor watches. A worker writes the eventfd only when the finished
- * list goes from empty to non-empty, so a burst of completions costs one
- * wake-up; the reactor takes the whole list under the lock, reverses it to
- * submission order and runs done() after unlocking.
- * One lock is enough: both critical sections are a few pointer moves.
+ * In: util/mailbox, the completion path every thread shares (a locked
+ * list plus an eventfd the reactor watches, written only when the list
+ * goes from empty to non-empty, so a burst of completions costs one
+ * wake-up); the reactor gets the finished jobs in the order they finished
+ * and runs done() after the mailbox's lock is released.
+ * Two locks, never held together: `lock` (the queue) and the mailbox's.
  * Workers block every signal, so signals reach the reactor's loop.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <event2/event.h>
 
 #include "engine/pool.h"
+#include "util/mailbox.h"
 
 struct Pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	Job *queue_head, *queue_tail;	/* waiting to run */
-	Job *finished;			/* LIFO, waiting for done() */
 	bool stopping;
-	int efd;
-	struct event *ev;
+	Mailbox *finished;		/* run, waiting for done() */
 	pthread_t *threads;
 	int n_threads;
 	size_t in_flight;		/* reactor's count: submitted - done */
@@ -45,7 +39,6 @@ worker_main(void *arg)
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
 		Job *job;
-		bool was_empty;
 
 		while (pool->queue_head == NULL && !pool->stopping)
 			pthread_cond_wait(&pool->wake, &pool->lock);
@@ -58,56 +51,26 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&pool->lock);
 
 		job->run(job);
+		mailbox_post(pool->finished, &job->finished);
 
 		pthread_mutex_lock(&pool->lock);
-		was_empty = pool->finished == NULL;
-		job->next = pool->finished;
-		pool->finished = job;
-		if (was_empty) {
-			uint64_t one = 1;
-			/* Cannot fail short of a bug: the counter never nears max. */
-			if (write(pool->efd, &one, sizeof one) < 0)
-				abort();
-		}
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
 }
 
-/* Takes every finished job and runs done() in submission order. */
+/* Runs done() for finished jobs, in the order they finished. */
 static void
-drain_finished(Pool *pool)
+run_done(MailboxItem *list, void *arg)
 {
-	Job *list, *rev = NULL;
-
-	pthread_mutex_lock(&pool->lock);
-	list = pool->finished;
-	pool->finished = NULL;
-	pthread_mutex_unlock(&pool->lock);
+	Pool *pool = arg;
 
 	while (list != NULL) {
-		Job *next = list->next;
-		list->next = rev;
-		rev = list;
-		list = next;
-	}
-	while (rev != NULL) {
-		Job *next = rev->next;
+		Job *job = MAILBOX_ENTRY(list, Job, finished);
+		list = list->next;
 		pool->in_flight--;
-		rev->done(rev);
-		rev = next;
+		job->done(job);
 	}
-}
-
-static void
-on_eventfd(evutil_socket_t fd, short what, void *arg)
-{
-	uint64_t n;
-
-	(void)what;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		return;
-	drain_finished(arg);
 }
 
 int
@@ -123,17 +86,8 @@ pool_new(struct event_base *base, int nthreads, Pool **ret)
 		return -ENOMEM;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
-	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (pool->efd < 0) {
-		r = -errno;
+	if ((r = mailbox_new(base, run_done, pool, &pool->finished)) < 0)
 		goto fail;
-	}
-	pool->ev = event_new(base, pool->efd, EV_READ | EV_PERSIST,
-	    on_eventfd, pool);
-	if (pool->ev == NULL || event_add(pool->ev, NULL) < 0) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	if ((pool->threads = calloc((size_t)nthreads,
 	    sizeof *pool->threads)) == NULL) {
 		r = -ENOMEM;
@@ -203,7 +157,8 @@ pool_free(Pool *pool)
 		pthread_join(pool->threads[i], NULL);
 
 	/* Jobs that ran get their done(); queued ones are cancelled. */
-	drain_finished(pool);
+	if (pool->finished != NULL)
+		run_done(mailbox_take(pool->finished), pool);
 	queued = pool->queue_head;
 	pool->queue_head = pool->queue_tail = NULL;
 	while (queued != NULL) {
@@ -213,10 +168,7 @@ pool_free(Pool *pool)
 		queued->done(queued);
 		queued = next;
 	}
-	if (pool->ev != NULL)
-		event_free(pool->ev);
-	if (pool->efd >= 0)
-		close(pool->efd);
+	mailbox_free(pool->finished);
 	free(pool->threads);
 	pthread_cond_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);

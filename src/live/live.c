@@ -1714,6 +1714,14 @@ live_status(const Live *live, LiveStatus *out)
 	    next > now ? (int64_t)(next - now) : 0;
 }
 
+void
+live_pass_options(const Live *live, FullSyncOptions *out)
+{
+	*out = live->pass_opt;
+	out->expect = live->identity;
+	out->hold_deletes = live->held;
+}
+
 size_t
 live_jobs_out(const Live *live)
 {

@@ -32,7 +32,7 @@
 
 #include "service/control.h"
 
-typedef struct Client Client;
+typedef struct ControlClient Client;
 
 struct Control {
 	struct event_base *base;
@@ -47,11 +47,15 @@ struct Control {
 	size_t n_clients;
 };
 
-struct Client {
+struct ControlClient {
 	Client *next, *prev;
 	Control *ctl;
 	struct bufferevent *bev;
 	bool answered;
+	/* control_defer: the handler answers later; gone if we go first. */
+	bool deferred;
+	void (*gone)(void *arg);
+	void *gone_arg;
 };
 
 static void
@@ -59,6 +63,8 @@ client_free(Client *cl)
 {
 	Control *c = cl->ctl;
 
+	if (cl->deferred && cl->gone != NULL)
+		cl->gone(cl->gone_arg);
 	if (cl->prev != NULL)
 		cl->prev->next = cl->next;
 	else
@@ -98,6 +104,11 @@ on_read(struct bufferevent *bev, void *arg)
 	size_t len;
 	int ok = -1;
 
+	if (cl->deferred) {
+		/* Waiting for its answer: more input is no request. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		goto out;
+	}
 	if (cl->answered || body == NULL)
 		goto out;
 	eol = evbuffer_search(in, "\n", 1, NULL);
@@ -120,11 +131,34 @@ on_read(struct bufferevent *bev, void *arg)
 	if (control_parse(line, len, &req) < 0)
 		evbuffer_add_printf(body, "bad request: %s\n", req.error);
 	else
-		ok = cl->ctl->fn(&req, body, cl->ctl->arg);
-	answer(cl, ok, body);
+		ok = cl->ctl->fn(&req, body, cl, cl->ctl->arg);
+	if (ok == CONTROL_LATER && cl->deferred)
+		goto out;
+	answer(cl, ok == 0 ? 0 : -1, body);
 out:
 	if (body != NULL)
 		evbuffer_free(body);
+}
+
+void
+control_defer(ControlClient *cl, void (*gone)(void *arg), void *arg)
+{
+	struct timeval timeout = { CONTROL_TIMEOUT_S, 0 };
+
+	cl->deferred = true;
+	cl->gone = gone;
+	cl->gone_arg = arg;
+	/* No read timeout while the work runs; reading goes on, so that a
+	 * hang-up is noticed. */
+	bufferevent_set_timeouts(cl->bev, NULL, &timeout);
+}
+
+void
+control_answer(ControlClient *cl, int ok, struct evbuffer *body)
+{
+	cl->deferred = false;
+	cl->gone = NULL;
+	answer(cl, ok, body);
 }
 
 /* The answer has drained: done. */
@@ -311,6 +345,29 @@ const char *
 control_path(const Control *c)
 {
 	return c->path;
+}
+
+int
+control_set_group(Control *c, gid_t gid)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	if (c->fd < 0)
+		return -EBADF;
+	/* Through an O_PATH fd checked to be our socket file: the name
+	 * cannot be swapped between the check and the chown. */
+	if ((fd = open(c->path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (st.st_dev != c->dev || st.st_ino != c->ino)
+		r = -ESTALE;
+	else if (st.st_gid != gid &&
+	    fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) < 0)
+		r = -errno;
+	close(fd);
+	return r;
 }
 
 void

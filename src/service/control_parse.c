@@ -39,6 +39,7 @@ static const struct {
 	{ "resume", CONTROL_RESUME, true, NULL },
 	{ "reload", CONTROL_RELOAD, false, NULL },
 	{ "metrics", CONTROL_METRICS, false, NULL },
+	{ "diff", CONTROL_DIFF, true, NULL },
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

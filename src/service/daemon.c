@@ -22,7 +22,10 @@
  * Control socket: requests from treesyncctl are answered here, on the
  * reactor (control.c serves the socket, metrics.c renders). A reload that
  * changes control_socket opens the new socket first and stops the old
- * one only when that worked.
+ * one only when that worked; control_socket_group is applied to it each
+ * time. metrics_listen (metrics_http.c) is started, moved and stopped
+ * the same way; its GET /metrics renders the same snapshot as
+ * treesyncctl metrics.
  * systemd (notify.c): READY=1 once every pair's watches are in place and
  * its first pass started (or it fell back to polling); RELOADING=1 ..
  * READY=1 around a reload; a STATUS= line refreshed at most once a second
@@ -46,8 +49,10 @@
 #include "service/control.h"
 #include "engine/copy.h"
 #include "service/daemon.h"
+#include "service/diff.h"
 #include "live/live.h"
 #include "service/metrics.h"
+#include "service/metrics_http.h"
 #include "service/notify.h"
 #include "engine/pool.h"
 #include "util/synclog.h"
@@ -88,11 +93,13 @@ typedef struct Daemon {
 	char *config_path;
 	PairRun *pairs;
 	PairRun *retiring;
+	Diff *diffs;		/* treesyncctl diffs in progress */
 	unsigned next_root;
 	struct event *signals[5];
 	struct event *reaper;
 	Control *control;
 	Control *old_control;	/* stopped by a reload that moved it */
+	MetricsHttp *metrics;	/* metrics_listen; NULL: not configured */
 	time_t started;
 	struct event *restarter;	/* pairs whose source is back */
 	bool trim_due;		/* jobs were out since the last malloc_trim */
@@ -198,7 +205,7 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 	dm->pairs = pr;
 	/* Watches first; the first pass starts when they are in place. */
 	r = watcher_add_root(dm->watcher, pr->root, pair->source,
-	    pair->exclude);
+	    pair->exclude, ref->cfg->watch);
 	pr->watched = r == 0;
 	if (r < 0)
 		synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s': %s; "
@@ -361,6 +368,38 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The one line that says a pair is watched, and how (and why so). */
+static void
+log_watching(const PairRun *pr, const WatchNotice *n)
+{
+	const char *how = n->mode == WATCH_FANOTIFY ? "fanotify, a mark on "
+	    "its whole file system" : "inotify, a watch per directory";
+
+	if (n->fanotify_error != 0)
+		synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu directories "
+		    "under %s (inotify: fanotify is not possible here: %s)",
+		    pr->pair->name, n->dirs_placed, pr->pair->source,
+		    strerror(-n->fanotify_error));
+	else
+		synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu directories "
+		    "under %s (%s)", pr->pair->name, n->dirs_placed,
+		    pr->pair->source, how);
+}
+
+/* watch = "fanotify" where no mark can be placed: said, and why. */
+static bool
+fanotify_refused(const PairRun *pr, const WatchNotice *n)
+{
+	if (n->kind != WATCH_ROOT_READY || n->dirs_placed != 0 ||
+	    pr->ref->cfg->watch != WATCH_FANOTIFY)
+		return false;
+	synclog_msg(LOG_LEVEL_ERROR, "%s: cannot watch '%s' with fanotify "
+	    "(watch = \"fanotify\"): %s; watch = \"auto\" or \"inotify\" "
+	    "would use inotify; comparing every %d s instead", pr->pair->name,
+	    pr->pair->source, strerror(-n->error), POLL_INTERVAL_MS / 1000);
+	return true;
+}
+
 static void
 on_watch(WatchBatch *batch, void *arg)
 {
@@ -385,9 +424,9 @@ on_watch(WatchBatch *batch, void *arg)
 		if (n->kind == WATCH_ROOT_READY)
 			pr->watches = n->dirs_placed;
 		if (n->kind == WATCH_ROOT_READY && n->error == 0) {
-			synclog_msg(LOG_LEVEL_INFO, "%s: watching %zu "
-			    "directories under %s", pr->pair->name, n->dirs_placed,
-			    pr->pair->source);
+			log_watching(pr, n);
+		} else if (fanotify_refused(pr, n)) {
+			live_set_polling(pr->live, POLL_INTERVAL_MS);
 		} else if (n->error == -ENOSPC) {
 			synclog_msg(LOG_LEVEL_ERROR, "%s: out of inotify "
 			    "watches: %zu of %zu directories watched; raise "
@@ -441,7 +480,7 @@ out:
 }
 
 static int on_control(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+    ControlClient *client, void *arg);
 
 /* Opens the new control socket of a reload; the old one goes when it did. */
 static void
@@ -472,6 +511,97 @@ move_control(Daemon *dm, const char *path, struct evbuffer *answer)
 }
 
 /*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Without it the file keeps the
+ * group it was made with.
+ */
+static void
+apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
+{
+	gid_t gid = cfg->control_socket_group != NULL ?
+	    cfg->control_socket_gid : getegid();
+	int r;
+
+	if (cfg->control_socket_group == NULL && !was_set)
+		return;
+	if (dm->control != NULL && (r = control_set_group(dm->control,
+	    gid)) < 0)
+		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
+		    "'%s' the group %s: %s; only root may connect",
+		    control_path(dm->control), cfg->control_socket_group ?
+		    cfg->control_socket_group : "of the daemon", strerror(-r));
+}
+
+static int render_metrics(struct evbuffer *out, void *arg);
+
+/*
+ * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
+ * (answer may be NULL then) a new address that cannot be had keeps the
+ * old one. 0, or -errno when the endpoint cfg names is not listening.
+ */
+static int
+move_metrics(Daemon *dm, const Config *cfg, bool reloading,
+    struct evbuffer *answer)
+{
+	const char *was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->metrics_addr;
+	MetricsHttp *m = NULL;
+	int r;
+
+	if (cfg->metrics_listen == NULL) {
+		if (was != NULL)
+			synclog_msg(LOG_LEVEL_INFO, "metrics endpoint on %s "
+			    "stopped (no metrics_listen)", was);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		return 0;
+	}
+	if (was != NULL && strcmp(was, cfg->metrics_listen) == 0)
+		return 0;
+	r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+	    cfg->metrics_addrlen, render_metrics, dm, &m);
+	if (r == -EADDRINUSE && dm->metrics != NULL) {
+		/* Perhaps we hold the port ourselves ("127.0.0.1:9851" to
+		 * "0.0.0.0:9851"): let it go, and take it back on failure. */
+		char *old = strdup(was);
+		MetricsHttp *back = NULL;
+		struct sockaddr_storage osa;
+		socklen_t olen;
+		const struct sockaddr *held = metrics_http_addr(dm->metrics,
+		    &olen);
+
+		memcpy(&osa, held, olen);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+		    cfg->metrics_addrlen, render_metrics, dm, &m);
+		if (r < 0 && old != NULL && metrics_http_new(dm->base, old,
+		    (const struct sockaddr *)&osa, olen, render_metrics, dm,
+		    &back) == 0)
+			dm->metrics = back;
+		free(old);
+		was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	}
+	if (r < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "%scannot listen on %s "
+		    "(metrics_listen): %s; %s%s", reloading ? "reload: " : "",
+		    cfg->metrics_listen, strerror(-r), reloading ?
+		    "the metrics endpoint stays on " : "not starting",
+		    reloading ? (was ? was : "(none)") : "");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot listen on %s "
+			    "(metrics_listen): %s\n", cfg->metrics_listen,
+			    strerror(-r));
+		return r;
+	}
+	metrics_http_free(dm->metrics);
+	dm->metrics = m;
+	synclog_msg(LOG_LEVEL_INFO, "metrics endpoint: http://%s/metrics",
+	    cfg->metrics_listen);
+	return 0;
+}
+
+/*
  * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
  * running configuration stays); answer (may be NULL) gets what the
  * operator should read: the FILE:LINE problems, or what changed.
@@ -483,6 +613,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 	char *errors = NULL;
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
+	bool had_group;
 	int r;
 
 	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
@@ -518,7 +649,8 @@ reload(Daemon *dm, struct evbuffer *answer)
 	while ((pr = dm->pairs) != NULL) {
 		const SyncPairConfig *np = config_find_sync(cfg, pr->pair->name);
 		dm->pairs = pr->next;
-		if (np != NULL && same_pair(pr->pair, np)) {
+		if (np != NULL && same_pair(pr->pair, np) &&
+		    pr->ref->cfg->watch == cfg->watch) {
 			pr->next = keep;
 			keep = pr;
 		} else {
@@ -542,9 +674,15 @@ reload(Daemon *dm, struct evbuffer *answer)
 			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
 			    np->name);
 	}
+	move_metrics(dm, cfg, true, answer);
+	had_group = dm->current->cfg->control_socket_group != NULL;
 	ref_put(dm->current);
 	dm->current = ref;
 	move_control(dm, cfg->control_socket, answer);
+	apply_socket_group(dm, cfg, had_group);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", dm->config_path);
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
 	if (answer != NULL)
@@ -601,9 +739,48 @@ snapshot_release(DaemonStatus *st)
 	free(st->pairs);
 }
 
+/* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
+static int
+render_metrics(struct evbuffer *out, void *arg)
+{
+	DaemonStatus st;
+	int r;
+
+	if ((r = snapshot(arg, &st)) == 0)
+		metrics_prometheus(&st, out);
+	snapshot_release(&st);
+	return r;
+}
+
+/* A diff's hold on its pair's config, let go when it is done. */
+static void
+diff_release(void *arg)
+{
+	ref_put(arg);
+}
+
+/* treesyncctl diff NAME: dry-run passes beside the pair, answered later. */
+static int
+start_diff(Daemon *dm, PairRun *pr, ControlClient *client,
+    struct evbuffer *out)
+{
+	FullSyncOptions opt;
+
+	live_pass_options(pr->live, &opt);
+	pr->ref->refs++;
+	if (diff_start(&dm->diffs, dm->pool, pr->pair, &opt, client,
+	    diff_release, pr->ref) < 0) {
+		ref_put(pr->ref);
+		evbuffer_add_printf(out, "out of memory\n");
+		return -1;
+	}
+	return CONTROL_LATER;
+}
+
 /* treesyncctl's requests (control.c parsed them). */
 static int
-on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+on_control(const ControlRequest *req, struct evbuffer *out,
+    ControlClient *client, void *arg)
 {
 	Daemon *dm = arg;
 	DaemonStatus st;
@@ -664,6 +841,8 @@ on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
 	}
 	case CONTROL_RELOAD:
 		return reload(dm, out);
+	case CONTROL_DIFF:
+		return start_diff(dm, pr, client, out);
 	}
 	return -1;
 }
@@ -763,6 +942,9 @@ daemon_run(Config *cfg)
 		    strerror(-r), cfg->path);
 		goto out;
 	}
+	apply_socket_group(&dm, cfg, false);
+	if (move_metrics(&dm, cfg, false, NULL) < 0)
+		goto out;
 	if ((r = notify_init(dm.base)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
 		    "watchdog timer: %s", strerror(-r));
@@ -772,6 +954,9 @@ daemon_run(Config *cfg)
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
 	    cfg->delay_ms, cfg->path);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", cfg->path);
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
 			goto out;
@@ -779,10 +964,12 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	metrics_http_free(dm.metrics);
 	control_free(dm.control);
 	control_free(dm.old_control);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
+	diff_stop_all(dm.diffs);
 	/* Running jobs finish (a copy lands or its temporary goes);
 	 * queued ones are cancelled. */
 	watcher_free(dm.watcher);
@@ -797,6 +984,7 @@ out:
 		dm.retiring = pr->next;
 		pair_free(pr);
 	}
+	diff_free_all(&dm.diffs);
 	notify_free();
 	for (size_t i = 0; i < n_sigs; i++)
 		if (dm.signals[i] != NULL)

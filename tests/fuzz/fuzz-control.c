@@ -23,7 +23,7 @@ static bool
 takes_name(ControlCommand c)
 {
 	return c == CONTROL_RESYNC || c == CONTROL_PAUSE ||
-	    c == CONTROL_RESUME;
+	    c == CONTROL_RESUME || c == CONTROL_DIFF;
 }
 
 int
@@ -52,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(size <= CONTROL_LINE_MAX, "accepted %zu bytes", size);
 	FUZZ_CHECK(printable, "accepted a byte that is not printable ASCII");
 	FUZZ_CHECK(req.command >= CONTROL_STATUS &&
-	    req.command <= CONTROL_METRICS, "command %d", (int)req.command);
+	    req.command <= CONTROL_DIFF, "command %d", (int)req.command);
 	FUZZ_CHECK(!req.json || req.command == CONTROL_STATUS, "--json on %s",
 	    control_command_name(req.command));
 	FUZZ_CHECK(!req.force || req.command == CONTROL_RESYNC,

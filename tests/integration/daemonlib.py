@@ -5,7 +5,10 @@ treesyncd, and the independent convergence check (tests/tools/treecmp.py,
 polled until the trees are equal or a deadline passes).
 
 Environment: TREESYNCD, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP (a command that
-runs every treesyncd, e.g. valgrind: timeouts grow tenfold).
+runs every treesyncd, e.g. valgrind: timeouts grow tenfold), TREESYNC_WATCH
+(the config's `watch`: "inotify" unless set, so the suites keep testing
+what they were written for; tests/meson.build runs test_live again with
+"fanotify").
 """
 import os
 import shutil
@@ -28,6 +31,7 @@ GENTREE = os.path.join(ROOT, "tests", "tools", "gentree.py")
 TREECMP = os.path.join(ROOT, "tests", "tools", "treecmp.py")
 WRAP = os.environ.get("TREESYNC_WRAP", "").split()
 CHURN_SECONDS = float(os.environ.get("TREESYNC_CHURN_SECONDS", "20"))
+WATCH = os.environ.get("TREESYNC_WATCH", "inotify")
 SLOW = 10 if WRAP else 1
 DEADLINE = 30 * SLOW
 
@@ -48,6 +52,7 @@ def temp_files(tree):
 class DaemonCase(unittest.TestCase):
     """A temporary src/ and dst/ in self.tmp and a treesyncd to run on them."""
     delay_ms = 20
+    watch = WATCH
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="treesync-live.")
@@ -93,16 +98,16 @@ class DaemonCase(unittest.TestCase):
         with open(self.conf, "w") as f:
             f.write('workers = 4;\ndelay_ms = %d;\nlog_file = "%s";\n'
                     'log_level = "debug";\ncontrol_socket = "%s";\n'
-                    '%s\nsyncs = ( %s );\n' % (self.delay_ms, self.log,
-                                               sock or self.sock, extra,
-                                               body))
+                    'watch = "%s";\n%s\nsyncs = ( %s );\n' % (
+                        self.delay_ms, self.log, sock or self.sock,
+                        self.watch, extra, body))
 
-    def start(self, syncs=None):
+    def start(self, syncs=None, env=None):
         self.write_config(syncs)
         self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
                                              self.conf],
                                      stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, env=env)
         self.wait_equal()
 
     def logtext(self):
@@ -142,11 +147,12 @@ class DaemonCase(unittest.TestCase):
         self.assertEqual(rc, 0, self.logtext()[-2000:])
         self.proc = None
 
-    def sysctl(self, name, value):
-        """Sets a machine-wide inotify limit; returns the function that
-        puts it back (also run at cleanup). Other tests run at the same
-        time: hold it lowered for as short a time as the test allows."""
-        path = "/proc/sys/fs/inotify/" + name
+    def sysctl(self, name, value, kind="inotify"):
+        """Sets a machine-wide inotify (or fanotify) limit; returns the
+        function that puts it back (also run at cleanup). Other tests run
+        at the same time: hold it lowered for as short a time as the test
+        allows."""
+        path = "/proc/sys/fs/%s/%s" % (kind, name)
         with open(path) as f:
             old = f.read().strip()
         done = []

@@ -4,7 +4,10 @@ watching temporary trees while the test changes them. Convergence is judged
 only by tests/tools/treecmp.py (an independent walk, then rsync --checksum),
 polled until the trees are equal or a deadline passes.
 
-Environment: TREESYNCD, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP (as test_once).
+Environment: TREESYNCD, TREESYNCCTL, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP (as
+test_once), TREESYNC_WATCH (the config's `watch`, see daemonlib: the
+meson tests 'live' and 'live-fanotify' run this file with "inotify" and
+"fanotify").
 """
 import os
 import random
@@ -18,7 +21,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import (CHURN_SECONDS, DaemonCase, GENTREE,  # noqa: E402
-                       SLOW, TREESYNCD, WRAP, temp_files, write)
+                       SLOW, TREESYNCCTL, TREESYNCD, WATCH, WRAP, temp_files,
+                       write)
 
 
 def _userns_limits():
@@ -34,6 +38,15 @@ def _userns_limits():
 
 
 USERNS_LIMITS = _userns_limits()
+
+
+def _fanotify_here():
+    """True when this machine lets a root daemon mark the temporary
+    directory's file system with fanotify: its "watching" line says so."""
+    return os.geteuid() == 0 and os.path.exists("/proc/sys/fs/fanotify")
+
+
+FANOTIFY = _fanotify_here()
 
 
 class Live(DaemonCase):
@@ -174,12 +187,19 @@ class Live(DaemonCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root for the sysctl")
     def test_overflow_burst_converges(self):
-        # The limit applies to inotify instances made after it is set:
-        # ours exists once start() returns, and daemons of tests running
-        # beside this one must not get the small queue too.
-        restore = self.sysctl("max_queued_events", 256)
+        # The limit applies to inotify instances (fanotify groups) made
+        # after it is set: ours exists once start() returns, and daemons
+        # of tests running beside this one must not get the small queue
+        # too.
+        # fanotify's queue is unlimited (an overflow there would be our
+        # own copies' doing, see src/watch/fanotify.c) but for tests
+        # that ask for the bounded one.
+        restore = self.sysctl("max_queued_events", 256,
+                              "fanotify" if WATCH == "fanotify" else
+                              "inotify")
         try:
-            self.start()
+            self.start(env=dict(os.environ,
+                                TREESYNC_TEST_FANOTIFY_BOUNDED="1"))
         finally:
             restore()
         for i in range(20000):
@@ -190,6 +210,8 @@ class Live(DaemonCase):
 
     @unittest.skipUnless(os.geteuid() == 0 and USERNS_LIMITS,
                          "needs root and per-user-namespace inotify limits")
+    @unittest.skipIf(WATCH == "fanotify", "about inotify's watch limit: "
+                     "fanotify places no watch per directory")
     def test_watch_limit_below_directories(self):
         for i in range(60):
             write(os.path.join(self.src, "d%02d" % i, "f"), b"x")
@@ -332,6 +354,43 @@ class Live(DaemonCase):
         self.stop()
         self.assertEqual(temp_files(self.dst), [])
 
+    def events_total(self):
+        """treesync_events_total of pair t, from treesyncctl metrics."""
+        out = subprocess.run([TREESYNCCTL, "-s", self.sock, "metrics"],
+                             capture_output=True, text=True, check=True,
+                             timeout=30 * SLOW).stdout
+        m = re.search(r'^treesync_events_total\{sync="t"\} (\d+)$', out,
+                      re.M)
+        self.assertIsNotNone(m, out)
+        return int(m.group(1))
+
+    def test_change_outside_the_source_causes_no_work(self):
+        """Files and directories made, written, renamed and removed
+        beside the source, on the same file system (a fanotify mark
+        covers all of it), reach no pair: treesync_events_total grows by
+        the events of a sentinel written inside the source afterwards and
+        by nothing else, and every event the daemon logs names the
+        sentinel. The sentinel comes after the outside changes in the
+        kernel's queue, so once it is mirrored they were read too."""
+        self.start()
+        before = self.events_total()
+        mark = len(self.logtext())
+        outside = os.path.join(self.tmp, "outside")
+        for i in range(50):
+            d = os.path.join(outside, "d%d" % i)
+            write(os.path.join(d, "f"), b"x" * i)
+            os.rename(os.path.join(d, "f"), os.path.join(d, "g"))
+            os.chmod(d, 0o700)
+        shutil.rmtree(outside)
+        write(os.path.join(self.src, "sentinel"), b"inside")
+        self.wait_equal()
+        events = [l for l in self.logtext()[mark:].splitlines()
+                  if " event " in l]
+        self.assertTrue(events)
+        for line in events:
+            self.assertIn(" sentinel ", line)
+        self.assertEqual(self.events_total() - before, len(events))
+
     def churn(self, seed):
         rng = random.Random(seed)
         subprocess.run([sys.executable, GENTREE, self.src, "--files", "500",
@@ -411,6 +470,73 @@ class Live(DaemonCase):
 
     def test_churn_seed_3(self):
         self.churn(3)
+
+
+@unittest.skipUnless(FANOTIFY, "needs root and fanotify")
+class WatchMode(DaemonCase):
+    """`watch = "auto"` picks fanotify where it can and says so in one
+    line; a source on a file system that refuses a fanotify mark
+    (overlayfs: no file handles for a whole-file-system mark) falls back
+    to inotify in auto and is refused, saying why, in fanotify."""
+
+    def watching_lines(self):
+        return [l for l in self.logtext().splitlines()
+                if "watching" in l or "cannot watch" in l]
+
+    def overlay_source(self):
+        """self.src becomes an overlay mount (undone at cleanup)."""
+        base = os.path.join(self.tmp, "ov")
+        for d in ("lower", "upper", "work"):
+            os.makedirs(os.path.join(base, d))
+        write(os.path.join(base, "lower", "old.txt"), b"from below")
+        subprocess.run(["mount", "-t", "overlay", "watch-test-overlay",
+                        "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (
+                            os.path.join(base, "lower"),
+                            os.path.join(base, "upper"),
+                            os.path.join(base, "work")), self.src],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.src],
+                        capture_output=True)
+
+    def stop_and_unmount(self):
+        self.stop()
+        subprocess.run(["umount", self.src], check=True)
+
+    def test_auto_uses_fanotify_and_says_so(self):
+        self.watch = "auto"
+        write(os.path.join(self.src, "a", "f"), b"x")
+        self.start()
+        lines = self.watching_lines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("watching 2 directories under %s (fanotify" %
+                      self.src, lines[0])
+        write(os.path.join(self.src, "a", "g"), b"live")
+        self.wait_equal()
+
+    def test_auto_falls_back_where_marks_are_refused(self):
+        self.watch = "auto"
+        self.overlay_source()
+        self.start()
+        write(os.path.join(self.src, "new.txt"), b"seen by inotify")
+        self.wait_equal()
+        lines = self.watching_lines()
+        self.stop_and_unmount()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("watching 1 directories under %s (inotify: "
+                      "fanotify is not possible here: " % self.src,
+                      lines[0])
+
+    def test_fanotify_refuses_where_marks_are_refused(self):
+        self.watch = "fanotify"
+        self.overlay_source()
+        self.start()    # the first pass still mirrors it
+        lines = self.watching_lines()
+        self.stop_and_unmount()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"cannot watch '%s' with fanotify "
+                         r"\(watch = \"fanotify\"\): .+; watch = \"auto\" "
+                         r"or \"inotify\" would use inotify; comparing every "
+                         r"\d+ s instead" % re.escape(self.src))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ START_TEST(test_every_command)
 	ck_assert_int_eq(parse("metrics\n"), 0);
 	ck_assert_int_eq(req.command, CONTROL_METRICS);
 	ck_assert_str_eq(control_command_name(CONTROL_METRICS), "metrics");
+	ck_assert_int_eq(parse("diff projects\n"), 0);
+	ck_assert_int_eq(req.command, CONTROL_DIFF);
+	ck_assert_str_eq(req.name, "projects");
+	ck_assert_int_eq(parse("diff\n"), -EINVAL);
+	ck_assert_int_eq(parse("diff --force a\n"), -EINVAL);
 }
 END_TEST
 

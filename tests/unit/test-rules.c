@@ -234,16 +234,16 @@ make_trees(const Case *c)
 /* ---- the two engines ------------------------------------------------- */
 
 static void
-on_report(void *arg, const char *relpath, RuleAction done, int err)
+on_report(void *arg, const FullSyncStep *step)
 {
 	Steps *st = arg;
 
-	if (strcmp(relpath, NAME) != 0)
+	if (strcmp(step->relpath, NAME) != 0)
 		return;
 	if (st->n < MAX_STEPS)
-		st->v[st->n++] = done;
-	if (err != 0)
-		st->err = err;
+		st->v[st->n++] = step->done;
+	if (step->err != 0)
+		st->err = step->err;
 }
 
 static void

@@ -146,6 +146,9 @@ util_suite(void)
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("util");
 
+	/* check's default is 4 s: a loaded machine (or valgrind) needs more. */
+	tcase_set_timeout(tc, 120);
+
 	tcase_add_test(tc, test_map_against_reference);
 	tcase_add_test(tc, test_map_empty);
 	tcase_add_test(tc, test_path_under);
