@@ -174,7 +174,7 @@ class Bench:
     def latency(self, tool, src, dst, kind, proc):
         samples = []
         for i in range(SAMPLES):
-            name = "lat%d" % (i % 10)
+            name = "lat%d" % i
             data = os.urandom(4096)
             t0 = time.monotonic()
             with open(os.path.join(src, name), "wb") as f:
@@ -184,7 +184,10 @@ class Bench:
                 proc.stdin.flush()
             if not wait_for(lambda: content_is(os.path.join(dst, name), data),
                             timeout=60):
-                raise RuntimeError("%s: change never arrived" % tool)
+                log = os.path.join(self.base, "lsyncd.log")
+                raise RuntimeError("%s: change never arrived%s" % (
+                    tool, open(log).read()[-3000:] if tool == "lsyncd" and
+                    os.path.exists(log) else ""))
             samples.append((time.monotonic() - t0) * 1000)
             if kind == "seam":
                 proc.stdout.readline()

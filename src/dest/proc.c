@@ -52,6 +52,7 @@ struct Proc {
 	struct event *exit_ev;	/* pidfd readable; or the grace timer */
 	struct event *grace;
 	ProcPipe out, err, in;
+	struct Proc *next_waiting;	/* without a pidfd: SIGCHLD's list */
 	bool stdin_close;	/* close stdin once in.buf is written */
 	bool exited;
 	int status;
@@ -166,25 +167,70 @@ on_grace(evutil_socket_t fd, short what, void *arg)
 	finish_if_done(p);
 }
 
+/*
+ * Without pidfds (Linux < 5.3, or valgrind, which does not know the
+ * call): SIGCHLD as a libevent signal event, and a look at each child
+ * not reaped yet. The event is in place before the first fork, so no
+ * exit is missed.
+ */
+static Proc *waiting;		/* reactor thread only */
+static struct event *sigchld_ev;
+static int have_pidfd = -1;	/* unknown yet */
+
+static bool check_exit(Proc *p);
+
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	Proc *p = waiting;
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	/* An exit's callback may free other children: after each one,
+	 * from the top again (the reaped are off the list). */
+	while (p != NULL)
+		p = check_exit(p) ? waiting : p->next_waiting;
+}
+
+static void
+unlist(Proc *p)
+{
+	for (Proc **pp = &waiting; *pp != NULL; pp = &(*pp)->next_waiting)
+		if (*pp == p) {
+			*pp = p->next_waiting;
+			return;
+		}
+}
+
 static void
 on_exit_ev(evutil_socket_t fd, short what, void *arg)
 {
-	Proc *p = arg;
+	(void)fd;
+	(void)what;
+	(void)check_exit(arg);
+}
+
+/* True when p was reaped now (and may be freed by its callback). */
+static bool
+check_exit(Proc *p)
+{
 	int st;
 	pid_t r;
 
-	(void)fd;
-	(void)what;
 	r = waitpid(p->pid, &st, WNOHANG);
 	if (r == 0 || (r < 0 && errno == EINTR))
-		return;
+		return false;
 	p->exited = true;
 	p->status = r < 0 ? 127 : WIFEXITED(st) ? WEXITSTATUS(st) :
 	    WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127;
-	event_free(p->exit_ev);
+	if (p->exit_ev != NULL)
+		event_free(p->exit_ev);
 	p->exit_ev = NULL;
-	close(p->pidfd);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
 	p->pidfd = -1;
+	unlist(p);
 	/* Stdin is moot now. */
 	pipe_close(&p->in);
 	if (p->out.fd >= 0 || p->err.fd >= 0) {
@@ -195,6 +241,7 @@ on_exit_ev(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(p->grace, &tv);
 	}
 	finish_if_done(p);
+	return true;
 }
 
 static int
@@ -260,6 +307,18 @@ proc_spawn(struct event_base *base, const ProcSpec *spec, Proc **ret)
 		r = -errno;
 	if (r < 0)
 		goto fail;
+	if (have_pidfd < 0) {
+		int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+		have_pidfd = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!have_pidfd && sigchld_ev == NULL) {
+		sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
+		if (sigchld_ev == NULL || evsignal_add(sigchld_ev, NULL) < 0)
+			xoom();
+	}
 	p = xcalloc(1, sizeof *p);
 	p->base = base;
 	p->spec = *spec;
@@ -276,18 +335,31 @@ proc_spawn(struct event_base *base, const ProcSpec *spec, Proc **ret)
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
-	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-	if (p->pidfd < 0)
-		abort();	/* Linux >= 5.3: checked at start-up */
-	p->exit_ev = event_new(base, p->pidfd, EV_READ | EV_PERSIST,
-	    on_exit_ev, p);
-	if (p->exit_ev == NULL)
-		xoom();
-	event_add(p->exit_ev, NULL);
+	p->pidfd = have_pidfd ? (int)syscall(SYS_pidfd_open, p->pid, 0) : -1;
+	if (p->pidfd >= 0) {
+		p->exit_ev = event_new(base, p->pidfd, EV_READ | EV_PERSIST,
+		    on_exit_ev, p);
+		if (p->exit_ev == NULL)
+			xoom();
+		event_add(p->exit_ev, NULL);
+	} else {
+		p->next_waiting = waiting;
+		waiting = p;
+		if (sigchld_ev == NULL) {
+			sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld,
+			    NULL);
+			if (sigchld_ev == NULL ||
+			    evsignal_add(sigchld_ev, NULL) < 0)
+				xoom();
+		}
+	}
 	pipe_watch(p, &p->out, out[0], true);
 	pipe_watch(p, &p->err, err[0], true);
 	if (spec->want_stdin)
 		pipe_watch(p, &p->in, in[1], false);
+	if (p->pidfd < 0)
+		(void)check_exit(p);	/* gone already? (told once its pipes
+					 * end) */
 	*ret = p;
 	return 0;
 fail:
@@ -364,6 +436,12 @@ proc_free(Proc *p)
 		kill(p->pid, SIGKILL);
 		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
 			;
+	}
+	unlist(p);
+	if (waiting == NULL && sigchld_ev != NULL) {
+		/* The last child: SIGCHLD goes back to its default. */
+		event_free(sigchld_ev);
+		sigchld_ev = NULL;
 	}
 	if (p->grace != NULL)
 		event_free(p->grace);

@@ -1,5 +1,8 @@
 /*
- * remote — see include/dest/remote.h.
+ * remote — see include/dest/remote.h. This file: the seam's entry
+ * points, the queue and its lanes, the host's state and the ops session;
+ * batches are remote-batch.c's, compares remote-compare.c's, the look at
+ * the source remote-worker.c's (remote-int.h).
  *
  * DESIGN
  * Requests (batches, renames, compares) wait in one queue and run one at
@@ -53,94 +56,6 @@
 #include "util/path.h"
 #include "util/synclog.h"
 
-#define REMOTE_REQUESTS 3	/* one running, one filled, one big */
-#define REMOTE_BATCH_PATHS 8192
-#define ROOT_RETRY_MS 30000	/* a replaced root is looked at again */
-#define ERR_TAIL 8192
-
-typedef enum ReqKind { REQ_BATCH, REQ_RENAMES, REQ_COMPARE } ReqKind;
-typedef struct RemoteDest RemoteDest;
-typedef struct Req Req;
-
-typedef struct RemoteCompare {
-	DestCompare base;
-	SyncStats st;
-	char *relroot;
-	FullSyncOptions opt;
-	Req *req;		/* running; NULL once finished */
-	bool finished;
-} RemoteCompare;
-
-/* A path of a batch, findable by name for the run's output. */
-typedef struct DeleteOp {
-	Req *q;
-	size_t item;
-} DeleteOp;
-
-typedef struct NameNode {
-	MapNode node;
-	size_t item;
-} NameNode;
-
-struct Req {
-	ReqKind kind;
-	RemoteDest *rd;
-	DestBatch *b;
-	DestRenames *r;
-	RemoteCompare *c;
-	Req *next;
-	bool big;		/* in the big lane */
-	bool cancelled;
-	SourceLook *look;
-	size_t waiting;		/* ops not answered yet */
-	size_t answered;
-	Proc *proc;
-	struct DeleteOp *dels;	/* one per DELETE sent */
-	Map names;		/* NameNode by item relpath */
-	NameNode *nodes;
-	bool *listed;		/* per item: in the rsync run */
-	long long max_delete;
-	bool empty_guard;	/* the source root looked empty */
-	bool dry;		/* counting deletes for a percentage */
-	char err[ERR_TAIL];
-};
-
-struct RemoteDest {
-	Dest base;
-	struct event_base *ev;
-	Pool *pool;
-	const SyncPairConfig *pair;
-	char *source;
-	char *root;		/* on the host */
-	RemoteHost *host;
-	RemoteHostListener listener;
-	RemoteSession *session;
-	bool session_ready;	/* pinned and cleaned: requests may run */
-	bool pinned;
-	uint64_t root_dev, root_ino;
-	bool root_changed;
-	uint64_t root_retry_ms;
-	struct event *root_timer;
-	char tag[16];
-	char **filters;
-	Req *head, **tail;	/* waiting */
-	Req *small;		/* running in the small lane */
-	Req *big_head, **big_tail;
-	Req *big;		/* running in the big lane */
-	size_t looks;		/* source looks in the pool */
-	size_t deferred;	/* completions waiting for the loop */
-	bool stopped;
-	bool away;
-	time_t away_since;
-	char reason[512];
-};
-
-#define RD(d) ((RemoteDest *)(void *)(d))
-
-static void pump(RemoteDest *rd);
-static void req_finish(Req *q);
-static void compare_looked(Req *q);
-
 /* ---- state ---------------------------------------------------------------- */
 
 static bool
@@ -154,8 +69,8 @@ static void fail_waiting(RemoteDest *rd);
 
 /* Says it when availability flips (dest_changed, from the loop's
  * events only: every caller is a completion or a child's event). */
-static void
-update_away(RemoteDest *rd)
+void
+remote_update_away(RemoteDest *rd)
 {
 	bool away = host_away(rd);
 
@@ -184,12 +99,12 @@ on_deferred(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	q->rd->deferred--;
-	req_finish(q);
+	remote_req_finish(q);
 }
 
 /* Finishes q from the loop (never inside the call that handed it over). */
-static void
-defer(Req *q)
+void
+remote_req_defer(Req *q)
 {
 	struct timeval now = { 0, 0 };
 
@@ -199,8 +114,8 @@ defer(Req *q)
 		xoom();
 }
 
-static void
-set_away_err(Req *q)
+void
+remote_req_away_err(Req *q)
 {
 	if (q->b != NULL)
 		q->b->err = DEST_ERR_AWAY;
@@ -217,14 +132,14 @@ fail_waiting(RemoteDest *rd)
 
 	while ((q = rd->head) != NULL) {
 		rd->head = q->next;
-		set_away_err(q);
-		defer(q);
+		remote_req_away_err(q);
+		remote_req_defer(q);
 	}
 	rd->tail = &rd->head;
 	while ((q = rd->big_head) != NULL) {
 		rd->big_head = q->next;
-		set_away_err(q);
-		defer(q);
+		remote_req_away_err(q);
+		remote_req_defer(q);
 	}
 	rd->big_tail = &rd->big_head;
 }
@@ -250,8 +165,8 @@ start_session(RemoteDest *rd)
 	}
 }
 
-static void
-clean_done(void *arg, int err, RemoteProtoLine *line)
+void
+remote_clean_done(void *arg, int err, RemoteProtoLine *line)
 {
 	RemoteDest *rd = arg;
 
@@ -271,8 +186,8 @@ root_done(void *arg, int err, RemoteProtoLine *line)
 	const char *dev, *ino, *args[] = { rd->tag };
 	uint64_t d, i;
 
-	if (err == -ECANCELED)
-		return;
+	if (err == -ECANCELED || err == -EHOSTDOWN)
+		return;		/* session_closed_cb says why */
 	if (err != 0 || line == NULL) {
 		if (err > 0)
 			synclog_event(LOG_LEVEL_ERROR, rd->pair->name, "dest", "",
@@ -293,17 +208,18 @@ root_done(void *arg, int err, RemoteProtoLine *line)
 		    ":%" PRIu64 "): nothing is written there", rd->root_dev,
 		    rd->root_ino, d, i);
 		rd->root_changed = true;
-		update_away(rd);
+		remote_update_away(rd);
 		return;
 	}
 	rd->pinned = true;
 	rd->root_dev = d;
 	rd->root_ino = i;
+	rd->root_changed = false;	/* the pinned root is back */
 	/* What a killed daemon left in the root (its --temp-dirs). */
-	remote_session_send(rd->session, "CLEAN", args, 1, clean_done, rd);
+	remote_session_send(rd->session, "CLEAN", args, 1, remote_clean_done, rd);
 	rd->session_ready = true;
-	update_away(rd);
-	pump(rd);
+	remote_update_away(rd);
+	remote_pump(rd);
 }
 
 static void
@@ -349,7 +265,7 @@ session_closed_cb(void *arg, RemoteFault f, const char *why)
 		snprintf(rd->reason, sizeof rd->reason, "%s", why);
 		rd->root_changed = true;
 		evtimer_add(rd->root_timer, &tv);
-		update_away(rd);
+		remote_update_away(rd);
 		return;
 	}
 	remote_host_failed(rd->host, f == REMOTE_OK ? REMOTE_AWAY : f, why);
@@ -374,7 +290,7 @@ host_changed(void *arg)
 		}
 		rd->session_ready = false;
 	}
-	update_away(rd);
+	remote_update_away(rd);
 }
 
 /* ---- finishing a request -------------------------------------------------- */
@@ -393,8 +309,8 @@ req_free(Req *q)
 }
 
 /* Hands the request back to its caller and frees the rest of it. */
-static void
-req_finish(Req *q)
+void
+remote_req_finish(Req *q)
 {
 	RemoteDest *rd = q->rd;
 
@@ -418,415 +334,16 @@ req_finish(Req *q)
 	}
 	req_free(q);
 	if (!rd->stopped)
-		pump(rd);
+		remote_pump(rd);
 }
 
 /* The run or the ops failed because the connection did. */
-static void
-req_away(Req *q, RemoteFault f, const char *why)
+void
+remote_req_away(Req *q, RemoteFault f, const char *why)
 {
-	set_away_err(q);
+	remote_req_away_err(q);
 	remote_host_failed(q->rd->host, f, why);
-	req_finish(q);
-}
-
-/* ---- batches -------------------------------------------------------------- */
-
-typedef struct NameKey {
-	const char *name;
-	const DestBatch *b;
-} NameKey;
-
-static bool
-name_is(const MapNode *n, const void *key)
-{
-	const NameNode *nn = MAP_ENTRY(n, NameNode, node);
-	const NameKey *k = key;
-
-	return strcmp(k->b->items[nn->item].relpath, k->name) == 0;
-}
-
-/* The item named name (as rsync or stderr spell it), or -1. */
-static long
-find_item(Req *q, const char *name)
-{
-	NameKey key = { name, q->b };
-	MapNode *n = map_find(&q->names, map_hash_str(name), name_is, &key);
-
-	return n != NULL ? (long)MAP_ENTRY(n, NameNode, node)->item : -1;
-}
-
-static void
-index_names(Req *q)
-{
-	DestBatch *b = q->b;
-
-	q->nodes = xcalloc(b->n ? b->n : 1, sizeof *q->nodes);
-	q->names = (Map)MAP_INIT;
-	for (size_t i = 0; i < b->n; i++) {
-		q->nodes[i].item = i;
-		map_insert(&q->names, &q->nodes[i].node,
-		    map_hash_str(b->items[i].relpath));
-	}
-}
-
-/* A stderr line of rsync's that names a path in quotes: its item. */
-static void
-note_failed_path(Req *q, const char *line)
-{
-	const char *open = strchr(line, '"'), *close;
-	char path[4096];
-	size_t rootlen;
-	long it;
-
-	if (q->b == NULL || open == NULL ||
-	    (close = strchr(open + 1, '"')) == NULL)
-		return;
-	snprintf(path, sizeof path, "%.*s", (int)(close - open - 1), open + 1);
-	/* The sender names the source path, the receiver the path in the
-	 * destination root (or a relative one). */
-	rootlen = strlen(q->rd->source);
-	if (strncmp(path, q->rd->source, rootlen) == 0 && path[rootlen] == '/')
-		memmove(path, path + rootlen + 1, strlen(path + rootlen + 1) + 1);
-	rootlen = strlen(q->rd->root);
-	if (strncmp(path, q->rd->root, rootlen) == 0 && path[rootlen] == '/')
-		memmove(path, path + rootlen + 1, strlen(path + rootlen + 1) + 1);
-	if ((it = find_item(q, path)) < 0)
-		return;
-	q->b->items[it].err = remote_error_errno(line) ?
-	    -remote_error_errno(line) : -EIO;
-}
-
-static void
-keep_err(Req *q, const char *line, size_t len)
-{
-	size_t have = strlen(q->err);
-
-	if (have + len + 2 > sizeof q->err) {
-		memmove(q->err, q->err + have / 2, have - have / 2 + 1);
-		have = strlen(q->err);
-	}
-	if (have + len + 2 <= sizeof q->err) {
-		memcpy(q->err + have, line, len);
-		q->err[have + len] = '\n';
-		q->err[have + len + 1] = '\0';
-	}
-}
-
-static void
-batch_line(Proc *p, int fd, char *line, size_t len, void *arg)
-{
-	Req *q = arg;
-	RuleAction action;
-	char *name;
-	long it;
-
-	(void)p;
-	if (fd == 2) {
-		keep_err(q, line, len);
-		if (strncmp(line, "rsync: ", 7) == 0 ||
-		    strstr(line, "failed") != NULL)
-			note_failed_path(q, line);
-		if (strstr(line, "Could not chdir to home") == NULL)
-			synclog_event(LOG_LEVEL_DEBUG, q->rd->pair->name,
-			    "rsync", "", q->rd->base.name, "%s", line);
-		return;
-	}
-	if (!remote_parse_item(line, &action, &name) ||
-	    (it = find_item(q, name)) < 0)
-		return;
-	if (q->b->items[it].action == RULE_NONE || action == RULE_DELETE)
-		q->b->items[it].action = action;
-}
-
-/* Per item, once the run is over: outcome, figures. */
-static void
-settle_items(Req *q, bool ok)
-{
-	DestBatch *b = q->b;
-	const SourceLook *l = q->look;
-
-	for (size_t i = 0; i < b->n; i++) {
-		DestItem *it = &b->items[i];
-		const PathFact *f = &l->facts[i];
-		size_t names = 0;
-
-		if (!q->listed[i] || it->skipped)
-			continue;
-		if (!ok && it->err == 0)
-			it->err = -EIO;
-		if (it->err != 0)
-			continue;
-		if (it->action == RULE_COPY) {
-			it->bytes = f->size;
-			it->size = f->size;
-			b->bytes += f->size;
-		}
-		if (f->is_dir && it->action == RULE_MKDIR)
-			it->outcome = DEST_SUBTREE;
-		if (f->is_file && f->nlink > 1) {
-			for (size_t j = 0; j < b->n; j++)
-				names += q->listed[j] &&
-				    l->facts[j].dev == f->dev &&
-				    l->facts[j].ino == f->ino;
-			if (names < f->nlink)
-				it->outcome = DEST_HARDLINK;
-		}
-		/* Its parent was not in the run (the root, or a big run):
-		 * a name made or replaced there moved its mtime. */
-		if ((q->big || strchr(it->relpath, '/') == NULL) &&
-		    it->relpath[0] != '\0' && it->action != RULE_NONE &&
-		    it->action != RULE_ATTRS)
-			it->entries_changed = true;
-	}
-}
-
-static void
-batch_exit(Proc *p, int status, void *arg)
-{
-	Req *q = arg;
-	RemoteFault f;
-	char why[512];
-
-	(void)p;
-	proc_free(q->proc);
-	q->proc = NULL;
-	if (q->cancelled || q->rd->stopped) {
-		q->cancelled = true;
-		req_finish(q);
-		return;
-	}
-	f = remote_classify(status, q->err, why, sizeof why);
-	switch (f) {
-	case REMOTE_OK:
-		settle_items(q, true);
-		break;
-	case REMOTE_PARTIAL:
-		/* The paths stderr named failed, the others are done. */
-		settle_items(q, true);
-		break;
-	case REMOTE_FAILED:
-		synclog_event(LOG_LEVEL_WARN, q->rd->pair->name, "rsync", "",
-		    q->rd->base.name, "the run of %zu paths failed: %s; they "
-		    "will be retried", q->b->n, why);
-		for (size_t i = 0; i < q->b->n; i++)
-			if (q->listed[i] && q->b->items[i].err == 0)
-				q->b->items[i].err = strstr(q->err, "(28)") ?
-				    -ENOSPC : -EIO;
-		settle_items(q, false);
-		break;
-	case REMOTE_ROOT_CHANGED:
-		q->rd->root_changed = true;
-		snprintf(q->rd->reason, sizeof q->rd->reason, "%s", why);
-		set_away_err(q);
-		update_away(q->rd);
-		req_finish(q);
-		return;
-	default:
-		req_away(q, f, why);
-		return;
-	}
-	req_finish(q);
-}
-
-static void
-batch_run(Req *q)
-{
-	RemoteDest *rd = q->rd;
-	DestBatch *b = q->b;
-	RemoteRunSpec spec = { 0 };
-	char temp[64], **argv;
-	ProcSpec ps = { .want_stdin = true, .on_line = batch_line,
-	    .on_exit = batch_exit, .arg = q };
-	size_t listed = 0;
-	int r;
-
-	for (size_t i = 0; i < b->n; i++) {
-		q->listed[i] = !b->items[i].skipped && q->look->facts[i].exists &&
-		    q->look->facts[i].err == 0;
-		listed += q->listed[i];
-	}
-	if (listed == 0 && (q->big || q->look->n_parents == 0)) {
-		req_finish(q);
-		return;
-	}
-	fsutil_temp_name(temp, sizeof temp);
-	spec.remote = remote_host_config(rd->host);
-	spec.source = rd->source;
-	spec.root = rd->root;
-	spec.root_dev = rd->root_dev;
-	spec.root_ino = rd->root_ino;
-	spec.temp_dir = temp;
-	spec.filters = rd->filters;
-	spec.files_from = true;
-	spec.delete = b->opt.rules.delete && !b->opt.hold_deletes;
-	spec.implied_dirs = !q->big;
-	spec.checksum = b->opt.rules.compare == COMPARE_HASH;
-	spec.max_delete = -1;
-	argv = remote_rsync_argv(&spec);
-	ps.argv = argv;
-	r = proc_spawn(rd->ev, &ps, &q->proc);
-	remote_argv_free(argv);
-	if (r < 0) {
-		q->proc = NULL;
-		for (size_t i = 0; i < b->n; i++)
-			if (q->listed[i])
-				b->items[i].err = r;
-		req_finish(q);
-		return;
-	}
-	synclog_event(LOG_LEVEL_DEBUG, rd->pair->name, "rsync", "",
-	    rd->base.name, "run of %zu paths (%zu parents)%s", listed,
-	    q->big ? 0 : q->look->n_parents, q->big ? ", big files" : "");
-	for (size_t i = 0; i < b->n; i++)
-		if (q->listed[i])
-			proc_write(q->proc, b->items[i].relpath[0] ?
-			    b->items[i].relpath : ".",
-			    strlen(b->items[i].relpath[0] ?
-			    b->items[i].relpath : ".") + 1);
-	for (size_t i = 0; !q->big && i < q->look->n_parents; i++)
-		proc_write(q->proc, q->look->parents[i],
-		    strlen(q->look->parents[i]) + 1);
-	proc_close_stdin(q->proc);
-}
-
-static void
-delete_done(void *arg, int err, RemoteProtoLine *line)
-{
-	DeleteOp *op = arg;
-	Req *q = op->q;
-	DestItem *it = &q->b->items[op->item];
-	const char *count;
-
-	q->waiting--;
-	if (err == -ECANCELED)
-		return;
-	if (err == 0 && line != NULL) {
-		count = remote_proto_field(line, "count");
-		it->count = count != NULL ? strtoull(count, NULL, 10) : 0;
-		it->action = it->count > 0 ? RULE_DELETE : RULE_NONE;
-		q->answered++;
-	} else if (err == -EHOSTDOWN) {
-		it->err = DEST_ERR_AWAY;
-	} else {
-		it->action = RULE_DELETE;
-		it->err = err > 0 ? -err : err;
-		q->answered++;
-	}
-	if (q->waiting > 0)
-		return;
-	if (q->rd->session == NULL || q->rd->stopped) {
-		q->cancelled = q->rd->stopped;
-		if (!q->cancelled)
-			set_away_err(q);
-		req_finish(q);
-		return;
-	}
-	batch_run(q);
-}
-
-/* Paths that left the source: DELETE ops, shallow first; a path beneath
- * one already going is gone with it. */
-static void
-batch_deletes(Req *q)
-{
-	DestBatch *b = q->b;
-	bool del = b->opt.rules.delete;
-	size_t *order = xcalloc(b->n ? b->n : 1, sizeof *order), n = 0;
-	size_t ops = 0;
-
-	for (size_t i = 0; i < b->n; i++) {
-		const PathFact *f = &q->look->facts[i];
-
-		if (b->items[i].skipped || f->exists || f->err != 0)
-			continue;
-		if (!del)
-			continue;
-		else if (b->opt.hold_deletes)
-			b->items[i].withheld = true;
-		else
-			order[n++] = i;
-	}
-	/* Shallow first (insertion sort: batches arrive mostly sorted). */
-	for (size_t i = 1; i < n; i++) {
-		size_t x = order[i], j = i;
-
-		while (j > 0 && path_depth(b->items[order[j - 1]].relpath) >
-		    path_depth(b->items[x].relpath)) {
-			order[j] = order[j - 1];
-			j--;
-		}
-		order[j] = x;
-	}
-	for (size_t k = 0; k < n; k++) {
-		DestItem *it = &b->items[order[k]];
-		const char *args[] = { it->relpath };
-		bool covered = false;
-
-		for (size_t m = 0; m < k && !covered; m++)
-			covered = path_strictly_under(
-			    b->items[order[m]].relpath, it->relpath);
-		if (covered) {
-			it->action = RULE_DELETE;
-			continue;
-		}
-		if (q->dels == NULL)
-			q->dels = xcalloc(n, sizeof *q->dels);
-		q->dels[ops] = (DeleteOp){ q, order[k] };
-		q->waiting++;
-		remote_session_send(q->rd->session, "DELETE", args, 1,
-		    delete_done, &q->dels[ops++]);
-	}
-	free(order);
-	if (q->waiting == 0)
-		batch_run(q);
-}
-
-/* After the look: hand back what must not wait for a big file, then the
- * deletes, then the run. */
-static void
-batch_looked(Req *q)
-{
-	RemoteDest *rd = q->rd;
-	DestBatch *b = q->b;
-	const SourceLook *l = q->look;
-	bool big = false, other = false;
-
-	if (l->fault != GUARD_OK || l->err != 0) {
-		b->fault = l->fault;
-		for (size_t i = 0; i < b->n; i++) {
-			b->items[i].fault = l->fault;
-			b->items[i].err = l->err;
-		}
-		req_finish(q);
-		return;
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		if (l->facts[i].is_file && l->facts[i].size >= REMOTE_BIG_BYTES)
-			big = true;
-		else
-			other = true;
-		if (l->facts[i].err != 0)
-			b->items[i].err = l->facts[i].err;
-	}
-	q->listed = xcalloc(b->n ? b->n : 1, sizeof *q->listed);
-	index_names(q);
-	if (big && !q->big) {
-		/* The small ones go back (due at once, another batch); the
-		 * big ones run beside the small lane. */
-		for (size_t i = 0; i < b->n && other; i++)
-			if (!(l->facts[i].is_file &&
-			    l->facts[i].size >= REMOTE_BIG_BYTES))
-				b->items[i].skipped = true;
-		q->big = true;
-		rd->small = NULL;
-		q->next = NULL;
-		*rd->big_tail = q;
-		rd->big_tail = &q->next;
-		pump(rd);
-		return;
-	}
-	batch_deletes(q);
+	remote_req_finish(q);
 }
 
 static void
@@ -838,13 +355,13 @@ look_done(Job *job)
 	q->rd->looks--;
 	if (job->cancelled || q->rd->stopped) {
 		q->cancelled = true;
-		req_finish(q);
+		remote_req_finish(q);
 		return;
 	}
 	if (q->kind == REQ_BATCH)
-		batch_looked(q);
+		remote_batch_looked(q);
 	else
-		compare_looked(q);
+		remote_compare_looked(q);
 }
 
 /* The look at the source (on a worker) a batch or a compare starts with. */
@@ -883,17 +400,16 @@ rename_done(void *arg, int err, RemoteProtoLine *line)
 
 	(void)line;
 	q->waiting--;
-	if (err == -ECANCELED)
-		return;
-	if (err != -EHOSTDOWN)
-		q->answered++;
-	r->items[op->item].err = err > 0 ? -err : err;
+	if (err == -EHOSTDOWN || err == -ECANCELED)
+		r->items[op->item].err = -EHOSTDOWN;
+	else
+		q->answered++, r->items[op->item].err = err > 0 ? -err : err;
 	if (q->waiting > 0)
 		return;
 	if (q->answered == 0 && !q->rd->stopped)
 		r->err = DEST_ERR_AWAY;	/* none was tried */
 	q->cancelled = q->rd->stopped;
-	req_finish(q);
+	remote_req_defer(q);
 }
 
 static void
@@ -911,211 +427,7 @@ renames_start(Req *q)
 		    rename_done, &q->dels[i]);
 	}
 	if (q->waiting == 0)
-		req_finish(q);
-}
-
-/* ---- compares ------------------------------------------------------------- */
-
-static void
-compare_line(Proc *p, int fd, char *line, size_t len, void *arg)
-{
-	Req *q = arg;
-	SyncStats *st = &q->c->st;
-	RuleAction action;
-	char *name;
-
-	(void)p;
-	if (fd == 2) {
-		keep_err(q, line, len);
-		if (strncmp(line, "rsync: ", 7) == 0 &&
-		    strstr(line, "vanished") == NULL)
-			st->errors++;
-		if (strstr(line, "Could not chdir to home") == NULL)
-			synclog_event(LOG_LEVEL_DEBUG, q->rd->pair->name,
-			    "rsync", "", q->rd->base.name, "%s", line);
-		return;
-	}
-	if (remote_parse_stats_line(line, st))
-		return;
-	if (q->dry || !remote_parse_item(line, &action, &name))
-		return;
-	switch (action) {
-	case RULE_MKDIR:
-		st->dirs_created++;
-		break;
-	case RULE_SYMLINK:
-		st->symlinks++;
-		break;
-	case RULE_HARDLINK:
-		st->hardlinks++;
-		break;
-	case RULE_ATTRS:
-		st->meta_fixed++;
-		break;
-	default:
-		break;
-	}
-	if (q->c->opt.dry_run && action == RULE_DELETE)
-		st->dry_deletes++;
-	if (q->c->opt.report != NULL && action != RULE_NONE) {
-		FullSyncStep step = { .relpath = name, .done = action };
-
-		q->c->opt.report(q->c->opt.report_arg, &step);
-	}
-}
-
-static void compare_run(Req *q);
-
-static void
-compare_exit(Proc *p, int status, void *arg)
-{
-	Req *q = arg;
-	RemoteDest *rd = q->rd;
-	SyncStats *st = &q->c->st;
-	RemoteFault f;
-	char why[512];
-
-	(void)p;
-	proc_free(q->proc);
-	q->proc = NULL;
-	if (q->cancelled || rd->stopped) {
-		q->cancelled = true;
-		req_finish(q);
-		return;
-	}
-	f = remote_classify(status, q->err, why, sizeof why);
-	if (f == REMOTE_AWAY || f == REMOTE_HOST_KEY || f == REMOTE_AUTH) {
-		req_away(q, f, why);
-		return;
-	}
-	if (f == REMOTE_ROOT_CHANGED) {
-		rd->root_changed = true;
-		snprintf(rd->reason, sizeof rd->reason, "%s", why);
-		set_away_err(q);
-		update_away(rd);
-		req_finish(q);
-		return;
-	}
-	if (q->dry) {
-		/* Counted: entries in the destination = the source's, less
-		 * those it would create, plus those it would delete. */
-		uint64_t dst = st->entries_seen + st->deleted;
-		uint64_t budget = guard_delete_budget(&rd->pair->max_delete,
-		    dst > 0 ? dst - 1 : 0);
-
-		memset(st, 0, sizeof *st);
-		q->dry = false;
-		q->max_delete = budget == UINT64_MAX ? -1 : (long long)budget;
-		q->err[0] = '\0';
-		compare_run(q);
-		return;
-	}
-	if (f != REMOTE_OK && st->errors == 0)
-		st->errors = 1;
-	if (f == REMOTE_FAILED)
-		synclog_event(LOG_LEVEL_WARN, rd->pair->name, "full",
-		    q->c->relroot, rd->base.name, "the compare failed: %s",
-		    why);
-	if (q->empty_guard && st->withheld > 0) {
-		/* The source looks empty and the host's tree is not:
-		 * nothing deleted until the operator says so. */
-		st->fault = GUARD_EMPTY;
-		st->withheld = 0;
-	}
-	if (q->c->opt.dry_run)
-		st->deleted = 0;	/* counted as dry_deletes */
-	st->entries_done = st->entries_seen;
-	st->bytes_done = st->bytes_seen;
-	st->scan_done = true;
-	if (q->c->relroot[0] == '\0' && f == REMOTE_OK && st->errors == 0 &&
-	    rd->session != NULL) {
-		/* In sync: partial files kept for a resume are moot now. */
-		const char *args[] = { rd->tag, "tree", "partial" };
-
-		remote_session_send(rd->session, "CLEAN", args, 3, clean_done,
-		    rd);
-	}
-	req_finish(q);
-}
-
-static void
-compare_run(Req *q)
-{
-	RemoteDest *rd = q->rd;
-	RemoteCompare *c = q->c;
-	bool sub = c->relroot[0] != '\0';
-	RemoteRunSpec spec = { 0 };
-	ProcSpec ps = { .want_stdin = sub, .on_line = compare_line,
-	    .on_exit = compare_exit, .arg = q };
-	char temp[64], **argv;
-	int r;
-
-	fsutil_temp_name(temp, sizeof temp);
-	spec.remote = remote_host_config(rd->host);
-	spec.source = rd->source;
-	spec.root = rd->root;
-	spec.root_dev = rd->root_dev;
-	spec.root_ino = rd->root_ino;
-	spec.temp_dir = temp;
-	spec.filters = rd->filters;
-	spec.files_from = sub;
-	spec.recursive = true;
-	spec.delete = rd->pair->delete;
-	spec.implied_dirs = true;
-	spec.checksum = rd->pair->compare == COMPARE_HASH;
-	spec.dry_run = q->dry || c->opt.dry_run;
-	spec.stats = true;
-	spec.max_delete = q->dry ? -1 : q->max_delete;
-	argv = remote_rsync_argv(&spec);
-	ps.argv = argv;
-	r = proc_spawn(rd->ev, &ps, &q->proc);
-	remote_argv_free(argv);
-	if (r < 0) {
-		q->proc = NULL;
-		c->st.errors++;
-		req_finish(q);
-		return;
-	}
-	if (sub) {
-		proc_write(q->proc, c->relroot, strlen(c->relroot) + 1);
-		proc_close_stdin(q->proc);
-	}
-}
-
-static void
-compare_looked(Req *q)
-{
-	RemoteDest *rd = q->rd;
-	RemoteCompare *c = q->c;
-	const SourceLook *l = q->look;
-	bool del = rd->pair->delete;
-
-	c->st.source = l->seen;
-	if (l->fault != GUARD_OK || l->err != 0) {
-		c->st.fault = l->fault;
-		if (l->fault == GUARD_OK)
-			c->st.errors = 1;
-		req_finish(q);
-		return;
-	}
-	q->max_delete = -1;
-	c->st.delete_budget = UINT64_MAX;
-	if (del && c->opt.hold_deletes) {
-		q->max_delete = 0;
-	} else if (del && !c->opt.force && l->root_empty &&
-	    c->relroot[0] == '\0') {
-		q->max_delete = 0;
-		q->empty_guard = true;
-	} else if (del && !c->opt.force &&
-	    rd->pair->max_delete.kind == MAX_DELETE_COUNT) {
-		q->max_delete = (long long)rd->pair->max_delete.value;
-	} else if (del && !c->opt.force &&
-	    rd->pair->max_delete.kind == MAX_DELETE_PERCENT) {
-		q->dry = true;	/* count the destination first */
-	}
-	if (q->max_delete >= 0)
-		c->st.delete_budget = (uint64_t)q->max_delete;
-	compare_run(q);
+		remote_req_defer(q);
 }
 
 /* ---- the queue ------------------------------------------------------------ */
@@ -1129,7 +441,7 @@ start(Req *q)
 		break;
 	case REQ_BATCH:
 		if (q->b->n == 0) {
-			req_finish(q);
+			remote_req_finish(q);
 			break;
 		}
 		start_look(q);
@@ -1140,8 +452,8 @@ start(Req *q)
 	}
 }
 
-static void
-pump(RemoteDest *rd)
+void
+remote_pump(RemoteDest *rd)
 {
 	Req *q;
 
@@ -1161,7 +473,7 @@ pump(RemoteDest *rd)
 		if (rd->big_head == NULL)
 			rd->big_tail = &rd->big_head;
 		rd->big = q;
-		batch_deletes(q);
+		remote_batch_deletes(q);
 	}
 	if (rd->small != NULL || (q = rd->head) == NULL)
 		return;
@@ -1192,17 +504,27 @@ submit(RemoteDest *rd, Req *q)
 {
 	if (rd->stopped) {
 		q->cancelled = true;
-		defer(q);
+		remote_req_defer(q);
 		return;
 	}
 	if (rd->away) {
-		set_away_err(q);
-		defer(q);
+		remote_req_away_err(q);
+		remote_req_defer(q);
 		return;
 	}
 	*rd->tail = q;
 	rd->tail = &q->next;
-	pump(rd);
+	/* Not from inside the caller's call: a request that finishes at
+	 * once would call its done in there. */
+	event_active(rd->kick, EV_TIMEOUT, 0);
+}
+
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	remote_pump(arg);
 }
 
 /* ---- the seam ------------------------------------------------------------- */
@@ -1306,13 +628,13 @@ remote_stop(Dest *d)
 	while ((q = rd->head) != NULL) {
 		rd->head = q->next;
 		q->cancelled = true;
-		defer(q);
+		remote_req_defer(q);
 	}
 	rd->tail = &rd->head;
 	while ((q = rd->big_head) != NULL) {
 		rd->big_head = q->next;
 		q->cancelled = true;
-		defer(q);
+		remote_req_defer(q);
 	}
 	rd->big_tail = &rd->big_head;
 	/* Runs out stop now (rsync keeps an interrupted file in its
@@ -1337,6 +659,7 @@ remote_free(Dest *d)
 	remote_host_unlisten(rd->host, &rd->listener);
 	remote_host_put(rd->host);
 	event_free(rd->root_timer);
+	event_free(rd->kick);
 	rsync_filter_free(rd->filters);
 	free(rd->source);
 	free(rd->root);
@@ -1398,7 +721,8 @@ dest_remote_new(struct event_base *base, Pool *pool,
 	snprintf(rd->tag, sizeof rd->tag, "%.*s", REMOTE_PROTO_TAG_LEN,
 	    temp + strlen(REMOTE_PROTO_TEMP_PREFIX));
 	rd->root_timer = evtimer_new(base, on_root_timer, rd);
-	if (rd->root_timer == NULL)
+	rd->kick = event_new(base, -1, 0, on_kick, rd);
+	if (rd->root_timer == NULL || rd->kick == NULL)
 		xoom();
 	rd->host = remote_host_get(base, remote);
 	rd->listener.changed = host_changed;
