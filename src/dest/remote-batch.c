@@ -224,7 +224,7 @@ batch_run(Req *q)
 	RemoteDest *rd = q->rd;
 	DestBatch *b = q->b;
 	RemoteRunSpec spec = { 0 };
-	char temp[64], **argv;
+	char temp[64];
 	ProcSpec ps = { .want_stdin = true, .on_line = batch_line,
 	    .on_exit = batch_exit, .arg = q };
 	size_t listed = 0;
@@ -239,25 +239,13 @@ batch_run(Req *q)
 		remote_req_finish(q);
 		return;
 	}
-	fsutil_temp_name(temp, sizeof temp);
-	spec.remote = remote_host_config(rd->host);
-	spec.source = rd->source;
-	spec.root = rd->root;
-	spec.root_dev = rd->root_dev;
-	spec.root_ino = rd->root_ino;
-	spec.temp_dir = temp;
-	spec.filters = rd->filters;
+	remote_run_spec(rd, &spec, temp, sizeof temp);
 	spec.files_from = true;
 	spec.delete = b->opt.rules.delete && !b->opt.hold_deletes;
 	spec.implied_dirs = !q->big;
 	spec.checksum = b->opt.rules.compare == COMPARE_HASH;
 	spec.max_delete = -1;
-	argv = remote_rsync_argv(&spec);
-	ps.argv = argv;
-	r = proc_spawn(rd->ev, &ps, &q->proc);
-	remote_argv_free(argv);
-	if (r < 0) {
-		q->proc = NULL;
+	if ((r = remote_run_start(q, &spec, &ps)) < 0) {
 		for (size_t i = 0; i < b->n; i++)
 			if (q->listed[i])
 				b->items[i].err = r;

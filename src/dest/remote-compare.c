@@ -151,17 +151,10 @@ compare_run(Req *q)
 	RemoteRunSpec spec = { 0 };
 	ProcSpec ps = { .want_stdin = sub, .on_line = compare_line,
 	    .on_exit = compare_exit, .arg = q };
-	char temp[64], **argv;
+	char temp[64];
 	int r;
 
-	fsutil_temp_name(temp, sizeof temp);
-	spec.remote = remote_host_config(rd->host);
-	spec.source = rd->source;
-	spec.root = rd->root;
-	spec.root_dev = rd->root_dev;
-	spec.root_ino = rd->root_ino;
-	spec.temp_dir = temp;
-	spec.filters = rd->filters;
+	remote_run_spec(rd, &spec, temp, sizeof temp);
 	spec.files_from = sub;
 	spec.recursive = true;
 	spec.delete = rd->pair->delete;
@@ -170,12 +163,7 @@ compare_run(Req *q)
 	spec.dry_run = q->dry || c->opt.dry_run;
 	spec.stats = true;
 	spec.max_delete = q->dry ? -1 : q->max_delete;
-	argv = remote_rsync_argv(&spec);
-	ps.argv = argv;
-	r = proc_spawn(rd->ev, &ps, &q->proc);
-	remote_argv_free(argv);
-	if (r < 0) {
-		q->proc = NULL;
+	if ((r = remote_run_start(q, &spec, &ps)) < 0) {
 		c->st.errors++;
 		remote_req_finish(q);
 		return;

@@ -148,6 +148,9 @@ struct RemoteDest {
 
 
 /* remote.c */
+int remote_run_start(Req *q, const RemoteRunSpec *spec, ProcSpec *ps);
+void remote_run_spec(RemoteDest *rd, RemoteRunSpec *spec, char *temp,
+    size_t size);
 void remote_pump(RemoteDest *rd);
 void remote_update_away(RemoteDest *rd);
 void remote_req_defer(Req *q);

@@ -430,6 +430,37 @@ renames_start(Req *q)
 		remote_req_defer(q);
 }
 
+/* What every run of rd shares: host, roots, pin, a fresh temp dir
+ * (into temp), the filters. */
+void
+remote_run_spec(RemoteDest *rd, RemoteRunSpec *spec, char *temp,
+    size_t size)
+{
+	fsutil_temp_name(temp, size);
+	spec->remote = remote_host_config(rd->host);
+	spec->source = rd->source;
+	spec->root = rd->root;
+	spec->root_dev = rd->root_dev;
+	spec->root_ino = rd->root_ino;
+	spec->temp_dir = temp;
+	spec->filters = rd->filters;
+}
+
+/* Starts q's rsync run (q->proc). 0 or -errno (q->proc NULL). */
+int
+remote_run_start(Req *q, const RemoteRunSpec *spec, ProcSpec *ps)
+{
+	char **argv = remote_rsync_argv(spec);
+	int r;
+
+	ps->argv = argv;
+	r = proc_spawn(q->rd->ev, ps, &q->proc);
+	remote_argv_free(argv);
+	if (r < 0)
+		q->proc = NULL;
+	return r;
+}
+
 /* ---- the queue ------------------------------------------------------------ */
 
 static void
