@@ -487,6 +487,14 @@ class RemoteDaemon(unittest.TestCase):
         time.sleep(0.5)
         d.kill()
         h.unthrottle()
+        # The killed run's far end notices the connection gone, keeps its
+        # partial file and removes its temp dir (putting the root's times
+        # back): a restart waits for that, as systemd's RestartSec does.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and subprocess.run(
+                ["pgrep", "-u", self.hosts.remote_user, "-f",
+                 "treesync-remote"], stdout=subprocess.DEVNULL).returncode == 0:
+            time.sleep(0.1)
         d2 = self.drive(h, site, src)
         r = d2.compare()
         self.assertEqual((r["err"], r["errors"]), (0, 0), d2.logtext())
