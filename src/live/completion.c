@@ -1,0 +1,318 @@
+/*
+ * completion — what a finished path batch, rename or pass means for the
+ * pending paths, and its lines in the sync log (live-int.h).
+ *
+ * A path is never worked on twice at once: a change while its job was
+ * out (again) brings it back at once. Failures come back due later with
+ * exponential backoff (0.1 s .. 30 s); a failed pass is followed by a
+ * full pass, backing off ten times as long. A path that keeps failing
+ * only delays itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/copy.h"
+#include "live-int.h"
+#include "util/clock.h"
+#include "util/synclog.h"
+
+/* The line of a path that failed or was stopped; attempts: the failures
+ * in a row this one makes (for the delay). */
+static void
+log_path_failure(LiveDest *d, const PathItem *it, unsigned attempts)
+{
+	const PathSyncResult *r = &it->res;
+	const char *pair = d->live->pair->name;
+	const char *action = r->action ? r->action : "sync";
+
+	if (r->err == COPY_SOURCE_CHANGED) {
+		synclog_event(LOG_LEVEL_DEBUG, pair, "copy", it->relpath,
+		    d->path, "still being written: waiting for its close");
+	} else if (r->err == -ECANCELED) {
+		/* copy_abandon (SIGTERM): not a failure. One that had not
+		 * copied a byte yet never really started: debug only. */
+		char path[4096];
+
+		synclog_escape(it->relpath, path, sizeof path);
+		synclog_event(r->bytes > 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+		    pair, "copy", it->relpath, d->path, "stopping: abandoned "
+		    "the copy of '%s' (%llu of %llu bytes); it is copied again "
+		    "at the next start", path, (unsigned long long)r->bytes,
+		    (unsigned long long)r->size);
+	} else {
+		synclog_event(LOG_LEVEL_WARN, pair, action, it->relpath,
+		    d->path, "failed: %s (will retry in %.1f s, attempt %u)",
+		    strerror(-r->err),
+		    (double)live_backoff_ms(attempts) / 1000, attempts + 1);
+		live_note_error(d->live, "%s '%s' -> %s: %s", action,
+		    it->relpath, d->path, strerror(-r->err));
+	}
+}
+
+/* One line per path that changed something (or failed). */
+static void
+log_path_result(LiveDest *d, const PathItem *it, unsigned attempts)
+{
+	const PathSyncResult *r = &it->res;
+	const char *pair = d->live->pair->name;
+	double ms = (double)it->usec / 1000;
+	char size[32];
+
+	if (r->fault != GUARD_OK)
+		return;	/* live_enter_fault says it, once */
+	if (r->err != 0) {
+		log_path_failure(d, it, attempts);
+	} else if (r->withheld) {
+		synclog_event(LOG_LEVEL_DEBUG, pair, "delete", it->relpath,
+		    d->path, "withheld: deletes are held (max_delete)");
+	} else if (r->action == NULL) {
+		/* nothing needed doing */
+	} else if (strcmp(r->action, "copy") == 0) {
+		synclog_format_size(r->bytes, size, sizeof size);
+		synclog_event(LOG_LEVEL_INFO, pair, "copy", it->relpath,
+		    d->path, "%s %.1f ms", size, ms);
+	} else if (strcmp(r->action, "delete") == 0) {
+		synclog_event(LOG_LEVEL_INFO, pair, "delete", it->relpath,
+		    d->path, "%llu %s", (unsigned long long)r->count,
+		    r->count == 1 ? "entry" : "entries");
+	} else {
+		synclog_event(strcmp(r->action, "attrs") == 0 ?
+		    LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, pair, r->action,
+		    it->relpath, d->path, "%.1f ms", ms);
+	}
+}
+
+/* A path whose job did not bring it in sync: when it is due again.
+ * False when the item succeeded (the outcome decides). */
+static bool
+item_retry(LiveDest *d, Pending *p, const PathItem *it, uint64_t now)
+{
+	int err = it->res.err;
+
+	if (it->res.fault != GUARD_OK || err == -ECANCELED) {
+		/* Nothing was done: the probe's full pass covers the path
+		 * once the source is back (path_done enters the fault).
+		 * Stopping (copy_abandon): no failure, no retry; the next
+		 * start copies the path. */
+		if (it->res.fault != GUARD_OK)
+			p->again = false;
+	} else if (err == COPY_SOURCE_CHANGED) {
+		/* A writer is still at it: its close (or a second of quiet)
+		 * brings the path back; no failure, no backoff. */
+		p->due_ms = now + WRITER_QUIET_MS;
+		p->again = false;
+	} else if (err != 0) {
+		p->attempts++;
+		p->due_ms = now + live_backoff_ms(p->attempts);
+		p->again = false;
+	} else {
+		return false;
+	}
+	queue_place(d, p);
+	return true;
+}
+
+/* One path of a finished job: log it, and decide when it is due again
+ * (or drop it from the table when it is in sync). */
+static void
+item_done(LiveDest *d, PathItem *it, uint64_t now)
+{
+	Pending *p = queue_find(d, it->relpath);
+
+	if (p == NULL)
+		return;
+	p->in_flight = false;
+	if (it->skipped) {
+		/* Not run: as it was, due now. */
+		synclog_event(LOG_LEVEL_DEBUG, d->live->pair->name, "batch",
+		    it->relpath, d->path, "handed back: its batch copied "
+		    "%u MiB before it", BATCH_BYTES >> 20);
+		if (p->event_usec == 0)
+			p->event_usec = it->event_usec;
+		queue_place(d, p);
+		return;
+	}
+	log_path_result(d, it, p->attempts + 1);
+	live_stats_path_done(d, p, it);
+	if (it->res.entries_changed)
+		queue_mark_parent(d, it->relpath, now);
+	if (item_retry(d, p, it, now))
+		return;
+	switch (it->res.outcome) {
+	case PATHSYNC_SUBTREE:
+		queue_subtree(d, it->relpath);
+		break;
+	case PATHSYNC_HARDLINK:
+		/* Its other names are elsewhere in the tree: compare all. */
+		d->full_needed = true;
+		break;
+	case PATHSYNC_NO_PARENT:
+		queue_mark_parent(d, it->relpath, now);
+		if (++p->attempts > NO_PARENT_TRIES) {
+			d->full_needed = true;
+			break;
+		}
+		p->due_ms = now + live_backoff_ms(p->attempts);
+		queue_place(d, p);
+		return;
+	case PATHSYNC_DONE:
+		break;
+	}
+	if (p->again) {
+		p->again = false;
+		p->attempts = 0;
+		queue_place(d, p);
+		return;
+	}
+	queue_remove(d, p);
+}
+
+void
+live_path_done(Job *job)
+{
+	PathJob *pj = (PathJob *)job;
+	LiveDest *d = pj->dest;
+	uint64_t now = clock_ms();
+	GuardFault fault = GUARD_OK;
+
+	d->jobs_out--;
+	for (size_t i = 0; i < pj->n; i++) {
+		/* The root's check before the batch, or a delete's. */
+		if (fault == GUARD_OK)
+			fault = pj->items[i].res.fault;
+		if (!job->cancelled)
+			item_done(d, &pj->items[i], now);
+		free(pj->items[i].relpath);
+	}
+	/* Once per batch: each entry pushes the next probe back. */
+	if (!job->cancelled && fault != GUARD_OK)
+		live_enter_fault(d->live, fault);
+	free(pj->source);
+	free(pj->dest_root);
+	free(pj);
+	/* A refill looks at the heaps' tops only: cheap enough for every
+	 * completion, which keeps the workers fed. */
+	live_schedule(d->live);
+}
+
+void
+live_rename_done(Job *job)
+{
+	RenameJob *rj = (RenameJob *)job;
+	LiveDest *d = rj->dest;
+	uint64_t now = clock_ms();
+
+	d->jobs_out--;
+	for (Rename *r = rj->list; r != NULL && !job->cancelled; r = r->next) {
+		if (r->err == 0) {
+			synclog_event(LOG_LEVEL_INFO, d->live->pair->name,
+			    "rename", r->from, d->path, "to '%s'", r->to);
+			d->st.renames++;
+		}
+		/* Whatever happened, both names get checked; a directory
+		 * gets its contents checked too. */
+		queue_mark(d, r->from, now, false);
+		queue_mark(d, r->to, now, false);
+		queue_mark_parent(d, r->from, now);
+		queue_mark_parent(d, r->to, now);
+		if (r->is_dir)
+			queue_subtree(d, r->to);
+	}
+	queue_free_renames(rj->list);
+	free(rj->dest_root);
+	free(rj);
+	if (!d->live->stopping) {
+		live_flush(d);
+		live_schedule(d->live);
+	}
+}
+
+/* The pass's line: always for a whole tree, for a subtree when it did
+ * something. */
+static void
+log_pass(const LiveDest *d, const SyncStats *st, bool whole)
+{
+	char copied[32];
+
+	if (!whole && st->errors == 0 && st->files_copied == 0 &&
+	    st->deleted == 0)
+		return;
+	synclog_format_size(st->bytes_copied, copied, sizeof copied);
+	synclog_event(st->errors ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+	    d->live->pair->name, whole ? "full" : "subtree", d->pass_root,
+	    d->path, "%s: %llu entries checked, %llu files copied (%s), %llu "
+	    "deleted, %llu errors%s", st->errors ? "done with errors" :
+	    "in sync", (unsigned long long)st->entries_seen,
+	    (unsigned long long)st->files_copied, copied,
+	    (unsigned long long)st->deleted, (unsigned long long)st->errors,
+	    st->errors ? ", will compare again" : "");
+}
+
+/* What a finished pass that ran means for what comes next. */
+static void
+pass_outcome(LiveDest *d, const SyncStats *st, bool whole)
+{
+	Live *live = d->live;
+	uint64_t now = clock_ms();
+
+	if (whole && st->source.known) {
+		/* A remounted root gets a new device: remember it. */
+		live->identity = st->source;
+		/* Only a probe speaks for the source as it is now: a pass
+		 * that checked it before the fault began does not. */
+		if (live->fault != GUARD_OK && d->probing)
+			live_leave_fault(live);
+	}
+	if (st->withheld != 0 && !live->held)
+		live_enter_hold(live, d, st);
+	log_pass(d, st, whole);
+	live_stats_pass_done(d, st, whole);
+	if (st->errors != 0) {
+		/* A full disk, a vanished destination, an unreadable file:
+		 * compare everything again later, backing off; the full pass
+		 * covers the subtrees still waiting. */
+		d->pass_failures++;
+		d->full_needed = true;
+		d->pass_due_ms = now + live_backoff_ms(d->pass_failures) *
+		    PASS_BACKOFF_FACTOR;
+		live_note_error(live, "%s pass of '%s' -> %s: %llu errors",
+		    whole ? "full" : "subtree", d->pass_root, d->path,
+		    (unsigned long long)st->errors);
+		queue_drop_subtrees(d);
+	} else if (whole) {
+		d->pass_failures = 0;
+	} else {
+		/* A subtree's top: the pass cleared its pending entry and
+		 * does nothing when the source is gone (moved on since), so
+		 * check it as a path; making it moved its parent's mtime. */
+		queue_mark(d, d->pass_root, now, false);
+		queue_mark_parent(d, d->pass_root, now);
+	}
+}
+
+void
+live_pass_done(FullSync *fs, void *arg)
+{
+	LiveDest *d = arg;
+	const SyncStats *st = fullsync_stats(fs);
+
+	if (st->fault != GUARD_OK) {
+		live_enter_fault(d->live, st->fault);
+		queue_drop_subtrees(d);
+		d->full_needed = true;
+	} else {
+		pass_outcome(d, st, d->pass_root[0] == '\0');
+	}
+	/* fullsync lets its done callback free the pass. */
+	fullsync_free(fs);
+	d->pass = NULL;
+	free(d->pass_root);
+	d->pass_root = NULL;
+	if (!d->live->stopping) {
+		live_flush(d);
+		live_schedule(d->live);
+	}
+}
