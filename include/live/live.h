@@ -4,8 +4,8 @@
  * delay_ms, out as path jobs, renames and subtree or full passes.
  *
  * Owns, per destination, the table of pending paths, the queue of renames
- * and the pass in progress. Reactor thread only; the work itself runs on
- * the pool (pathsync, fullsync).
+ * and the pass in progress, and the destinations themselves (dest.h),
+ * through which all work is done. Reactor thread only.
  */
 #ifndef TREESYNC_LIVE_H
 #define TREESYNC_LIVE_H
@@ -14,9 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "dest/dest.h"
 #include "engine/pair.h"
-#include "engine/fullsync.h"
-#include "engine/pool.h"
 
 struct event_base;
 
@@ -53,8 +52,13 @@ typedef struct LiveStatus {
 	size_t failing_paths;	/* paths waiting for a retry */
 } LiveStatus;
 
-int live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
-    const LiveOptions *opt, Live **ret);
+/*
+ * dests: one per pair->destinations, in that order (dest_new); on
+ * success the pair owns them (live_free frees them), on failure the
+ * caller still does. pair must outlive the Live.
+ */
+int live_new(struct event_base *base, const SyncPairConfig *pair,
+    Dest **dests, const LiveOptions *opt, Live **ret);
 /* Starts the first full pass of every destination (watches in place). */
 void live_start(Live *live);
 /* A batch of events for this pair, in the order inotify gave them. */
@@ -77,7 +81,8 @@ void live_resync(Live *live, bool force);
 const char *live_fault(const Live *live);
 /* State, fault, last error and next retry; strings valid as above. */
 void live_status(const Live *live, LiveStatus *out);
-/* Jobs (and passes) of this pair in the pool. */
+/* What the pair's destinations still have out (jobs in the pool): a
+ * stopped pair is freed only at 0. */
 size_t live_jobs_out(const Live *live);
 /* What a pair (or one destination) is doing, worst first wins. */
 typedef enum LiveState {
@@ -162,8 +167,8 @@ void live_free(Live *live);
 
 /*
  * For the model test (tests/model), which runs the planner with no file
- * system, threads or real time: it links fakes of pool, pathsync and
- * fullsync, supplies the clock (µs, monotonic; NULL: the real one, the
+ * system, threads or real time: it hands live_new model destinations
+ * (dest.h's DestOps over model trees), supplies the clock (µs, monotonic; NULL: the real one, the
  * default) and fires the timer itself. live_timer_due: when the timer
  * fires (in the clock's ms), UINT64_MAX when not armed; live_tick: what
  * the timer does when it fires.

@@ -32,8 +32,7 @@ typedef struct Heap {
 #define HEAP_ENTRY(node, type, member) \
 	((type *)(void *)((char *)(node) - offsetof(type, member)))
 
-void heap_init(Heap *h, HeapLessFn less);
-/* Frees the array (not the nodes); the heap is empty again. */
+/* Frees the array (not the nodes); the heap is empty again (same less). */
 void heap_clear(Heap *h);
 /* Adds node (not in any heap). */
 void heap_push(Heap *h, HeapNode *node);

@@ -22,11 +22,11 @@
 /* The line of a path that failed or was stopped; attempts: the failures
  * in a row this one makes (for the delay). */
 static void
-log_path_failure(LiveDest *d, const PathItem *it, unsigned attempts)
+log_path_failure(LiveDest *d, const DestItem *r, unsigned attempts)
 {
-	const PathSyncResult *r = &it->res;
+	const DestItem *it = r;
 	const char *pair = d->live->pair->name;
-	const char *action = r->action ? r->action : "sync";
+	const char *action = live_action_word(r->action);
 
 	if (r->err == COPY_SOURCE_CHANGED) {
 		synclog_event(LOG_LEVEL_DEBUG, pair, "copy", it->relpath,
@@ -54,9 +54,9 @@ log_path_failure(LiveDest *d, const PathItem *it, unsigned attempts)
 
 /* One line per path that changed something (or failed). */
 static void
-log_path_result(LiveDest *d, const PathItem *it, unsigned attempts)
+log_path_result(LiveDest *d, const DestItem *it, unsigned attempts)
 {
-	const PathSyncResult *r = &it->res;
+	const DestItem *r = it;
 	const char *pair = d->live->pair->name;
 	double ms = (double)it->usec / 1000;
 	char size[32];
@@ -68,19 +68,19 @@ log_path_result(LiveDest *d, const PathItem *it, unsigned attempts)
 	} else if (r->withheld) {
 		synclog_event(LOG_LEVEL_DEBUG, pair, "delete", it->relpath,
 		    d->path, "withheld: deletes are held (max_delete)");
-	} else if (r->action == NULL) {
+	} else if (r->action == RULE_NONE) {
 		/* nothing needed doing */
-	} else if (strcmp(r->action, "copy") == 0) {
+	} else if (r->action == RULE_COPY) {
 		synclog_format_size(r->bytes, size, sizeof size);
 		synclog_event(LOG_LEVEL_INFO, pair, "copy", it->relpath,
 		    d->path, "%s %.1f ms", size, ms);
-	} else if (strcmp(r->action, "delete") == 0) {
+	} else if (r->action == RULE_DELETE) {
 		synclog_event(LOG_LEVEL_INFO, pair, "delete", it->relpath,
 		    d->path, "%llu %s", (unsigned long long)r->count,
 		    r->count == 1 ? "entry" : "entries");
 	} else {
-		synclog_event(strcmp(r->action, "attrs") == 0 ?
-		    LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, pair, r->action,
+		synclog_event(r->action == RULE_ATTRS ? LOG_LEVEL_DEBUG :
+		    LOG_LEVEL_INFO, pair, live_action_word(r->action),
 		    it->relpath, d->path, "%.1f ms", ms);
 	}
 }
@@ -88,16 +88,16 @@ log_path_result(LiveDest *d, const PathItem *it, unsigned attempts)
 /* A path whose job did not bring it in sync: when it is due again.
  * False when the item succeeded (the outcome decides). */
 static bool
-item_retry(LiveDest *d, Pending *p, const PathItem *it, uint64_t now)
+item_retry(LiveDest *d, Pending *p, const DestItem *it, uint64_t now)
 {
-	int err = it->res.err;
+	int err = it->err;
 
-	if (it->res.fault != GUARD_OK || err == -ECANCELED) {
+	if (it->fault != GUARD_OK || err == -ECANCELED) {
 		/* Nothing was done: the probe's full pass covers the path
 		 * once the source is back (path_done enters the fault).
 		 * Stopping (copy_abandon): no failure, no retry; the next
 		 * start copies the path. */
-		if (it->res.fault != GUARD_OK)
+		if (it->fault != GUARD_OK)
 			p->again = false;
 	} else if (err == COPY_SOURCE_CHANGED) {
 		/* A writer is still at it: its close (or a second of quiet)
@@ -115,21 +115,25 @@ item_retry(LiveDest *d, Pending *p, const PathItem *it, uint64_t now)
 	return true;
 }
 
-/* One path of a finished job: log it, and decide when it is due again
- * (or drop it from the table when it is in sync). */
+/* One path of a finished batch: log it, and decide when it is due
+ * again (or drop it from the table when it is in sync). */
 static void
-item_done(LiveDest *d, PathItem *it, uint64_t now)
+item_done(LiveDest *d, const DestBatch *b, DestItem *it, uint64_t now)
 {
 	Pending *p = queue_find(d, it->relpath);
+	char copied[32];
 
 	if (p == NULL)
 		return;
 	p->in_flight = false;
-	if (it->skipped) {
-		/* Not run: as it was, due now. */
-		synclog_event(LOG_LEVEL_DEBUG, d->live->pair->name, "batch",
-		    it->relpath, d->path, "handed back: its batch copied "
-		    "%u MiB before it", BATCH_BYTES >> 20);
+	if (it->skipped || b->err != 0) {
+		/* Not run (handed back, or the destination was away): as it
+		 * was, due now (an away destination takes it when back). */
+		synclog_format_size(b->bytes, copied, sizeof copied);
+		if (it->skipped)
+			synclog_event(LOG_LEVEL_DEBUG, d->live->pair->name,
+			    "batch", it->relpath, d->path, "handed back: its "
+			    "batch copied %s before it", copied);
 		if (p->event_usec == 0)
 			p->event_usec = it->event_usec;
 		queue_place(d, p);
@@ -137,19 +141,19 @@ item_done(LiveDest *d, PathItem *it, uint64_t now)
 	}
 	log_path_result(d, it, p->attempts + 1);
 	live_stats_path_done(d, p, it);
-	if (it->res.entries_changed)
+	if (it->entries_changed)
 		queue_mark_parent(d, it->relpath, now);
 	if (item_retry(d, p, it, now))
 		return;
-	switch (it->res.outcome) {
-	case PATHSYNC_SUBTREE:
+	switch (it->outcome) {
+	case DEST_SUBTREE:
 		queue_subtree(d, it->relpath);
 		break;
-	case PATHSYNC_HARDLINK:
+	case DEST_HARDLINK:
 		/* Its other names are elsewhere in the tree: compare all. */
 		d->full_needed = true;
 		break;
-	case PATHSYNC_NO_PARENT:
+	case DEST_NO_PARENT:
 		queue_mark_parent(d, it->relpath, now);
 		if (++p->attempts > NO_PARENT_TRIES) {
 			d->full_needed = true;
@@ -158,7 +162,7 @@ item_done(LiveDest *d, PathItem *it, uint64_t now)
 		p->due_ms = now + live_backoff_ms(p->attempts);
 		queue_place(d, p);
 		return;
-	case PATHSYNC_DONE:
+	case DEST_DONE:
 		break;
 	}
 	if (p->again) {
@@ -171,59 +175,55 @@ item_done(LiveDest *d, PathItem *it, uint64_t now)
 }
 
 void
-live_path_done(Job *job)
+live_batch_done(DestBatch *b)
 {
-	PathJob *pj = (PathJob *)job;
-	LiveDest *d = pj->dest;
+	LiveDest *d = b->arg;
 	uint64_t now = clock_ms();
-	GuardFault fault = GUARD_OK;
+	GuardFault fault = b->fault;
 
 	d->jobs_out--;
-	for (size_t i = 0; i < pj->n; i++) {
+	for (size_t i = 0; i < b->n && !b->cancelled; i++) {
 		/* The root's check before the batch, or a delete's. */
 		if (fault == GUARD_OK)
-			fault = pj->items[i].res.fault;
-		if (!job->cancelled)
-			item_done(d, &pj->items[i], now);
-		free(pj->items[i].relpath);
+			fault = b->items[i].fault;
+		item_done(d, b, &b->items[i], now);
 	}
 	/* Once per batch: each entry pushes the next probe back. */
-	if (!job->cancelled && fault != GUARD_OK)
+	if (!b->cancelled && fault != GUARD_OK)
 		live_enter_fault(d->live, fault);
-	free(pj->source);
-	free(pj->dest_root);
-	free(pj);
+	dest_batch_free(b);
 	/* A refill looks at the heaps' tops only: cheap enough for every
 	 * completion, which keeps the workers fed. */
 	live_schedule(d->live);
 }
 
 void
-live_rename_done(Job *job)
+live_renames_done(DestRenames *r)
 {
-	RenameJob *rj = (RenameJob *)job;
-	LiveDest *d = rj->dest;
+	LiveDest *d = r->arg;
 	uint64_t now = clock_ms();
 
 	d->jobs_out--;
-	for (Rename *r = rj->list; r != NULL && !job->cancelled; r = r->next) {
-		if (r->err == 0) {
+	if (!r->cancelled && r->err != 0)
+		queue_renames_back(d, r);	/* away: they go when it is back */
+	for (size_t i = 0; i < r->n && !r->cancelled && r->err == 0; i++) {
+		const DestRename *x = &r->items[i];
+
+		if (x->err == 0) {
 			synclog_event(LOG_LEVEL_INFO, d->live->pair->name,
-			    "rename", r->from, d->path, "to '%s'", r->to);
+			    "rename", x->from, d->path, "to '%s'", x->to);
 			d->st.renames++;
 		}
 		/* Whatever happened, both names get checked; a directory
 		 * gets its contents checked too. */
-		queue_mark(d, r->from, now, false);
-		queue_mark(d, r->to, now, false);
-		queue_mark_parent(d, r->from, now);
-		queue_mark_parent(d, r->to, now);
-		if (r->is_dir)
-			queue_subtree(d, r->to);
+		queue_mark(d, x->from, now, false);
+		queue_mark(d, x->to, now, false);
+		queue_mark_parent(d, x->from, now);
+		queue_mark_parent(d, x->to, now);
+		if (x->is_dir)
+			queue_subtree(d, x->to);
 	}
-	queue_free_renames(rj->list);
-	free(rj->dest_root);
-	free(rj);
+	dest_renames_free(r);
 	if (!d->live->stopping) {
 		live_flush(d);
 		live_schedule(d->live);
@@ -294,20 +294,26 @@ pass_outcome(LiveDest *d, const SyncStats *st, bool whole)
 }
 
 void
-live_pass_done(FullSync *fs, void *arg)
+live_pass_done(DestCompare *c, void *arg)
 {
 	LiveDest *d = arg;
-	const SyncStats *st = fullsync_stats(fs);
+	const SyncStats *st = dest_compare_stats(c);
 
-	if (st->fault != GUARD_OK) {
+	if (c->err != 0) {
+		/* It did not run (away): again when the destination is back. */
+		if (d->pass_root[0] == '\0')
+			d->full_needed = true;
+		else
+			queue_subtree(d, d->pass_root);
+	} else if (st->fault != GUARD_OK) {
 		live_enter_fault(d->live, st->fault);
 		queue_drop_subtrees(d);
 		d->full_needed = true;
 	} else {
 		pass_outcome(d, st, d->pass_root[0] == '\0');
 	}
-	/* fullsync lets its done callback free the pass. */
-	fullsync_free(fs);
+	/* The destination lets the done callback free the compare. */
+	dest_compare_free(c);
 	d->pass = NULL;
 	free(d->pass_root);
 	d->pass_root = NULL;
@@ -315,4 +321,31 @@ live_pass_done(FullSync *fs, void *arg)
 		live_flush(d);
 		live_schedule(d->live);
 	}
+}
+
+/* The destination went away or came back (dest_set_listener). */
+void
+live_dest_changed(Dest *dest, void *arg)
+{
+	LiveDest *d = arg;
+	DestState ds;
+	bool was = d->away;
+
+	dest_state(dest, &ds);
+	d->away = ds.availability != DEST_AVAILABLE;
+	if (d->away == was)
+		return;
+	if (d->away) {
+		synclog_event(LOG_LEVEL_WARN, d->live->pair->name, "dest", "",
+		    d->path, "away%s%s: changes are kept (%zu paths pending) "
+		    "and sent when it is back", ds.reason ? ": " : "",
+		    ds.reason ? ds.reason : "", d->pending.count);
+		return;
+	}
+	/* Back: one compare catches up with whatever it missed. */
+	synclog_event(LOG_LEVEL_INFO, d->live->pair->name, "dest", "",
+	    d->path, "back: comparing it");
+	d->full_needed = true;
+	d->pass_due_ms = 0;
+	live_schedule(d->live);
 }

@@ -10,6 +10,9 @@
  *   schedule.c    what a destination may hand out now, in which order;
  *                 the timer
  *   completion.c  what a finished batch, rename or pass means; its log
+ *
+ * Everything done to a destination goes through dest/dest.h (batches of
+ * paths, renames, compares); nothing here runs on a worker.
  *   hold.c        the source-guard fault and the max_delete hold
  *   status.c      counters and the one state snapshot
  */
@@ -20,9 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/fullsync.h"
-#include "engine/pathsync.h"
-#include "engine/pool.h"
+#include "dest/dest.h"
 #include "live/live.h"
 #include "util/heap.h"
 #include "util/map.h"
@@ -38,9 +39,6 @@
 #define FAULT_CHECK_MIN_MS 500	/* the source root is checked again */
 #define FAULT_CHECK_MAX_MS 16000
 #define NO_PARENT_TRIES 20	/* then the whole tree is compared */
-#define BATCH_MAX 64		/* paths per job */
-#define BATCH_BYTES (4u << 20)	/* a job copies at most this much before
-				 * handing the rest of its paths back */
 
 typedef struct LiveDest LiveDest;
 
@@ -90,7 +88,9 @@ typedef struct Rename {
 /* One destination of the pair: its pending work and its pass. */
 struct LiveDest {
 	Live *live;
-	char *path;		/* borrowed from the pair's config */
+	Dest *dest;		/* owned */
+	const char *path;	/* its name, for the log (the Dest's) */
+	DestCapacity cap;
 	/*
 	 * Every pending path that is not in flight (or parked) is in
 	 * exactly one of the two heaps: `waiting` (not due yet, earliest
@@ -104,10 +104,11 @@ struct LiveDest {
 	Map dirs;		/* DirCount by path */
 	Rename *renames;	/* waiting, in order */
 	Rename **renames_tail;
+	size_t n_renames;
 	char **subtrees;	/* subtree passes waiting */
 	size_t n_subtrees;
 	size_t cap_subtrees;
-	FullSync *pass;
+	DestCompare *pass;
 	char *pass_root;	/* the running pass's subtree ("" = all) */
 	bool full_needed;
 	bool settle_needed;	/* a directory was renamed: compare once
@@ -117,16 +118,16 @@ struct LiveDest {
 	uint64_t pass_due_ms;	/* backoff of the next full pass */
 	bool force_next;	/* its next full pass ignores max_delete */
 	bool probing;		/* the running pass is a fault's probe */
-	size_t jobs_out;
+	size_t jobs_out;	/* batches and renames out */
+	bool away;		/* the destination says it is away */
 	LiveDestStats st;	/* counters; the snapshot adds the rest */
 };
 
 struct Live {
 	struct event_base *base;
-	Pool *pool;
 	const SyncPairConfig *pair;
 	LiveOptions opt;
-	PathSyncOptions path_opt;
+	DestBatchOptions batch_opt;
 	FullSyncOptions pass_opt;
 	LiveDest *dests;
 	size_t n_dests;
@@ -138,7 +139,6 @@ struct Live {
 	bool paused;
 	bool polling;
 	uint64_t events, overflows;
-	size_t max_jobs;
 	/* Guards (hold.c). identity: the source root as last found sound. */
 	SourceIdentity identity;
 	GuardFault fault;
@@ -150,36 +150,6 @@ struct Live {
 	char last_error[1024];
 	uint64_t last_error_ms;
 };
-
-/* One path of a batch and what became of it. */
-typedef struct PathItem {
-	char *relpath;
-	PathSyncResult res;
-	uint64_t usec;
-	uint64_t event_usec;	/* the pending path's, for the latency */
-	bool skipped;		/* not run: the batch's byte budget was spent */
-} PathItem;
-
-/* Up to BATCH_MAX ripe paths. */
-typedef struct PathJob {
-	Job job;
-	LiveDest *dest;
-	char *source;		/* the roots, the job's own copies */
-	char *dest_root;
-	PathSyncOptions opt;	/* the pair's, with this moment's guards */
-	SourceIdentity expect;
-	GuardFault fault;	/* the source root failed its check: nothing
-				 * was run */
-	size_t n;
-	PathItem items[BATCH_MAX];
-} PathJob;
-
-typedef struct RenameJob {
-	Job job;
-	LiveDest *dest;
-	char *dest_root;	/* the job's own copy */
-	Rename *list;
-} RenameJob;
 
 /* queue.c */
 Pending *queue_find(LiveDest *d, const char *relpath);
@@ -196,6 +166,7 @@ uint64_t queue_next_due(const LiveDest *d);
 void queue_add_rename(LiveDest *d, const char *from, const char *to,
     bool is_dir);
 Rename *queue_take_renames(LiveDest *d);
+void queue_renames_back(LiveDest *d, const DestRenames *r);
 void queue_free_renames(Rename *r);
 void queue_subtree(LiveDest *d, const char *relpath);
 void queue_drop_subtrees(LiveDest *d);
@@ -208,9 +179,10 @@ void live_schedule(Live *live);
 void live_flush(LiveDest *d);
 
 /* completion.c */
-void live_path_done(Job *job);
-void live_rename_done(Job *job);
-void live_pass_done(FullSync *fs, void *arg);
+void live_batch_done(DestBatch *b);
+void live_renames_done(DestRenames *r);
+void live_pass_done(DestCompare *c, void *arg);
+void live_dest_changed(Dest *dest, void *arg);
 
 /* hold.c */
 void live_enter_fault(Live *live, GuardFault f);
@@ -221,11 +193,8 @@ void live_note_error(Live *live, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* status.c */
-void live_stats_path_done(LiveDest *d, Pending *p, const PathItem *it);
+void live_stats_path_done(LiveDest *d, Pending *p, const DestItem *it);
+const char *live_action_word(RuleAction a);
 void live_stats_pass_done(LiveDest *d, const SyncStats *st, bool whole);
-
-/* jobs-worker.c: worker thread */
-void live_path_run(Job *job);
-void live_rename_run(Job *job);
 
 #endif

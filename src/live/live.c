@@ -21,12 +21,13 @@
  * flight sits in one of two heaps, `waiting` (by due time: the timer's
  * next wake-up is its top) or `ripe` (by depth, then arrival: a refill
  * pops from the top), so an event or a completion costs O(log n). Ripe
- * paths share a job (up to BATCH_MAX, sized so every worker gets a
- * share): the worker opens the roots once for all of them and each
+ * paths share a batch (up to cap.batch_paths, sized so every worker gets
+ * a share): a local worker opens the roots once for all of them and each
  * parent directory once per run of its names, and the reactor wakes once
- * per batch. A destination has at most workers + 1 jobs out. A batch that
- * copied BATCH_BYTES hands its remaining paths back (due at once), so a
- * large file does not hold up the small ones behind it. A directory's
+ * per batch. A destination has at most cap.requests batches out (a local
+ * one workers + 1). A local batch that copied 4 MiB hands its remaining
+ * paths back (due at once), so a large file does not hold up the small
+ * ones behind it. A directory's
  * own path waits (parked) while paths inside it are ripe or in flight:
  * its mtime would move again with each of their copies.
  */
@@ -94,7 +95,7 @@ live_set_polling(Live *live, int interval_ms)
 }
 
 int
-live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
+live_new(struct event_base *base, const SyncPairConfig *pair, Dest **dests,
     const LiveOptions *opt, Live **ret)
 {
 	Live *live = calloc(1, sizeof *live);
@@ -102,33 +103,42 @@ live_new(struct event_base *base, Pool *pool, const SyncPairConfig *pair,
 	if (live == NULL)
 		return -ENOMEM;
 	live->base = base;
-	live->pool = pool;
 	live->pair = pair;
 	live->opt = *opt;
-	live->path_opt.copy.preserve_owner = opt->preserve_owner;
-	live->path_opt.copy.umask_zero = true;
-	live->path_opt.delete = pair->delete;
-	live->path_opt.compare = pair->compare;
+	live->batch_opt.copy.preserve_owner = opt->preserve_owner;
+	live->batch_opt.copy.umask_zero = true;
+	live->batch_opt.rules.preserve_owner = opt->preserve_owner;
+	live->batch_opt.rules.delete = pair->delete;
+	live->batch_opt.rules.compare = pair->compare;
 	live->pass_opt.preserve_owner = opt->preserve_owner;
 	live->pass_opt.will_retry = true;
 	live->pass_opt.umask_zero = true;
-	/* One job queued beyond the workers: a worker that finishes finds
-	 * the next without waiting for the reactor. */
-	live->max_jobs = (size_t)pool_threads(pool) + 1;
 	live->n_dests = pair->n_destinations;
-	live->dests = calloc(live->n_dests, sizeof *live->dests);
+	live->dests = calloc(live->n_dests ? live->n_dests : 1,
+	    sizeof *live->dests);
 	live->timer = evtimer_new(base, on_timer, live);
 	live->timer_due_ms = UINT64_MAX;
 	if (live->dests == NULL || live->timer == NULL) {
-		live_free(live);
+		free(live->dests);
+		if (live->timer != NULL)
+			event_free(live->timer);
+		free(live);
 		return -ENOMEM;
 	}
 	for (size_t k = 0; k < live->n_dests; k++) {
 		LiveDest *d = &live->dests[k];
+		DestState ds;
 
 		d->live = live;
-		d->path = pair->destinations[k];
+		d->dest = dests[k];
+		d->path = d->dest->name;
 		d->st.path = d->path;
+		dest_capacity(d->dest, &d->cap);
+		if (d->cap.parallel == 0)
+			d->cap.parallel = 1;
+		dest_state(d->dest, &ds);
+		d->away = ds.availability != DEST_AVAILABLE;
+		dest_set_listener(d->dest, live_dest_changed, d);
 		queue_init(d);
 	}
 	*ret = live;
@@ -187,11 +197,8 @@ live_jobs_out(const Live *live)
 {
 	size_t n = 0;
 
-	for (size_t k = 0; k < live->n_dests; k++) {
-		n += live->dests[k].jobs_out;
-		if (live->dests[k].pass != NULL)
-			n += fullsync_jobs_out(live->dests[k].pass);
-	}
+	for (size_t k = 0; k < live->n_dests; k++)
+		n += dest_in_flight(live->dests[k].dest);
 	return n;
 }
 
@@ -200,8 +207,7 @@ live_stop(Live *live)
 {
 	live->stopping = true;
 	for (size_t k = 0; k < live->n_dests; k++)
-		if (live->dests[k].pass != NULL)
-			fullsync_stop(live->dests[k].pass);
+		dest_stop(live->dests[k].dest);
 	if (live->timer != NULL)
 		evtimer_del(live->timer);
 	live->timer_due_ms = UINT64_MAX;
@@ -218,8 +224,9 @@ live_free(Live *live)
 		LiveDest *d = &live->dests[k];
 
 		queue_free(d);
-		fullsync_free(d->pass);
+		dest_compare_free(d->pass);
 		free(d->pass_root);
+		dest_free(d->dest);
 	}
 	free(live->dests);
 	if (live->timer != NULL)

@@ -320,6 +320,32 @@ queue_add_rename(LiveDest *d, const char *from, const char *to, bool is_dir)
 	r->is_dir = is_dir;
 	*d->renames_tail = r;
 	d->renames_tail = &r->next;
+	d->n_renames++;
+}
+
+/* Renames that could not go (the destination was away) go back to the
+ * front of the queue, in their order. */
+void
+queue_renames_back(LiveDest *d, const DestRenames *r)
+{
+	Rename *first = NULL, **tail = &first;
+
+	for (size_t i = 0; i < r->n; i++) {
+		Rename *x = xcalloc(1, sizeof *x);
+
+		x->from = xstrdup(r->items[i].from);
+		x->to = xstrdup(r->items[i].to);
+		x->is_dir = r->items[i].is_dir;
+		*tail = x;
+		tail = &x->next;
+	}
+	if (first == NULL)
+		return;
+	*tail = d->renames;
+	if (d->renames == NULL)
+		d->renames_tail = tail;
+	d->renames = first;
+	d->n_renames += r->n;
 }
 
 /* Every rename waiting, in order; the queue is empty after. */
@@ -330,6 +356,7 @@ queue_take_renames(LiveDest *d)
 
 	d->renames = NULL;
 	d->renames_tail = &d->renames;
+	d->n_renames = 0;
 	return list;
 }
 
@@ -382,8 +409,8 @@ queue_init(LiveDest *d)
 {
 	d->pending = (Map)MAP_INIT;
 	d->dirs = (Map)MAP_INIT;
-	heap_init(&d->waiting, waiting_less);
-	heap_init(&d->ripe, ripe_less);
+	d->waiting = (Heap)HEAP_INIT(waiting_less);
+	d->ripe = (Heap)HEAP_INIT(ripe_less);
 	d->renames_tail = &d->renames;
 }
 

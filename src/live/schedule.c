@@ -4,6 +4,8 @@
  *
  * live_flush takes the steps below in order; the first that holds the
  * line ends it, so the order is the safety argument:
+ *   0. away           a destination that says it is away takes nothing
+ *                     (what changes meanwhile waits in the queue)
  *   1. the probe      a faulted pair hands out nothing but a full pass
  *                     of its first destination, with backoff (hold.c)
  *   2. renames        first, in the order they happened, alone
@@ -18,6 +20,7 @@
  * queued waits for a completion, which flushes again.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -45,6 +48,7 @@ start_pass(LiveDest *d, const char *relroot)
 {
 	Live *live = d->live;
 	FullSyncOptions opt = live->pass_opt;
+	int r;
 
 	opt.expect = live->identity;
 	opt.hold_deletes = live->held;
@@ -55,17 +59,27 @@ start_pass(LiveDest *d, const char *relroot)
 		opt.expect.known = false;
 		d->force_next = false;
 	}
-	if (fullsync_new(live->pool, live->pair, d->path, relroot, &opt,
-	    live_pass_done, d, &d->pass) < 0)
-		xoom();
-	d->pass_root = xstrdup(relroot);
 	d->probing = live->fault != GUARD_OK;
 	/* Changes made before the pass starts are seen by its scans. */
 	queue_clear(d, relroot);
 	if (relroot[0] == '\0')
 		synclog_event(LOG_LEVEL_INFO, live->pair->name, "full", "",
 		    d->path, "comparing the whole tree");
-	fullsync_start(d->pass);
+	d->pass_root = xstrdup(relroot);
+	if ((r = dest_compare(d->dest, relroot, &opt, live_pass_done, d,
+	    &d->pass)) < 0) {
+		/* Nothing started: like a pass that failed at once. */
+		synclog_event(LOG_LEVEL_ERROR, live->pair->name, "full",
+		    relroot, d->path, "cannot start a compare: %s; will try "
+		    "again", strerror(-r));
+		free(d->pass_root);
+		d->pass_root = NULL;
+		d->pass = NULL;
+		d->pass_failures++;
+		d->full_needed = true;
+		d->pass_due_ms = clock_ms() + live_backoff_ms(d->pass_failures)
+		    * PASS_BACKOFF_FACTOR;
+	}
 }
 
 /* 1. A faulted pair: only the probe, a full pass of the first
@@ -83,24 +97,31 @@ step_probe(LiveDest *d, uint64_t now)
 	return true;
 }
 
+/* 0. An away destination takes nothing; it says when it is back. */
+static bool
+step_away(const LiveDest *d)
+{
+	return d->away;
+}
+
 /* 2. Renames go first, in order, when nothing else is out. */
 static bool
 step_renames(LiveDest *d)
 {
-	RenameJob *rj;
+	DestRenames *r;
 
 	if (d->renames == NULL)
 		return false;
 	if (d->jobs_out > 0)
 		return true;
-	rj = xcalloc(1, sizeof *rj);
-	rj->dest = d;
-	rj->dest_root = xstrdup(d->path);
-	rj->list = queue_take_renames(d);
-	rj->job.run = live_rename_run;
-	rj->job.done = live_rename_done;
+	r = dest_renames_new(d->n_renames);
+	for (Rename *x = d->renames; x != NULL; x = x->next)
+		dest_renames_add(r, x->from, x->to, x->is_dir);
+	queue_free_renames(queue_take_renames(d));
+	r->done = live_renames_done;
+	r->arg = d;
 	d->jobs_out++;
-	pool_submit(d->live->pool, &rj->job);
+	dest_rename(d->dest, r);
 	return true;
 }
 
@@ -146,68 +167,65 @@ step_settle(LiveDest *d, uint64_t now)
 	return true;
 }
 
-static PathJob *
-new_path_job(LiveDest *d)
+static DestBatch *
+new_batch(LiveDest *d, size_t cap)
 {
 	Live *live = d->live;
-	PathJob *pj = xcalloc(1, sizeof *pj);
+	DestBatch *b = dest_batch_new(cap);
 
-	pj->dest = d;
-	pj->source = xstrdup(live->pair->source);
-	pj->dest_root = xstrdup(d->path);
-	pj->opt = live->path_opt;
-	pj->opt.hold_deletes = live->held;
-	pj->expect = live->identity;
-	pj->job.run = live_path_run;
-	pj->job.done = live_path_done;
-	return pj;
+	b->opt = live->batch_opt;
+	b->opt.hold_deletes = live->held;
+	b->opt.expect = live->identity;
+	b->done = live_batch_done;
+	b->arg = d;
+	return b;
 }
 
+#define MAX_OPEN 64		/* batches filled by one flush */
+
 /*
- * 5. Ripe paths share jobs: the worker opens the roots once per job and
- * each parent directory once per run of its names, and the reactor
- * wakes once per job, not per file. A job takes its share of what is
- * ripe, so every worker gets some; with at most workers + 1 jobs out,
+ * 5. Ripe paths share batches: a local destination opens the roots once
+ * per batch and each parent directory once per run of its names, a
+ * remote one sends a batch as one run, and the reactor wakes once per
+ * batch, not per file. A batch takes its share of what is ripe, so
+ * every worker (cap.parallel) gets some; with at most cap.requests out,
  * what falls due meanwhile gathers in the heap for the next batch. The
  * root's own metadata goes alone.
  */
 static void
 step_batches(LiveDest *d, uint64_t now)
 {
-	Live *live = d->live;
-	size_t workers = (size_t)pool_threads(live->pool), per, slots;
-	PathJob *open[BATCH_MAX];
-	size_t nopen = 0;
+	DestBatch *open[MAX_OPEN], *b;
+	size_t per, slots, nopen = 0;
 	Pending *p;
 
-	if (d->pending.count == 0 || d->jobs_out >= live->max_jobs)
+	if (d->pending.count == 0 || d->jobs_out >= d->cap.requests)
 		return;
 	queue_ripen(d, now);
-	per = (heap_count(&d->ripe) + workers - 1) / workers;
-	per = per < BATCH_MAX ? per : BATCH_MAX;
-	slots = live->max_jobs - d->jobs_out;
-	slots = slots < BATCH_MAX ? slots : BATCH_MAX;
+	per = (heap_count(&d->ripe) + d->cap.parallel - 1) / d->cap.parallel;
+	per = per < d->cap.batch_paths ? per : d->cap.batch_paths;
+	slots = d->cap.requests - d->jobs_out;
+	slots = slots < MAX_OPEN ? slots : MAX_OPEN;
 	while ((p = queue_next_ripe(d)) != NULL) {
-		PathJob *pj = nopen > 0 ? open[nopen - 1] : NULL;
-		PathItem *it;
+		DestItem *it;
 
-		if (pj != NULL && (pj->n >= per || p->relpath[0] == '\0' ||
-		    pj->items[0].relpath[0] == '\0'))
-			pj = NULL;
-		if (pj == NULL) {
+		b = nopen > 0 ? open[nopen - 1] : NULL;
+		if (b != NULL && (b->n >= per || p->relpath[0] == '\0' ||
+		    b->items[0].relpath[0] == '\0'))
+			b = NULL;
+		if (b == NULL) {
 			if (nopen == slots)
 				break;
-			pj = open[nopen++] = new_path_job(d);
+			b = open[nopen++] = new_batch(d, per);
 		}
 		queue_take(d, p);
-		it = &pj->items[pj->n++];
-		it->relpath = xstrdup(p->relpath);
+		it = dest_batch_add(b, p->relpath);
 		it->event_usec = p->event_usec;
 		p->event_usec = 0;
 	}
 	for (size_t j = 0; j < nopen; j++) {
 		d->jobs_out++;
-		pool_submit(live->pool, &open[j]->job);
+		dest_sync_paths(d->dest, open[j]);
 	}
 }
 
@@ -220,8 +238,8 @@ live_flush(LiveDest *d)
 
 	if (live->stopping || !live->started || live->paused || d->pass != NULL)
 		return;
-	if (step_probe(d, now) || step_renames(d) || step_pass(d, now) ||
-	    step_settle(d, now))
+	if (step_away(d) || step_probe(d, now) || step_renames(d) ||
+	    step_pass(d, now) || step_settle(d, now))
 		return;
 	step_batches(d, now);
 }
@@ -234,8 +252,8 @@ next_wakeup(const LiveDest *d, uint64_t now)
 	const Live *live = d->live;
 	uint64_t next = UINT64_MAX, t;
 
-	if (d->pass != NULL)
-		return UINT64_MAX;	/* its completion flushes */
+	if (d->pass != NULL || d->away)
+		return UINT64_MAX;	/* its completion (or return) flushes */
 	if (live->fault != GUARD_OK)
 		return d == &live->dests[0] && live->fault_due_ms > now ?
 		    live->fault_due_ms : UINT64_MAX;

@@ -58,10 +58,33 @@ count_latency(LiveDest *d, uint64_t event_usec)
 	st->latency_sum_usec += us;
 }
 
-void
-live_stats_path_done(LiveDest *d, Pending *p, const PathItem *it)
+/* The sync log's word for an action (rules_action_name's, once the
+ * rules engine lands). */
+const char *
+live_action_word(RuleAction a)
 {
-	const PathSyncResult *r = &it->res;
+	switch (a) {
+	case RULE_COPY:
+		return "copy";
+	case RULE_DELETE:
+		return "delete";
+	case RULE_ATTRS:
+		return "attrs";
+	case RULE_SYMLINK:
+		return "symlink";
+	case RULE_MKDIR:
+		return "mkdir";
+	case RULE_HARDLINK:
+		return "link";
+	default:
+		return "sync";
+	}
+}
+
+void
+live_stats_path_done(LiveDest *d, Pending *p, const DestItem *it)
+{
+	const DestItem *r = it;
 	LiveDestStats *st = &d->st;
 
 	if (r->err != 0) {
@@ -71,17 +94,17 @@ live_stats_path_done(LiveDest *d, Pending *p, const PathItem *it)
 		if (r->err == COPY_SOURCE_CHANGED || r->err == -ECANCELED)
 			return;
 		st->errors++;
-		set_last_error(d, "%s '%s': %s", r->action ? r->action :
-		    "sync", it->relpath, strerror(-r->err));
+		set_last_error(d, "%s '%s': %s", live_action_word(r->action),
+		    it->relpath, strerror(-r->err));
 		return;
 	}
-	if (r->action != NULL && strcmp(r->action, "copy") == 0) {
+	if (r->action == RULE_COPY) {
 		st->files_copied++;
 		st->bytes_copied += r->bytes;
-	} else if (r->action != NULL && strcmp(r->action, "delete") == 0) {
+	} else if (r->action == RULE_DELETE) {
 		st->deletes += r->count;
 	}
-	if (it->event_usec != 0 && r->outcome == PATHSYNC_DONE)
+	if (it->event_usec != 0 && r->outcome == DEST_DONE)
 		count_latency(d, it->event_usec);
 	else if (it->event_usec != 0 && p->event_usec == 0)
 		/* A subtree pass or more work follows: still unserved. */
@@ -174,7 +197,7 @@ stuck(const LiveDest *d)
 }
 
 static LiveState
-dest_state(const LiveDest *d)
+state_of(const LiveDest *d)
 {
 	const Live *live = d->live;
 
@@ -213,10 +236,9 @@ live_get_stats(const Live *live, LiveStats *out)
 		LiveDestStats *ds = &out->dests[k];
 
 		*ds = d->st;
-		ds->state = dest_state(d);
+		ds->state = state_of(d);
 		ds->pending = d->pending.count;
-		ds->jobs_out = d->jobs_out + (d->pass != NULL ?
-		    fullsync_jobs_out(d->pass) : 0);
+		ds->jobs_out = dest_in_flight(d->dest);
 		if (ds->state > out->state)
 			out->state = ds->state;
 		if (d->force_next)
@@ -258,7 +280,7 @@ live_queue_depth(const Live *live)
 
 		n += d->pending.count;
 		if (d->pass != NULL) {
-			const SyncStats *s = fullsync_stats(d->pass);
+			const SyncStats *s = dest_compare_stats(d->pass);
 
 			if (s->entries_seen > s->entries_done)
 				n += (size_t)(s->entries_seen - s->entries_done);

@@ -44,6 +44,7 @@
 #include <event2/event.h>
 
 #include "service/control.h"
+#include "dest/dest.h"
 #include "engine/copy.h"
 #include "service/daemon.h"
 #include "live/live.h"
@@ -180,16 +181,22 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 	LiveOptions opt = { .delay_ms = ref->cfg->delay_ms,
 	    .preserve_owner = geteuid() == 0, .source_back = on_source_back };
 	PairRun *pr = calloc(1, sizeof *pr);
-	int r;
+	Dest **dests = calloc(pair->n_destinations ? pair->n_destinations : 1,
+	    sizeof *dests);
+	size_t made = 0;
+	int r = -ENOMEM;
 
-	if (pr == NULL)
-		return -ENOMEM;
+	if (pr == NULL || dests == NULL)
+		goto fail;
 	pr->dm = dm;
 	opt.source_back_arg = pr;
-	if ((r = live_new(dm->base, dm->pool, pair, &opt, &pr->live)) < 0) {
-		free(pr);
-		return r;
-	}
+	for (; made < pair->n_destinations; made++)
+		if ((r = dest_new(dm->base, dm->pool, pair,
+		    pair->destinations[made], &dests[made])) < 0)
+			goto fail;
+	if ((r = live_new(dm->base, pair, dests, &opt, &pr->live)) < 0)
+		goto fail;
+	free(dests);
 	pr->ref = ref;
 	ref->refs++;
 	pr->pair = pair;
@@ -209,6 +216,12 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 		live_set_polling(pr->live, POLL_INTERVAL_MS);
 	}
 	return 0;
+fail:
+	while (made-- > 0)
+		dest_free(dests[made]);
+	free(dests);
+	free(pr);
+	return r;
 }
 
 /* Stops a pair; it is freed by the reaper once its jobs are back. */

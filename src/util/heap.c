@@ -9,19 +9,10 @@
 #define HEAP_MIN_CAP 64
 
 void
-heap_init(Heap *h, HeapLessFn less)
-{
-	h->v = NULL;
-	h->n = h->cap = 0;
-	h->less = less;
-}
-
-void
 heap_clear(Heap *h)
 {
 	free(h->v);
-	h->v = NULL;
-	h->n = h->cap = 0;
+	*h = (Heap)HEAP_INIT(h->less);
 }
 
 static void
