@@ -47,8 +47,6 @@ log_path_failure(LiveDest *d, const DestItem *r, unsigned attempts)
 		    d->path, "failed: %s (will retry in %.1f s, attempt %u)",
 		    strerror(-r->err),
 		    (double)live_backoff_ms(attempts) / 1000, attempts + 1);
-		live_note_error(d->live, "%s '%s' -> %s: %s", action,
-		    it->relpath, d->path, strerror(-r->err));
 	}
 }
 
@@ -105,8 +103,8 @@ item_retry(LiveDest *d, Pending *p, const DestItem *it, uint64_t now)
 		p->due_ms = now + WRITER_QUIET_MS;
 		p->again = false;
 	} else if (err != 0) {
-		p->attempts++;
-		p->due_ms = now + live_backoff_ms(p->attempts);
+		p->due_ms = now + live_backoff_ms(p->attempts + 1);
+		queue_set_attempts(d, p, p->attempts + 1);
 		p->again = false;
 	} else {
 		return false;
@@ -155,7 +153,8 @@ item_done(LiveDest *d, const DestBatch *b, DestItem *it, uint64_t now)
 		break;
 	case DEST_NO_PARENT:
 		queue_mark_parent(d, it->relpath, now);
-		if (++p->attempts > NO_PARENT_TRIES) {
+		queue_set_attempts(d, p, p->attempts + 1);
+		if (p->attempts > NO_PARENT_TRIES) {
 			d->full_needed = true;
 			break;
 		}
@@ -167,7 +166,7 @@ item_done(LiveDest *d, const DestBatch *b, DestItem *it, uint64_t now)
 	}
 	if (p->again) {
 		p->again = false;
-		p->attempts = 0;
+		queue_set_attempts(d, p, 0);
 		queue_place(d, p);
 		return;
 	}
@@ -278,9 +277,6 @@ pass_outcome(LiveDest *d, const SyncStats *st, bool whole)
 		d->full_needed = true;
 		d->pass_due_ms = now + live_backoff_ms(d->pass_failures) *
 		    PASS_BACKOFF_FACTOR;
-		live_note_error(live, "%s pass of '%s' -> %s: %llu errors",
-		    whole ? "full" : "subtree", d->pass_root, d->path,
-		    (unsigned long long)st->errors);
 		queue_drop_subtrees(d);
 	} else if (whole) {
 		d->pass_failures = 0;

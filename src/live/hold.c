@@ -18,23 +18,11 @@
  *              └──pass withheld deletes──▶ held ──resync --force──▶ sound
  */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "live-int.h"
 #include "util/clock.h"
 #include "util/synclog.h"
-
-void
-live_note_error(Live *live, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(live->last_error, sizeof live->last_error, fmt, ap);
-	va_end(ap);
-	live->last_error_ms = clock_ms();
-}
 
 /* The operator's line for a fault: what, what happens, how to end it. */
 static void

@@ -39,6 +39,7 @@
 #define FAULT_CHECK_MIN_MS 500	/* the source root is checked again */
 #define FAULT_CHECK_MAX_MS 16000
 #define NO_PARENT_TRIES 20	/* then the whole tree is compared */
+#define STUCK_ATTEMPTS LIVE_STUCK_ATTEMPTS	/* failing this often: error */
 
 typedef struct LiveDest LiveDest;
 
@@ -47,6 +48,8 @@ typedef struct Pending {
 	MapNode node;		/* in LiveDest.pending, keyed by relpath */
 	HeapNode hnode;		/* in `heap` */
 	Heap *heap;		/* waiting or ripe; NULL in flight, parked */
+	HeapNode rnode;		/* in LiveDest.retry while in_retry */
+	bool in_retry;
 	char *relpath;
 	unsigned depth;		/* '/' count: parents go out first */
 	uint64_t due_ms;
@@ -100,6 +103,12 @@ struct LiveDest {
 	Map pending;		/* Pending by relpath */
 	Heap waiting;
 	Heap ripe;
+	/* For status, kept as paths move (never a walk of the table):
+	 * paths that failed (attempts > 0), those that failed 3 times or
+	 * more, and the failed ones not in flight by due time. */
+	size_t failing;
+	size_t stuck;
+	Heap retry;
 	uint64_t seq;
 	Map dirs;		/* DirCount by path */
 	Rename *renames;	/* waiting, in order */
@@ -146,9 +155,6 @@ struct Live {
 	uint64_t fault_due_ms;	/* the next probe */
 	bool held;		/* max_delete reached: no deletes */
 	char fault_text[1024];	/* for status: "" when no fault/hold */
-	/* Retries, for status. */
-	char last_error[1024];
-	uint64_t last_error_ms;
 };
 
 /* queue.c */
@@ -161,6 +167,8 @@ void queue_remove(LiveDest *d, Pending *p);
 void queue_ripen(LiveDest *d, uint64_t now);
 Pending *queue_next_ripe(LiveDest *d);
 void queue_take(LiveDest *d, Pending *p);
+void queue_set_attempts(LiveDest *d, Pending *p, unsigned attempts);
+uint64_t queue_next_retry(const LiveDest *d);
 void queue_clear(LiveDest *d, const char *under);
 uint64_t queue_next_due(const LiveDest *d);
 void queue_add_rename(LiveDest *d, const char *from, const char *to,
@@ -189,12 +197,12 @@ void live_enter_fault(Live *live, GuardFault f);
 void live_leave_fault(Live *live);
 void live_enter_hold(Live *live, const LiveDest *d, const SyncStats *st);
 void live_release(Live *live);
-void live_note_error(Live *live, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 /* status.c */
 void live_stats_path_done(LiveDest *d, Pending *p, const DestItem *it);
 const char *live_action_word(RuleAction a);
 void live_stats_pass_done(LiveDest *d, const SyncStats *st, bool whole);
+void live_note_error(LiveDest *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

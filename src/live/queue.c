@@ -45,6 +45,56 @@ ripe_less(const HeapNode *a, const HeapNode *b)
 	return x->seq < y->seq;
 }
 
+/* retry: failed paths not in flight, the earliest due first. */
+static bool
+retry_less(const HeapNode *a, const HeapNode *b)
+{
+	const Pending *x = HEAP_ENTRY(a, Pending, rnode);
+	const Pending *y = HEAP_ENTRY(b, Pending, rnode);
+
+	return x->due_ms < y->due_ms;
+}
+
+/* Puts p in the retry heap, moves it there or takes it out, as its
+ * attempts, flight and due time say. */
+static void
+retry_sync(LiveDest *d, Pending *p)
+{
+	bool want = p->attempts > 0 && !p->in_flight;
+
+	if (want && p->in_retry) {
+		heap_update(&d->retry, &p->rnode);
+	} else if (want) {
+		heap_push(&d->retry, &p->rnode);
+		p->in_retry = true;
+	} else if (p->in_retry) {
+		heap_remove(&d->retry, &p->rnode);
+		p->in_retry = false;
+	}
+}
+
+/* A path's failures in a row: the status counters follow. */
+void
+queue_set_attempts(LiveDest *d, Pending *p, unsigned attempts)
+{
+	d->failing += (attempts > 0) - (p->attempts > 0);
+	d->stuck += (attempts >= STUCK_ATTEMPTS) -
+	    (p->attempts >= STUCK_ATTEMPTS);
+	p->attempts = attempts;
+	retry_sync(d, p);
+}
+
+/* When the next failed path is due again (now or past: it waits for a
+ * slot); UINT64_MAX when none is waiting. */
+uint64_t
+queue_next_retry(const LiveDest *d)
+{
+	HeapNode *top = heap_top(&d->retry);
+
+	return top != NULL ? HEAP_ENTRY(top, Pending, rnode)->due_ms :
+	    UINT64_MAX;
+}
+
 static void
 heap_in(LiveDest *d, Heap *h, Pending *p)
 {
@@ -133,6 +183,7 @@ queue_place(LiveDest *d, Pending *p)
 	heap_out(p);
 	heap_in(d, &d->waiting, p);
 	set_active(d, p, false);
+	retry_sync(d, p);
 }
 
 /* Parks a ripe directory path while paths inside it are active; false
@@ -182,10 +233,10 @@ queue_next_ripe(LiveDest *d)
 void
 queue_take(LiveDest *d, Pending *p)
 {
-	(void)d;
 	heap_out(p);
 	p->in_flight = true;
 	p->again = false;
+	retry_sync(d, p);
 }
 
 uint64_t
@@ -218,6 +269,7 @@ queue_remove(LiveDest *d, Pending *victim)
 {
 	map_remove(&d->pending, &victim->node);
 	heap_out(victim);
+	queue_set_attempts(d, victim, 0);
 	if (victim->parked) {
 		DirCount *c = dircount_get(d, victim->relpath,
 		    strlen(victim->relpath), false);
@@ -260,6 +312,8 @@ mark_again(LiveDest *d, Pending *p, uint64_t due_ms, bool exact)
 		heap_update(&d->waiting, &p->hnode);
 	else if (p->heap == &d->ripe && p->due_ms > old)
 		queue_place(d, p);
+	if (p->due_ms != old)
+		retry_sync(d, p);
 }
 
 /*
@@ -411,6 +465,7 @@ queue_init(LiveDest *d)
 	d->dirs = (Map)MAP_INIT;
 	d->waiting = (Heap)HEAP_INIT(waiting_less);
 	d->ripe = (Heap)HEAP_INIT(ripe_less);
+	d->retry = (Heap)HEAP_INIT(retry_less);
 	d->renames_tail = &d->renames;
 }
 
@@ -432,6 +487,7 @@ queue_free(LiveDest *d)
 	map_clear(&d->dirs);
 	heap_clear(&d->waiting);
 	heap_clear(&d->ripe);
+	heap_clear(&d->retry);
 	queue_free_renames(queue_take_renames(d));
 	queue_drop_subtrees(d);
 	free(d->subtrees);

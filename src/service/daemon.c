@@ -252,34 +252,21 @@ find_root(PairRun *list, unsigned root)
 	return NULL;
 }
 
-/* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
+static int snapshot(Daemon *dm, DaemonStatus *st);
+static void snapshot_release(DaemonStatus *st);
+
+/* The STATUS= line, from the snapshot every read-out renders. */
 static void
 update_status(Daemon *dm)
 {
-	size_t pairs = 0, busy = 0, waiting = 0, queued = 0;
-	char line[160], count[32];
+	DaemonStatus st;
+	char line[256];		/* notify.c keeps the last one in as much */
 
-	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
-		pairs++;
-		if (!pr->started) {
-			waiting++;
-			continue;
-		}
-		queued += live_queue_depth(pr->live);
-		if (live_busy(pr->live))
-			busy++;
+	if (snapshot(dm, &st) == 0) {
+		metrics_status_line(&st, line, sizeof line);
+		notify_status(line);
 	}
-	metrics_format_count(queued, count, sizeof count);
-	if (waiting > 0)
-		snprintf(line, sizeof line, "placing watches: %zu/%zu pairs",
-		    pairs - waiting, pairs);
-	else if (busy > 0)
-		snprintf(line, sizeof line, "syncing %zu/%zu pairs, %s file%s "
-		    "queued", busy, pairs, count, queued == 1 ? "" : "s");
-	else
-		snprintf(line, sizeof line, "idle: %zu pair%s in sync", pairs,
-		    pairs == 1 ? "" : "s");
-	notify_status(line);
+	snapshot_release(&st);
 }
 
 /* READY=1 once every pair has its watches and its first pass. */
@@ -594,7 +581,7 @@ snapshot(Daemon *dm, DaemonStatus *st)
 			PairStatus *ps = &st->pairs[st->n_pairs];
 			if (strcmp(pr->pair->name, name) != 0)
 				continue;
-			if (live_get_stats(pr->live, &ps->live) < 0)
+			if (live_snapshot(pr->live, &ps->live) < 0)
 				return -ENOMEM;
 			ps->name = pr->pair->name;
 			ps->source = pr->pair->source;
@@ -610,7 +597,7 @@ static void
 snapshot_release(DaemonStatus *st)
 {
 	for (size_t i = 0; i < st->n_pairs; i++)
-		live_stats_release(&st->pairs[i].live);
+		live_snapshot_release(&st->pairs[i].live);
 	free(st->pairs);
 }
 
@@ -662,8 +649,8 @@ on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
 		return 0;
 	case CONTROL_RESYNC: {
 		LiveStats ls;
-		bool paused = live_get_stats(pr->live, &ls) == 0 && ls.paused;
-		live_stats_release(&ls);
+		bool paused = live_snapshot(pr->live, &ls) == 0 && ls.paused;
+		live_snapshot_release(&ls);
 		live_resync(pr->live, req->force);
 		synclog_msg(LOG_LEVEL_INFO, "%s: full compare requested by "
 		    "treesyncctl%s", pr->pair->name, req->force ? " (--force)" :

@@ -655,6 +655,20 @@ drive_step(ModelRng *rng)
 	}
 }
 
+/* The pair as status would show it: idle, nothing queued. */
+static bool
+snapshot_idle(void)
+{
+	LiveStats st;
+	bool idle;
+
+	if (live_snapshot(the_live, &st) < 0)
+		abort();
+	idle = st.state == LIVE_IDLE && st.queue == 0;
+	live_snapshot_release(&st);
+	return idle;
+}
+
 /* Quiet: no more faults, every destination back, everything delivered
  * and done; the planner must go idle. false (and why) when it does not. */
 static bool
@@ -684,8 +698,7 @@ quiesce(ModelResult *res)
 		} else if (live_timer_due(the_live) != UINT64_MAX) {
 			advance(live_timer_due(the_live) > F.clock_ms ?
 			    live_timer_due(the_live) - F.clock_ms : 0);
-		} else if (live_busy(the_live) ||
-		    live_queue_depth(the_live) != 0) {
+		} else if (!snapshot_idle()) {
 			snprintf(res->message, sizeof res->message,
 			    "the planner has work but no job out and no "
 			    "timer armed: stalled");
@@ -760,8 +773,10 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 	while (steps < max_steps && !rng->exhausted) {
 		steps++;
 		drive_step(rng);
+		if (!live_audit(the_live, res->message, sizeof res->message))
+			break;
 	}
-	res->ok = quiesce(res);
+	res->ok = res->message[0] == '\0' && quiesce(res);
 	for (size_t k = 0; k < F.ndst && res->ok; k++)
 		res->ok = compare(k, res->message, sizeof res->message);
 	if (!res->ok && F.trace) {
