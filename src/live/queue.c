@@ -182,8 +182,11 @@ queue_place(LiveDest *d, Pending *p)
 {
 	heap_out(p);
 	heap_in(d, &d->waiting, p);
-	set_active(d, p, false);
+	/* Its due time may have moved: its place in the retry heap first,
+	 * before set_active can bring a parked parent back, whose own
+	 * heap update must not meet this path out of order. */
 	retry_sync(d, p);
+	set_active(d, p, false);
 }
 
 /* Parks a ripe directory path while paths inside it are active; false
