@@ -4,8 +4,9 @@
  * Prometheus text exposition format.
  *
  * Owns nothing: pure functions of a DaemonStatus, written into an
- * evbuffer. The daemon takes the snapshot on the reactor thread (live
- * stats, watch counts); these may run on any thread.
+ * evbuffer (or a line). The daemon takes the snapshot on the reactor
+ * thread (live_snapshot of each pair, watch counts) for every read-out
+ * alike, so they show one state; these may run on any thread.
  */
 #ifndef TREESYNC_METRICS_H
 #define TREESYNC_METRICS_H
@@ -42,6 +43,13 @@ void metrics_status_text(const DaemonStatus *st, struct evbuffer *out);
 void metrics_status_json(const DaemonStatus *st, struct evbuffer *out);
 /* Prometheus text format 0.0.4; labels sync and destination. */
 void metrics_prometheus(const DaemonStatus *st, struct evbuffer *out);
+/*
+ * systemd's STATUS= line from the same snapshot: "idle: 4 pairs in sync",
+ * or the states worst first with their counts and what is queued:
+ * "error 1/4 pairs, syncing 2/4 pairs, 12,034 files queued; last error:
+ * copy 'a' -> /dst: No space left on device".
+ */
+void metrics_status_line(const DaemonStatus *st, char *buf, size_t size);
 
 /* "12,034" */
 void metrics_format_count(unsigned long long n, char *buf, size_t size);

@@ -47,6 +47,7 @@
 #include <event2/event.h>
 
 #include "service/control.h"
+#include "dest/dest.h"
 #include "engine/copy.h"
 #include "service/daemon.h"
 #include "service/diff.h"
@@ -187,16 +188,22 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 	LiveOptions opt = { .delay_ms = ref->cfg->delay_ms,
 	    .preserve_owner = geteuid() == 0, .source_back = on_source_back };
 	PairRun *pr = calloc(1, sizeof *pr);
-	int r;
+	Dest **dests = calloc(pair->n_destinations ? pair->n_destinations : 1,
+	    sizeof *dests);
+	size_t made = 0;
+	int r = -ENOMEM;
 
-	if (pr == NULL)
-		return -ENOMEM;
+	if (pr == NULL || dests == NULL)
+		goto fail;
 	pr->dm = dm;
 	opt.source_back_arg = pr;
-	if ((r = live_new(dm->base, dm->pool, pair, &opt, &pr->live)) < 0) {
-		free(pr);
-		return r;
-	}
+	for (; made < pair->n_destinations; made++)
+		if ((r = dest_new(dm->base, dm->pool, pair,
+		    pair->destinations[made], &dests[made])) < 0)
+			goto fail;
+	if ((r = live_new(dm->base, pair, dests, &opt, &pr->live)) < 0)
+		goto fail;
+	free(dests);
 	pr->ref = ref;
 	ref->refs++;
 	pr->pair = pair;
@@ -216,6 +223,12 @@ pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 		live_set_polling(pr->live, POLL_INTERVAL_MS);
 	}
 	return 0;
+fail:
+	while (made-- > 0)
+		dest_free(dests[made]);
+	free(dests);
+	free(pr);
+	return r;
 }
 
 /* Stops a pair; it is freed by the reaper once its jobs are back. */
@@ -246,34 +259,21 @@ find_root(PairRun *list, unsigned root)
 	return NULL;
 }
 
-/* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
+static int snapshot(Daemon *dm, DaemonStatus *st);
+static void snapshot_release(DaemonStatus *st);
+
+/* The STATUS= line, from the snapshot every read-out renders. */
 static void
 update_status(Daemon *dm)
 {
-	size_t pairs = 0, busy = 0, waiting = 0, queued = 0;
-	char line[160], count[32];
+	DaemonStatus st;
+	char line[256];		/* notify.c keeps the last one in as much */
 
-	for (PairRun *pr = dm->pairs; pr != NULL; pr = pr->next) {
-		pairs++;
-		if (!pr->started) {
-			waiting++;
-			continue;
-		}
-		queued += live_queue_depth(pr->live);
-		if (live_busy(pr->live))
-			busy++;
+	if (snapshot(dm, &st) == 0) {
+		metrics_status_line(&st, line, sizeof line);
+		notify_status(line);
 	}
-	metrics_format_count(queued, count, sizeof count);
-	if (waiting > 0)
-		snprintf(line, sizeof line, "placing watches: %zu/%zu pairs",
-		    pairs - waiting, pairs);
-	else if (busy > 0)
-		snprintf(line, sizeof line, "syncing %zu/%zu pairs, %s file%s "
-		    "queued", busy, pairs, count, queued == 1 ? "" : "s");
-	else
-		snprintf(line, sizeof line, "idle: %zu pair%s in sync", pairs,
-		    pairs == 1 ? "" : "s");
-	notify_status(line);
+	snapshot_release(&st);
 }
 
 /* READY=1 once every pair has its watches and its first pass. */
@@ -719,7 +719,7 @@ snapshot(Daemon *dm, DaemonStatus *st)
 			PairStatus *ps = &st->pairs[st->n_pairs];
 			if (strcmp(pr->pair->name, name) != 0)
 				continue;
-			if (live_get_stats(pr->live, &ps->live) < 0)
+			if (live_snapshot(pr->live, &ps->live) < 0)
 				return -ENOMEM;
 			ps->name = pr->pair->name;
 			ps->source = pr->pair->source;
@@ -735,7 +735,7 @@ static void
 snapshot_release(DaemonStatus *st)
 {
 	for (size_t i = 0; i < st->n_pairs; i++)
-		live_stats_release(&st->pairs[i].live);
+		live_snapshot_release(&st->pairs[i].live);
 	free(st->pairs);
 }
 
@@ -826,8 +826,8 @@ on_control(const ControlRequest *req, struct evbuffer *out,
 		return 0;
 	case CONTROL_RESYNC: {
 		LiveStats ls;
-		bool paused = live_get_stats(pr->live, &ls) == 0 && ls.paused;
-		live_stats_release(&ls);
+		bool paused = live_snapshot(pr->live, &ls) == 0 && ls.paused;
+		live_snapshot_release(&ls);
 		live_resync(pr->live, req->force);
 		synclog_msg(LOG_LEVEL_INFO, "%s: full compare requested by "
 		    "treesyncctl%s", pr->pair->name, req->force ? " (--force)" :

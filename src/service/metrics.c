@@ -32,16 +32,15 @@ metrics_format_count(unsigned long long n, char *buf, size_t size)
 typedef struct Totals {
 	unsigned long long queue, files, bytes, deletes, renames, errors;
 	time_t oldest_full;	/* 0: some destination never finished one */
-	const LiveDestStats *last_error;	/* the newest */
 } Totals;
 
 static void
 totals(const PairStatus *p, Totals *t)
 {
 	memset(t, 0, sizeof *t);
+	t->queue = p->live.queue;
 	for (size_t k = 0; k < p->live.n_dests; k++) {
 		const LiveDestStats *d = &p->live.dests[k];
-		t->queue += d->pending;
 		t->files += d->files_copied;
 		t->bytes += d->bytes_copied;
 		t->deletes += d->deletes;
@@ -50,9 +49,6 @@ totals(const PairStatus *p, Totals *t)
 		if (k == 0 || d->last_full_end == 0 ||
 		    (t->oldest_full != 0 && d->last_full_end < t->oldest_full))
 			t->oldest_full = d->last_full_end;
-		if (d->last_error_time != 0 && (t->last_error == NULL ||
-		    d->last_error_time >= t->last_error->last_error_time))
-			t->last_error = d;
 	}
 }
 
@@ -114,6 +110,37 @@ put_row(struct evbuffer *out, Cell *c, const int *width)
 		    i == N_COLS - 1 ? "\n" : "");
 }
 
+/* A destination's lines under its pair's row. */
+static void
+text_dest(struct evbuffer *out, const PairStatus *p, const LiveDestStats *d,
+    time_t now)
+{
+	char q[32], f[32], b[32], e[32], ago[32];
+
+	metrics_format_count(d->pending, q, sizeof q);
+	metrics_format_count(d->files_copied, f, sizeof f);
+	synclog_format_size(d->bytes_copied, b, sizeof b);
+	metrics_format_count(d->errors, e, sizeof e);
+	/* One destination: the row says it all but where. */
+	if (p->live.n_dests == 1)
+		evbuffer_add_printf(out, "  -> %s\n", d->path);
+	else
+		evbuffer_add_printf(out, "  -> %s: %s, queue %s, %s files, %s, "
+		    "%s errors\n", d->path, live_state_name(d->state), q, f, b,
+		    e);
+	if (d->away) {
+		format_ago(d->away_since, now, ago, sizeof ago);
+		evbuffer_add_printf(out, "     offline since %s%s%s, %s paths "
+		    "pending\n", ago, d->away_reason[0] ? ": " : "",
+		    d->away_reason, q);
+	}
+	if (d->last_error_time != 0) {
+		format_ago(d->last_error_time, now, ago, sizeof ago);
+		evbuffer_add_printf(out, "     last error (%s): %s\n", ago,
+		    d->last_error);
+	}
+}
+
 void
 metrics_status_text(const DaemonStatus *st, struct evbuffer *out)
 {
@@ -154,31 +181,51 @@ metrics_status_text(const DaemonStatus *st, struct evbuffer *out)
 			    "attempt in %.1f s\n", p->live.failing_paths,
 			    p->live.failing_paths == 1 ? "" : "s",
 			    p->live.next_attempt_ms / 1000.0);
-		for (size_t k = 0; k < p->live.n_dests; k++) {
-			const LiveDestStats *d = &p->live.dests[k];
-			char q[32], f[32], b[32], e[32];
-
-			metrics_format_count(d->pending, q, sizeof q);
-			metrics_format_count(d->files_copied, f, sizeof f);
-			synclog_format_size(d->bytes_copied, b, sizeof b);
-			metrics_format_count(d->errors, e, sizeof e);
-			/* One destination: the row says it all but where. */
-			if (p->live.n_dests == 1)
-				evbuffer_add_printf(out, "  -> %s\n", d->path);
-			else
-				evbuffer_add_printf(out, "  -> %s: %s, queue %s, "
-				    "%s files, %s, %s errors\n", d->path,
-				    live_state_name(d->state), q, f, b, e);
-			if (d->last_error_time != 0) {
-				char ago[32];
-				format_ago(d->last_error_time, st->now, ago,
-				    sizeof ago);
-				evbuffer_add_printf(out, "     last error (%s): "
-				    "%s\n", ago, d->last_error);
-			}
-		}
+		for (size_t k = 0; k < p->live.n_dests; k++)
+			text_dest(out, p, &p->live.dests[k], st->now);
 	}
 	free(cells);
+}
+
+/* ---- systemd's STATUS= --------------------------------------------------- */
+
+void
+metrics_status_line(const DaemonStatus *st, char *buf, size_t size)
+{
+	size_t count[LIVE_N_STATES] = { 0 }, queued = 0, len = 0;
+	const char *last_error = NULL;
+	time_t last_time = 0;
+	char q[32];
+
+	for (size_t r = 0; r < st->n_pairs; r++) {
+		const LiveStats *p = &st->pairs[r].live;
+
+		count[p->state]++;
+		queued += p->queue;
+		if (p->state == LIVE_ERROR && p->last_error != NULL &&
+		    p->last_error_time >= last_time) {
+			last_error = p->last_error;
+			last_time = p->last_error_time;
+		}
+	}
+	if (count[LIVE_IDLE] == st->n_pairs) {
+		snprintf(buf, size, "idle: %zu pair%s in sync", st->n_pairs,
+		    st->n_pairs == 1 ? "" : "s");
+		return;
+	}
+	buf[0] = '\0';
+	/* Worst first: "error 1/4 pairs, syncing 2/4 pairs, ..." */
+	for (int i = LIVE_N_STATES - 1; i > LIVE_IDLE && len < size; i--)
+		if (count[i] > 0)
+			len += (size_t)snprintf(buf + len, size - len, "%s %zu/%zu "
+			    "pairs, ", live_state_name((LiveState)i), count[i],
+			    st->n_pairs);
+	metrics_format_count(queued, q, sizeof q);
+	if (len < size)
+		len += (size_t)snprintf(buf + len, size - len, "%s file%s "
+		    "queued", q, queued == 1 ? "" : "s");
+	if (last_error != NULL && len < size)
+		snprintf(buf + len, size - len, "; last error: %s", last_error);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
@@ -208,6 +255,16 @@ json_time(struct evbuffer *out, time_t t)
 		evbuffer_add_printf(out, "%lld", (long long)t);
 }
 
+/* A duration in ms, or null (-1). */
+static void
+json_ms(struct evbuffer *out, int64_t ms)
+{
+	if (ms < 0)
+		evbuffer_add_printf(out, "null");
+	else
+		evbuffer_add_printf(out, "%lld", (long long)ms);
+}
+
 static void
 json_dest(struct evbuffer *out, const LiveDestStats *d)
 {
@@ -227,6 +284,16 @@ json_dest(struct evbuffer *out, const LiveDestStats *d)
 		evbuffer_add_printf(out, "null");
 	evbuffer_add_printf(out, ", \"last_error_time\": ");
 	json_time(out, d->last_error_time);
+	evbuffer_add_printf(out, ", \"failing_paths\": %zu, "
+	    "\"next_attempt_ms\": ", d->failing);
+	json_ms(out, d->next_attempt_ms);
+	evbuffer_add_printf(out, ", \"away_since\": ");
+	json_time(out, d->away_since);
+	evbuffer_add_printf(out, ", \"away_reason\": ");
+	if (d->away_reason[0] != '\0')
+		json_string(out, d->away_reason);
+	else
+		evbuffer_add_printf(out, "null");
 	evbuffer_add_printf(out, ", \"last_full_compare\": ");
 	json_time(out, d->last_full_end);
 	evbuffer_add_printf(out, ", \"full_compares\": %llu, "
@@ -268,10 +335,12 @@ metrics_status_json(const DaemonStatus *st, struct evbuffer *out)
 		    (unsigned long long)p->live.events,
 		    (unsigned long long)p->live.overflows, t.queue, t.files,
 		    t.bytes, t.deletes, t.renames, t.errors);
-		if (t.last_error != NULL)
-			json_string(out, t.last_error->last_error);
+		if (p->live.last_error != NULL)
+			json_string(out, p->live.last_error);
 		else
 			evbuffer_add_printf(out, "null");
+		evbuffer_add_printf(out, ", \"last_error_time\": ");
+		json_time(out, p->live.last_error_time);
 		evbuffer_add_printf(out, ", \"held\": %s, \"fault\": ",
 		    p->live.held ? "true" : "false");
 		if (p->live.fault != NULL)
@@ -280,11 +349,7 @@ metrics_status_json(const DaemonStatus *st, struct evbuffer *out)
 			evbuffer_add_printf(out, "null");
 		evbuffer_add_printf(out, ", \"failing_paths\": %zu, "
 		    "\"next_attempt_ms\": ", p->live.failing_paths);
-		if (p->live.next_attempt_ms >= 0)
-			evbuffer_add_printf(out, "%lld",
-			    (long long)p->live.next_attempt_ms);
-		else
-			evbuffer_add_printf(out, "null");
+		json_ms(out, p->live.next_attempt_ms);
 		evbuffer_add_printf(out, ", \"last_full_compare\": ");
 		json_time(out, t.oldest_full);
 		evbuffer_add_printf(out, ", \"destinations\": [");
@@ -391,6 +456,23 @@ pair_watches(const PairStatus *p)
 	return p->watches;
 }
 
+/* A gauge of a time_t field of every destination (0: none). */
+static void
+prom_dest_time(struct evbuffer *out, const DaemonStatus *st, const char *name,
+    const char *help, size_t offset)
+{
+	prom_head(out, name, "gauge", help);
+	for (size_t r = 0; r < st->n_pairs; r++)
+		for (size_t k = 0; k < st->pairs[r].live.n_dests; k++) {
+			const LiveDestStats *d = &st->pairs[r].live.dests[k];
+			const time_t *t = (const time_t *)(const void *)
+			    ((const char *)d + offset);
+
+			prom_start(out, name, &st->pairs[r], d);
+			evbuffer_add_printf(out, "} %lld\n", (long long)*t);
+		}
+}
+
 /* A family with one sample per pair (label sync only). */
 static void
 prom_pair(struct evbuffer *out, const DaemonStatus *st, const char *name,
@@ -407,8 +489,6 @@ prom_pair(struct evbuffer *out, const DaemonStatus *st, const char *name,
 void
 metrics_prometheus(const DaemonStatus *st, struct evbuffer *out)
 {
-	static const LiveState states[] = { LIVE_SCANNING, LIVE_SYNCING,
-	    LIVE_IDLE, LIVE_PAUSED, LIVE_ERROR, LIVE_DEGRADED };
 
 	for (size_t m = 0; m < sizeof dest_metrics / sizeof dest_metrics[0];
 	    m++) {
@@ -423,16 +503,15 @@ metrics_prometheus(const DaemonStatus *st, struct evbuffer *out)
 				    dest_value(d, dm));
 			}
 	}
-	prom_head(out, "treesync_last_full_compare_timestamp_seconds", "gauge",
-	    "When the last whole-tree pass ended (0: never).");
-	for (size_t r = 0; r < st->n_pairs; r++)
-		for (size_t k = 0; k < st->pairs[r].live.n_dests; k++) {
-			const LiveDestStats *d = &st->pairs[r].live.dests[k];
-			prom_start(out, "treesync_last_full_compare_timestamp_"
-			    "seconds", &st->pairs[r], d);
-			evbuffer_add_printf(out, "} %lld\n",
-			    (long long)d->last_full_end);
-		}
+	prom_dest_time(out, st, "treesync_last_full_compare_timestamp_seconds",
+	    "When the last whole-tree pass ended (0: never).",
+	    offsetof(LiveDestStats, last_full_end));
+	prom_dest_time(out, st, "treesync_last_error_timestamp_seconds",
+	    "When the destination's last error happened (0: never).",
+	    offsetof(LiveDestStats, last_error_time));
+	prom_dest_time(out, st, "treesync_away_since_timestamp_seconds",
+	    "Since when the destination is unreachable (0: it is not).",
+	    offsetof(LiveDestStats, away_since));
 	prom_pair(out, st, "treesync_events_total", "counter",
 	    "Change events received for the pair.", pair_events);
 	prom_pair(out, st, "treesync_overflows_total", "counter",
@@ -443,11 +522,11 @@ metrics_prometheus(const DaemonStatus *st, struct evbuffer *out)
 	prom_head(out, "treesync_state", "gauge",
 	    "1 for the state the pair is in.");
 	for (size_t r = 0; r < st->n_pairs; r++)
-		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+		for (int i = 0; i < LIVE_N_STATES; i++) {
 			prom_start(out, "treesync_state", &st->pairs[r], NULL);
 			evbuffer_add_printf(out, ",state=\"%s\"} %d\n",
-			    live_state_name(states[i]),
-			    st->pairs[r].live.state == states[i]);
+			    live_state_name((LiveState)i),
+			    st->pairs[r].live.state == (LiveState)i);
 		}
 	prom_head(out, "treesync_propagation_latency_seconds", "histogram",
 	    "From a change event's arrival to the destination holding it.");

@@ -254,7 +254,7 @@ class Faults(DaemonCase):
         time.sleep(0.5)
         self.assertTrue(os.path.exists(os.path.join(self.dst, "new.txt")))
         st = self.pair_status()
-        self.assertEqual((st["state"], st["held"]), ("paused", True))
+        self.assertEqual((st["state"], st["held"]), ("held", True))
         self.assertIn("max_delete", st["fault"])
         if release_by_ctl:
             rc, out = self.ctl("resync", "--force", "t")

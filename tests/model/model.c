@@ -1,11 +1,17 @@
 /*
  * model — see model.h.
  *
- * The fakes replace, at link time, what live.c calls outside itself
- * (pool_submit, pool_threads, pathsync_*, fullsync_*): the test links the
- * engine as a static library, and symbols defined here win, so those
- * objects are never pulled in. live.c's own code (path_run, the heaps,
- * batching, renames, passes, backoff) is the daemon's, unchanged.
+ * The seam: live_new gets model destinations (ModelDest, dest.h's
+ * DestOps over the model trees), as the daemon gives it dest_new's.
+ * src/live/ runs as it is (events, the heaps, batching, renames, passes,
+ * backoff, holds); everything it does to a destination comes here. Each
+ * request becomes a job that a model "worker" runs at a random later
+ * step and whose completion comes back later still, with the contract
+ * of the local destination (dest/local*.c: pathsync, renameat, fullsync):
+ * paths are looked at as the source is when the job runs, a batch hands
+ * the rest back after 4 MiB copied. A quarter of the destinations are
+ * remote-like (two requests of up to 1,000 paths) and may go away
+ * (requests come back DEST_ERR_AWAY) and come back (dest_changed).
  *
  * Simplifications (each is a choice the real code could not break):
  * - A job's work happens at one instant (when the model "worker" runs
@@ -20,1040 +26,25 @@
  *   always sound); the destination roots always exist.
  * - Paths are names in the model, not inodes: a job resolves its paths
  *   when it runs, as the real one does (it opens the parents then).
+ * - Directory sizes are not modelled (the real pathsync compares them;
+ *   they only cost an "attrs" job).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "model-int.h"
 
 #include <event2/event.h>
 
-#include "engine/copy.h"
-#include "engine/exclude.h"
-#include "engine/fullsync.h"
 #include "live/live.h"
-#include "model.h"
-#include "engine/pathsync.h"
-#include "engine/pool.h"
-#include "engine/rules.h"
 #include "util/synclog.h"
 
-#define MAXN 192		/* entries of one model tree (root included) */
-#define MAXP 40			/* path length */
-#define MAX_DESTS 2
-#define MAX_EVENTS 512
 #define QUIESCE_ROUNDS 200000
-
-/* ---- randomness ----------------------------------------------------- */
-
-void
-model_rng_seed(ModelRng *r, uint64_t seed)
-{
-	memset(r, 0, sizeof *r);
-	r->state = seed * 0x9e3779b97f4a7c15ull + 1;
-}
-
-void
-model_rng_bytes(ModelRng *r, const uint8_t *data, size_t len)
-{
-	memset(r, 0, sizeof *r);
-	r->data = data;
-	r->len = len;
-}
-
-/* 0..n-1 (n >= 1). */
-static uint32_t
-rnd(ModelRng *r, uint32_t n)
-{
-	uint64_t z;
-
-	if (n <= 1)
-		return 0;
-	if (r->data != NULL) {
-		if (r->pos >= r->len) {
-			r->exhausted = true;
-			return 0;
-		}
-		z = r->data[r->pos++];
-		if (n > 256 && r->pos < r->len)
-			z = z << 8 | r->data[r->pos++];
-		return (uint32_t)(z % n);
-	}
-	z = (r->state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	z ^= z >> 31;
-	return (uint32_t)(z % n);
-}
-
-static bool
-chance(ModelRng *r, unsigned pct)
-{
-	return rnd(r, 100) < pct;
-}
-
-/* ---- trees ----------------------------------------------------------- */
-
-enum { T_FILE = 1, T_DIR, T_LINK };
-
-typedef struct Node {
-	char path[MAXP];	/* "" is the root */
-	int type;
-	uint32_t content;	/* file data, or a symlink's target */
-	uint32_t size;
-	unsigned mode;
-	uint64_t mtime;
-	bool writing;		/* a writer has it open (no close yet) */
-} Node;
-
-typedef struct Tree {
-	Node v[MAXN];
-	size_t n;
-} Tree;
-
-typedef struct Fs Fs;
-typedef struct PassRec PassRec;
-
-/* One sequence's world. Global: the fakes have no other way in. */
-struct Fs {
-	ModelRng *rng;
-	bool trace;
-	Tree src;
-	Tree dst[MAX_DESTS];
-	size_t ndst;
-	ino_t dst_ino[MAX_DESTS];
-	uint64_t clock_ms;
-	uint64_t tick;		/* mtimes: every change gets a new one */
-	uint32_t next_content;
-	uint32_t cookie;
-	/* Events the "watcher" has not delivered yet. */
-	struct {
-		uint32_t mask, cookie;
-		char path[MAXP];
-		uint32_t watch;	/* the watch it makes the watcher place */
-	} ev[MAX_EVENTS];
-	size_t nev;
-	/* Directory renames the watcher has not seen yet: its watches keep
-	 * the old names, so events inside carry the old paths. */
-	struct {
-		char from[MAXP], to[MAXP];
-		uint32_t cookie;
-	} stale[16];
-	size_t nstale;
-	/* Directories made (or moved in) whose event the watcher has not
-	 * read yet: nothing watches them, changes inside make no event. */
-	struct {
-		char path[MAXP];
-		uint32_t id;
-	} unwatched[16];
-	size_t nunwatched;
-	uint32_t watch_ids;
-	bool lost;		/* the queue overflowed */
-	/* The fake pool: submitted (FIFO) and run, awaiting done (FIFO). */
-	Job *queued, **queued_tail;
-	Job *ran, **ran_tail;
-	size_t nqueued, nran;
-	int threads;
-	bool faults;		/* inject failures now */
-	bool paused;		/* live_pause in force */
-	unsigned fail_pct;	/* of a path job's steps, a rename */
-	unsigned pass_fail_pct;	/* of passes (then some entries fail) */
-	bool pass_failing;	/* the pass running now fails entries */
-	unsigned overflow_pm;	/* per mille of deliveries */
-	unsigned big_pct;	/* of files written: 3 MiB */
-	unsigned resync_pm;	/* per mille of steps */
-	/* Parents opened by pathsync_dir_open (the fake's "fds"). */
-	struct {
-		bool used;
-		size_t di;
-		char parent[MAXP];
-	} slot[8];
-	char dir[64];		/* scratch: real roots for path_run's opens */
-	char srcdir[80], dstdir[MAX_DESTS][80];
-};
-
-static Fs F;
-static const Exclude *model_ex;	/* the pair's patterns (maybe none) */
-
-/* Excluded as live.c and the planner see it: the path, or a directory
- * above it, matches. */
-static bool
-excluded_path(const char *path, bool is_dir)
-{
-	char buf[MAXP];
-
-	if (exclude_count(model_ex) == 0 || path[0] == '\0')
-		return false;
-	if (exclude_match(model_ex, path, is_dir))
-		return true;
-	snprintf(buf, sizeof buf, "%s", path);
-	for (char *s = strrchr(buf, '/'); s != NULL; s = strrchr(buf, '/')) {
-		*s = '\0';
-		if (exclude_match(model_ex, buf, true))
-			return true;
-	}
-	return false;
-}
-
-static void __attribute__((format(printf, 1, 2)))
-trace(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!F.trace)
-		return;
-	va_start(ap, fmt);
-	fprintf(stderr, "[%llu] ", (unsigned long long)F.clock_ms);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static int
-t_find(const Tree *t, const char *path)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i].path, path) == 0)
-			return (int)i;
-	return -1;
-}
-
-static Node *
-t_get(Tree *t, const char *path)
-{
-	int i = t_find(t, path);
-
-	return i < 0 ? NULL : &t->v[i];
-}
-
-/* under is path's ancestor (strictly). */
-static bool
-is_under(const char *path, const char *under)
-{
-	size_t n = strlen(under);
-
-	if (n == 0)
-		return path[0] != '\0';
-	return strncmp(path, under, n) == 0 && path[n] == '/';
-}
-
-static void
-parent_of(const char *path, char *out)
-{
-	const char *s = strrchr(path, '/');
-
-	if (s == NULL)
-		out[0] = '\0';
-	else {
-		memcpy(out, path, (size_t)(s - path));
-		out[s - path] = '\0';
-	}
-}
-
-static void
-join(char *out, const char *dir, const char *name)
-{
-	if (dir[0] == '\0')
-		snprintf(out, MAXP, "%s", name);
-	else
-		snprintf(out, MAXP, "%s/%s", dir, name);
-}
-
-static unsigned
-depth(const char *path)
-{
-	unsigned d = path[0] != '\0';
-
-	for (; *path != '\0'; path++)
-		d += *path == '/';
-	return d;
-}
-
-static Node *
-t_add(Tree *t, const char *path, int type)
-{
-	Node *n;
-
-	if (t->n >= MAXN)
-		abort();	/* the driver keeps trees well below */
-	n = &t->v[t->n++];
-	memset(n, 0, sizeof *n);
-	snprintf(n->path, sizeof n->path, "%s", path);
-	n->type = type;
-	n->mode = type == T_DIR ? 0755 : 0644;
-	return n;
-}
-
-/* Removes path and everything beneath it; how many entries went. */
-static size_t
-t_remove_tree(Tree *t, const char *path)
-{
-	size_t k = 0, gone = 0;
-	char keep[MAXP];
-
-	snprintf(keep, sizeof keep, "%s", path);
-	for (size_t i = 0; i < t->n; i++) {
-		if (strcmp(t->v[i].path, keep) == 0 ||
-		    is_under(t->v[i].path, keep)) {
-			gone++;
-			continue;
-		}
-		t->v[k++] = t->v[i];
-	}
-	t->n = k;
-	return gone;
-}
-
-static bool
-t_has_children(const Tree *t, const char *dir)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		char p[MAXP];
-
-		parent_of(t->v[i].path, p);
-		if (t->v[i].path[0] != '\0' && strcmp(p, dir) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Moves from (and what is beneath it) to to; to must not exist. */
-static void
-t_move(Tree *t, const char *from, const char *to)
-{
-	char f[MAXP], tt[MAXP];
-	size_t fl;
-
-	snprintf(f, sizeof f, "%s", from);
-	snprintf(tt, sizeof tt, "%s", to);
-	fl = strlen(f);
-	for (size_t i = 0; i < t->n; i++) {
-		Node *n = &t->v[i];
-		char buf[2 * MAXP];
-
-		if (strcmp(n->path, f) == 0)
-			snprintf(n->path, sizeof n->path, "%s", tt);
-		else if (is_under(n->path, f)) {
-			snprintf(buf, sizeof buf, "%s%s", tt, n->path + fl);
-			if (strlen(buf) >= MAXP)
-				abort();	/* the driver checks depth */
-			memcpy(n->path, buf, strlen(buf) + 1);
-		}
-	}
-}
-
-/* What opening path's parent (beneath the root, no symlinks) gives. */
-static int
-t_parent_state(const Tree *t, const char *path)
-{
-	char p[MAXP];
-
-	parent_of(path, p);
-	/* Every ancestor, from the top: the first that fails decides. */
-	for (size_t i = 0; p[0] != '\0';) {
-		char pre[MAXP];
-		const Node *n;
-		int k;
-		const char *s = strchr(p + i, '/');
-		size_t len = s != NULL ? (size_t)(s - p) : strlen(p);
-
-		memcpy(pre, p, len);
-		pre[len] = '\0';
-		if ((k = t_find(t, pre)) < 0)
-			return -ENOENT;
-		n = &t->v[k];
-		if (n->type == T_LINK)
-			return -ELOOP;
-		if (n->type != T_DIR)
-			return -ENOTDIR;
-		if (s == NULL)
-			break;
-		i = len + 1;
-	}
-	return 0;
-}
-
-/* The destination changed an entry in dir: the kernel moves its mtime. */
-static void
-touch_dir(Tree *t, const char *dir)
-{
-	Node *n = t_get(t, dir);
-
-	if (n != NULL)
-		n->mtime = ++F.tick;
-}
-
-static void
-touch_parent(Tree *t, const char *path)
-{
-	char p[MAXP];
-
-	parent_of(path, p);
-	touch_dir(t, p);
-}
-
-/* ---- the fake pool --------------------------------------------------- */
-
-struct Pool {
-	int threads;
-};
-
-static Pool the_pool;
-
-void
-pool_submit(Pool *pool, Job *job)
-{
-	(void)pool;
-	job->cancelled = false;
-	job->next = NULL;
-	*F.queued_tail = job;
-	F.queued_tail = &job->next;
-	F.nqueued++;
-}
-
-int
-pool_threads(const Pool *pool)
-{
-	return pool->threads;
-}
-
-/* A worker takes one of the first `threads` queued jobs and runs it. */
-static void
-pool_run_one(void)
-{
-	uint32_t k = rnd(F.rng, (uint32_t)(F.nqueued < (size_t)F.threads ?
-	    F.nqueued : (size_t)F.threads));
-	Job **pp = &F.queued, *job;
-
-	while (k-- > 0)
-		pp = &(*pp)->next;
-	job = *pp;
-	*pp = job->next;
-	if (F.queued_tail == &job->next)
-		F.queued_tail = pp;
-	F.nqueued--;
-	job->run(job);
-	job->next = NULL;
-	*F.ran_tail = job;
-	F.ran_tail = &job->next;
-	F.nran++;
-}
-
-/* The reactor takes the oldest finished job: its done(). */
-static void
-pool_done_one(void)
-{
-	Job *job = F.ran;
-
-	F.ran = job->next;
-	if (F.ran == NULL)
-		F.ran_tail = &F.ran;
-	F.nran--;
-	job->done(job);
-}
-
-/* ---- the fake pathsync ----------------------------------------------- */
-
-static size_t
-dest_of_fd(int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) == 0)
-		for (size_t k = 0; k < F.ndst; k++)
-			if (st.st_ino == F.dst_ino[k])
-				return k;
-	fprintf(stderr, "model: a destination fd that is no destination\n");
-	abort();
-}
-
-static int
-fault_errno(void)
-{
-	return rnd(F.rng, 2) ? -EIO : -ENOSPC;
-}
-
-static bool
-inject(void)
-{
-	return F.faults && chance(F.rng, F.fail_pct);
-}
-
-void
-pathsync_dir_open(int src_root, int dst_root, const char *parent,
-    PathSyncDir *pd)
-{
-	size_t di = dest_of_fd(dst_root);
-	char probe[2 * MAXP];
-	int s = -1;
-
-	pd->src_root = src_root;
-	pd->dst_root = dst_root;
-	for (int i = 0; i < 8; i++)
-		if (!F.slot[i].used) {
-			s = i;
-			break;
-		}
-	if (s < 0)
-		abort();
-	F.slot[s].used = true;
-	F.slot[s].di = di;
-	snprintf(F.slot[s].parent, MAXP, "%s", parent);
-	/* The state of the parent itself: its own parent's, then it. */
-	join(probe, parent, "x");
-	pd->sp = pd->dp = s;
-	{
-		int e = t_parent_state(&F.src, probe);
-		if (e < 0)
-			pd->sp = e;
-		e = t_parent_state(&F.dst[di], probe);
-		if (e < 0)
-			pd->dp = e;
-	}
-	if (inject())
-		pd->dp = fault_errno();
-	if (pd->sp < 0 && pd->dp < 0)
-		F.slot[s].used = false;
-}
-
-void
-pathsync_dir_close(PathSyncDir *pd)
-{
-	if (pd->sp >= 0)
-		F.slot[pd->sp].used = false;
-	else if (pd->dp >= 0)
-		F.slot[pd->dp].used = false;
-	pd->sp = pd->dp = -1;
-}
-
-static bool
-path_gone(int err)
-{
-	return err == -ENOENT || err == -ENOTDIR || err == -ELOOP;
-}
-
-/* copy_delete_tree: a failure may leave part of the tree deleted. */
-static int
-dst_delete(Tree *t, const char *path, uint64_t *count)
-{
-	char p[MAXP];
-
-	snprintf(p, sizeof p, "%s", path);
-	if (inject()) {
-		if (rnd(F.rng, 2)) {
-			/* What was inside went, the directory itself not. */
-			size_t before = t->n;
-			Node *n = t_get(t, p);
-			if (n != NULL && n->type == T_DIR) {
-				for (size_t i = 0; i < t->n;)
-					if (is_under(t->v[i].path, p))
-						t_remove_tree(t, t->v[i].path);
-					else
-						i++;
-				if (t->n != before)
-					touch_dir(t, p);
-			}
-		}
-		return fault_errno();
-	}
-	*count += t_remove_tree(t, p);
-	touch_parent(t, p);
-	return 0;
-}
-
-/* copy_file_atomic / copy_symlink: a temporary renamed over the name. */
-static int
-dst_copy(Tree *t, const Node *s)
-{
-	Node *d;
-
-	if (inject())
-		return fault_errno();	/* the temporary is removed */
-	/* copy_file_atomic saw the file change while it read it. */
-	if (s->writing && F.faults && chance(F.rng, 50))
-		return COPY_SOURCE_CHANGED;
-	if ((d = t_get(t, s->path)) != NULL && d->type == T_DIR)
-		abort();	/* callers delete a directory first */
-	if (d == NULL)
-		d = t_add(t, s->path, s->type);
-	*d = *s;
-	touch_parent(t, s->path);
-	return 0;
-}
-
-/* copy_set_meta: mode, then times; a failure may stop between them. */
-static int
-dst_meta(Node *d, const Node *s)
-{
-	if (inject()) {
-		if (rnd(F.rng, 2))
-			d->mode = s->mode;
-		return fault_errno();
-	}
-	d->mode = s->mode;
-	d->mtime = s->mtime;
-	return 0;
-}
-
-/* A model entry as a scan lists it, for rules_decide (one owner, one
- * link each; a symlink's target is its content's number). */
-static const ScanEntry *
-entry_of(const Node *n, ScanEntry *e, char *target, size_t size)
-{
-	if (n == NULL)
-		return NULL;
-	memset(e, 0, sizeof *e);
-	e->meta.mode = (n->type == T_FILE ? S_IFREG : n->type == T_DIR ?
-	    S_IFDIR : S_IFLNK) | (n->mode & 07777);
-	e->meta.size = n->type == T_FILE ? n->size : 0;
-	e->meta.mtime_sec = (int64_t)n->mtime;
-	e->meta.nlink = 1;
-	if (n->type == T_LINK) {
-		snprintf(target, size, "%u", (unsigned)n->content);
-		e->link_target = target;
-	}
-	return e;
-}
-
-/* What the rules (rules.h) say a destination entry d (or NULL) needs to
- * equal the source entry s (or NULL); a hash is the content's. */
-static RuleDecision
-model_decide(const Node *s, const Node *d, const RuleOptions *opt)
-{
-	char st[16], dtg[16];
-	ScanEntry se, de;
-	const ScanEntry *sp = entry_of(s, &se, st, sizeof st);
-	const ScanEntry *dp = entry_of(d, &de, dtg, sizeof dtg);
-	RuleDecision r = rules_decide(sp, dp, opt);
-
-	if (r.action == RULE_HASH)
-		r = rules_after_hash(sp, dp, opt, s->content == d->content);
-	return r;
-}
-
-static void pathsync_dir_run_(const PathSyncDir *pd, const char *base,
-    const PathSyncOptions *opt, PathSyncResult *res);
-
-void
-pathsync_dir_run(const PathSyncDir *pd, const char *base,
-    const PathSyncOptions *opt, PathSyncResult *res)
-{
-	pathsync_dir_run_(pd, base, opt, res);
-	trace("path %s '%s' (dest %zu): %s outcome %d err %d",
-	    pd->sp >= 0 ? F.slot[pd->sp].parent : pd->dp >= 0 ?
-	    F.slot[pd->dp].parent : "?", base, pd->dp >= 0 ?
-	    F.slot[pd->dp].di : 0, rules_action_name(res->action),
-	    (int)res->outcome, res->err);
-}
-
-static void
-pathsync_dir_run_(const PathSyncDir *pd, const char *base,
-    const PathSyncOptions *opt, PathSyncResult *res)
-{
-	int sp = pd->sp, dp = pd->dp, slot = sp >= 0 ? sp : dp;
-	RuleDecision rule;
-	Tree *dt;
-	char path[MAXP] = "";
-	Node *s = NULL, *d = NULL;
-
-	memset(res, 0, sizeof *res);
-	res->outcome = PATHSYNC_DONE;
-	if (sp < 0 && !path_gone(sp)) {
-		res->err = sp;
-		return;
-	}
-	if (slot >= 0)
-		join(path, F.slot[slot].parent, base);
-	if (sp >= 0)
-		s = t_get(&F.src, path);
-	if (dp < 0) {
-		if (path_gone(dp))
-			res->outcome = s != NULL ? PATHSYNC_NO_PARENT :
-			    PATHSYNC_DONE;
-		else
-			res->err = dp;
-		return;
-	}
-	if (inject()) {
-		res->err = fault_errno();	/* its stat */
-		return;
-	}
-	dt = &F.dst[F.slot[dp].di];
-	d = t_get(dt, path);
-	if (opt->expect != NULL && opt->expect->known)
-		abort();	/* no guard in the model: passes say unknown */
-	rule = model_decide(s, d, &(RuleOptions){ .compare = opt->compare,
-	    .delete = opt->delete });
-	switch (rule.action) {
-	case RULE_DELETE:
-		res->action = RULE_DELETE;
-		res->entries_changed = true;
-		res->err = dst_delete(dt, path, &res->count);
-		break;
-	case RULE_MKDIR:
-		res->outcome = PATHSYNC_SUBTREE;
-		break;
-	case RULE_RECURSE:
-	case RULE_ATTRS:
-		if (rule.action == RULE_RECURSE && !rule.attrs)
-			break;
-		res->action = RULE_ATTRS;
-		res->err = dst_meta(d, s);
-		break;
-	case RULE_COPY:
-	case RULE_SYMLINK:
-		if (rule.replace) {
-			res->action = RULE_DELETE;
-			if ((res->err = dst_delete(dt, path, &res->count)) != 0)
-				return;
-			res->replaced = true;
-		}
-		res->action = rule.action;
-		res->entries_changed = true;
-		res->bytes = s->size;
-		res->err = dst_copy(dt, s);
-		break;
-	default:
-		break;	/* in sync, or kept */
-	}
-}
-
-void
-pathsync_run(int src_root, int dst_root, const char *relpath,
-    const PathSyncOptions *opt, PathSyncResult *res)
-{
-	PathSyncDir pd;
-	char parent[MAXP];
-	const char *base = strrchr(relpath, '/');
-
-	if (relpath[0] == '\0') {
-		/* sync_root_meta */
-		Tree *dt = &F.dst[dest_of_fd(dst_root)];
-		memset(res, 0, sizeof *res);
-		res->outcome = PATHSYNC_DONE;
-		if (!model_decide(&F.src.v[0], &dt->v[0], &(RuleOptions){
-		    .compare = opt->compare }).attrs)
-			return;
-		res->action = RULE_ATTRS;
-		res->err = dst_meta(&dt->v[0], &F.src.v[0]);
-		return;
-	}
-	parent_of(relpath, parent);
-	pathsync_dir_open(src_root, dst_root, parent, &pd);
-	pathsync_dir_run(&pd, base != NULL ? base + 1 : relpath, opt, res);
-	pathsync_dir_close(&pd);
-}
-
-/* renameat(2) in a destination, with its rules. */
-static int pathsync_rename_(int dst_root, const char *from, const char *to);
-
-int
-pathsync_rename(int dst_root, const char *from, const char *to)
-{
-	int r = pathsync_rename_(dst_root, from, to);
-
-	trace("rename '%s' -> '%s': %d", from, to, r);
-	return r;
-}
-
-static int
-pathsync_rename_(int dst_root, const char *from, const char *to)
-{
-	Tree *t = &F.dst[dest_of_fd(dst_root)];
-	Node *f, *d;
-	int e;
-
-	if ((e = t_parent_state(t, from)) < 0 ||
-	    (e = t_parent_state(t, to)) < 0)
-		return e;
-	if (inject())
-		return fault_errno();
-	if ((f = t_get(t, from)) == NULL)
-		return -ENOENT;
-	if (strcmp(from, to) == 0)
-		return 0;
-	if (is_under(to, from))
-		return -EINVAL;
-	if ((d = t_get(t, to)) != NULL) {
-		if (f->type == T_DIR && d->type != T_DIR)
-			return -ENOTDIR;
-		if (f->type != T_DIR && d->type == T_DIR)
-			return -EISDIR;
-		if (d->type == T_DIR && t_has_children(t, to))
-			return -ENOTEMPTY;
-		t_remove_tree(t, to);
-	}
-	t_move(t, from, to);
-	touch_parent(t, from);
-	touch_parent(t, to);
-	return 0;
-}
-
-/* ---- the fake fullsync ----------------------------------------------- */
-
-struct FullSync {
-	Job job;
-	size_t di;
-	char relroot[MAXP];
-	FullSyncDoneFn done;
-	void *arg;
-	SyncStats st;
-	bool stopped;
-	size_t jobs_out;
-	/* Like the real pass, one directory at a time, each a job of its
-	 * own: the source changes between them. */
-	bool opened;
-	bool failing;		/* this pass fails some entries */
-	char todo[MAXN][MAXP];
-	size_t ntodo;
-	RuleOptions rules;	/* the pair's, for model_decide */
-};
-
-/* A file or symlink as the source has it (a pass's copy). */
-static void
-put(Tree *t, const Node *s, const char *dir)
-{
-	Node *d = t_get(t, s->path);
-
-	if (d == NULL)
-		d = t_add(t, s->path, s->type);
-	*d = *s;
-	touch_dir(t, dir);
-}
-
-/* Makes the entries of the destination directory dir equal to the
- * source's (a failed entry is skipped); its directories come later. */
-static void
-pass_dir(FullSync *fs, const char *dir)
-{
-	Tree *t = &F.dst[fs->di];
-	char kids[MAXN][MAXP];
-	size_t nk = 0;
-	const Node *sd = t_get(&F.src, dir), *dd = t_get(t, dir);
-	RuleDecision rule;
-
-	/* Gone from either side since it was listed: the events that say
-	 * so bring the paths back (the real scan finds ENOENT). */
-	if (sd == NULL || sd->type != T_DIR || dd == NULL ||
-	    dd->type != T_DIR)
-		return;
-	/* The source's entries (copied: the loop changes the trees). */
-	for (size_t i = 0; i < F.src.n; i++) {
-		char p[MAXP];
-
-		parent_of(F.src.v[i].path, p);
-		/* The planner ignores excluded names on both sides. */
-		if (F.src.v[i].path[0] != '\0' && strcmp(p, dir) == 0 &&
-		    !exclude_match(model_ex, F.src.v[i].path,
-		    F.src.v[i].type == T_DIR))
-			snprintf(kids[nk++], MAXP, "%s", F.src.v[i].path);
-	}
-	for (size_t k = 0; k < nk; k++) {
-		Node s = *t_get(&F.src, kids[k]), *d = t_get(t, kids[k]);
-
-		fs->st.entries_seen++;
-		if (fs->failing && chance(F.rng, 20)) {
-			fs->st.errors++;
-			continue;
-		}
-		rule = model_decide(&s, d, &fs->rules);
-		if (rule.replace) {
-			fs->st.deleted += t_remove_tree(t, kids[k]);
-			touch_dir(t, dir);
-			d = NULL;
-		}
-		switch (rule.action) {
-		case RULE_COPY:
-		case RULE_SYMLINK:
-			put(t, &s, dir);
-			fs->st.files_copied++;
-			break;
-		case RULE_ATTRS:
-			d->mode = s.mode;
-			d->mtime = s.mtime;
-			break;
-		case RULE_MKDIR: {
-			Node *m = t_add(t, kids[k], T_DIR);
-			m->mode = 0700;
-			m->mtime = ++F.tick;
-			touch_dir(t, dir);
-		}
-			/* FALLTHROUGH */
-		case RULE_RECURSE:
-			/* Its own attributes once its entries are final. */
-			snprintf(fs->todo[fs->ntodo++], MAXP, "%s", kids[k]);
-			break;
-		default:
-			break;
-		}
-	}
-	/* What the source no longer has. */
-	nk = 0;
-	for (size_t i = 0; i < t->n; i++) {
-		char p[MAXP];
-
-		parent_of(t->v[i].path, p);
-		if (t->v[i].path[0] != '\0' && strcmp(p, dir) == 0 &&
-		    t_find(&F.src, t->v[i].path) < 0 &&
-		    !exclude_match(model_ex, t->v[i].path,
-		    t->v[i].type == T_DIR) &&
-		    model_decide(NULL, &t->v[i], &fs->rules).action ==
-		    RULE_DELETE)
-			snprintf(kids[nk++], MAXP, "%s", t->v[i].path);
-	}
-	for (size_t k = 0; k < nk; k++) {
-		if (fs->failing && chance(F.rng, 20)) {
-			fs->st.errors++;
-			continue;
-		}
-		fs->st.deleted += t_remove_tree(t, kids[k]);
-		touch_dir(t, dir);
-	}
-	/* The directory's own metadata, once its entries are final. */
-	{
-		Node *s = t_get(&F.src, dir), *d = t_get(t, dir);
-		if (s != NULL && d != NULL) {
-			d->mode = s->mode;
-			d->mtime = s->mtime;
-		}
-	}
-}
-
-/* The pass's first job opens its roots (open_subtree); each later one
- * does one directory. */
-static void
-pass_run(Job *job)
-{
-	FullSync *fs = (FullSync *)job;
-	Tree *t = &F.dst[fs->di];
-	const char *r = fs->relroot;
-	Node *s, *d;
-	int e;
-
-	if (fs->opened) {
-		char dir[MAXP];
-
-		snprintf(dir, sizeof dir, "%s", fs->todo[--fs->ntodo]);
-		pass_dir(fs, dir);
-		return;
-	}
-	fs->opened = true;
-	memset(&fs->st, 0, sizeof fs->st);
-	fs->st.delete_budget = UINT64_MAX;
-	fs->failing = F.faults && chance(F.rng, F.pass_fail_pct);
-	if (fs->failing && chance(F.rng, 30)) {
-		fs->st.errors = 1;	/* a root would not open */
-		return;
-	}
-	if (r[0] != '\0') {
-		/* open_subtree */
-		if ((e = t_parent_state(&F.src, r)) < 0) {
-			if (e != -ENOENT)
-				fs->st.errors = 1;
-			return;
-		}
-		if ((s = t_get(&F.src, r)) == NULL || s->type != T_DIR)
-			return;	/* gone, or no longer a directory */
-		if (t_parent_state(t, r) < 0) {
-			fs->st.errors = 1;
-			return;
-		}
-		if ((d = t_get(t, r)) == NULL || d->type != T_DIR) {
-			Node *m;
-			if (d != NULL)
-				t_remove_tree(t, r);
-			m = t_add(t, r, T_DIR);
-			m->mode = 0700;
-			m->mtime = ++F.tick;
-			touch_parent(t, r);
-		}
-	}
-	snprintf(fs->todo[fs->ntodo++], MAXP, "%s", r);
-}
-
-static void
-pass_job_done(Job *job)
-{
-	FullSync *fs = (FullSync *)job;
-
-	if (fs->stopped || job->cancelled) {
-		fs->jobs_out = 0;
-		return;
-	}
-	if (fs->ntodo > 0) {
-		pool_submit(&the_pool, &fs->job);	/* the next directory */
-		return;
-	}
-	fs->jobs_out = 0;
-	fs->st.scan_done = true;
-	trace("pass %zu '%s' done: %llu errors", fs->di, fs->relroot,
-	    (unsigned long long)fs->st.errors);
-	fs->done(fs, fs->arg);
-}
-
-int
-fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
-    const char *relroot, const FullSyncOptions *opt, FullSyncDoneFn done,
-    void *arg, FullSync **ret)
-{
-	FullSync *fs = calloc(1, sizeof *fs);
-
-	(void)pool;
-	(void)opt;
-	if (fs == NULL)
-		return -ENOMEM;
-	for (size_t k = 0; k < pair->n_destinations; k++)
-		if (strcmp(pair->destinations[k], dest) == 0)
-			fs->di = k;
-	snprintf(fs->relroot, sizeof fs->relroot, "%s",
-	    relroot != NULL ? relroot : "");
-	fs->rules.compare = pair->compare;
-	fs->rules.delete = pair->delete;
-	fs->done = done;
-	fs->arg = arg;
-	*ret = fs;
-	return 0;
-}
-
-void
-fullsync_start(FullSync *fs)
-{
-	trace("pass %zu '%s' starts", fs->di, fs->relroot);
-	fs->job.run = pass_run;
-	fs->job.done = pass_job_done;
-	fs->jobs_out = 1;
-	pool_submit(&the_pool, &fs->job);
-}
-
-void
-fullsync_stop(FullSync *fs)
-{
-	fs->stopped = true;
-}
-
-const SyncStats *
-fullsync_stats(const FullSync *fs)
-{
-	return &fs->st;
-}
-
-size_t
-fullsync_jobs_out(const FullSync *fs)
-{
-	return fs->jobs_out;
-}
-
-void
-fullsync_free(FullSync *fs)
-{
-	free(fs);
-}
 
 /* ---- the driver: the source changes, the kernel speaks ---------------- */
 
@@ -1577,111 +568,43 @@ dump(const char *what, const Tree *t)
 		    (unsigned long long)t->v[i].mtime);
 }
 
-static int
-setup_dirs(SyncPairConfig *pair, char **dests)
-{
-	static bool made;
-	struct stat st;
-
-	if (!made) {
-		snprintf(F.dir, sizeof F.dir, "/tmp/treesync-model.XXXXXX");
-		if (mkdtemp(F.dir) == NULL)
-			return -errno;
-		snprintf(F.srcdir, sizeof F.srcdir, "%s/src", F.dir);
-		if (mkdir(F.srcdir, 0700) < 0)
-			return -errno;
-		for (size_t k = 0; k < MAX_DESTS; k++) {
-			snprintf(F.dstdir[k], sizeof F.dstdir[k], "%s/dst%zu",
-			    F.dir, k);
-			if (mkdir(F.dstdir[k], 0700) < 0)
-				return -errno;
-		}
-		made = true;
-	}
-	pair->source = F.srcdir;
-	for (size_t k = 0; k < F.ndst; k++) {
-		dests[k] = F.dstdir[k];
-		if (stat(F.dstdir[k], &st) < 0)
-			return -errno;
-		F.dst_ino[k] = st.st_ino;
-	}
-	return 0;
-}
-
+/* Jobs still out (a failed sequence, or stopping): let them finish so
+ * live_free finds nothing in flight. */
 static void
-cleanup_dirs(void)
+drain(void)
 {
-	char p[96];
-
-	if (F.dir[0] == '\0')
-		return;
-	rmdir(F.srcdir);
-	for (size_t k = 0; k < MAX_DESTS; k++)
-		rmdir(F.dstdir[k]);
-	snprintf(p, sizeof p, "%s", F.dir);
-	rmdir(p);
+	while (F.nqueued > 0 || F.nran > 0)
+		if (F.nqueued > 0)
+			worker_run_one();
+		else
+			reactor_done_one();
 }
 
-int
-model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
-    ModelResult *res)
+/* The sequence's settings, from its first choices. */
+static void
+choose_settings(ModelRng *rng)
 {
-	static struct event_base *base;
-	static bool registered;
-	SyncPairConfig pair = { 0 };
-	char *dests[MAX_DESTS];
-	LiveOptions opt = { 0 };
-	uint64_t steps = 0, rounds = 0;
-	int r;
-	static const int delays[] = { 0, 20, 100, 1000 };
+	static const unsigned fail[] = { 0, 1, 3, 10 };
+	static const unsigned pass_fail[] = { 0, 0, 5, 30 };
+	static const unsigned overflow[] = { 0, 0, 3, 20 };
+	static const unsigned resync[] = { 0, 0, 1, 5 };
+	static const unsigned away[] = { 0, 0, 30, 100 };
 
-	memset(res, 0, sizeof *res);
-	memset(&F, 0, offsetof(Fs, dir));
-	F.rng = rng;
-	F.trace = trace_on;
-	F.queued_tail = &F.queued;
-	F.ran_tail = &F.ran;
-	F.clock_ms = 1000000;
 	F.ndst = 1 + rnd(rng, MAX_DESTS);
 	F.threads = 1 + (int)rnd(rng, 3);
-	{
-		static const unsigned fail[] = { 0, 1, 3, 10 };
-		static const unsigned pass_fail[] = { 0, 0, 5, 30 };
-		static const unsigned overflow[] = { 0, 0, 3, 20 };
-		static const unsigned resync[] = { 0, 0, 1, 5 };
-		F.fail_pct = fail[rnd(rng, 4)];
-		F.pass_fail_pct = pass_fail[rnd(rng, 4)];
-		F.overflow_pm = overflow[rnd(rng, 4)];
-		F.resync_pm = resync[rnd(rng, 4)];
-		F.big_pct = rnd(rng, 3) == 0 ? 40 : 3;
-	}
-	the_pool.threads = F.threads;
-	if (base == NULL) {
-		synclog_set_level(LOG_LEVEL_ERROR);
-		if ((base = event_base_new()) == NULL)
-			return -ENOMEM;
-	}
-	if (!registered) {
-		atexit(cleanup_dirs);
-		registered = true;
-	}
-	pair.name = "model";
-	pair.destinations = dests;
-	pair.n_destinations = F.ndst;
-	pair.delete = true;
-	pair.compare = COMPARE_MTIME;
-	if ((r = setup_dirs(&pair, dests)) < 0)
-		return r;
-	if ((r = exclude_new(&pair.exclude)) < 0)
-		return r;
-	/* Half the sequences exclude every name "c" (a fifth of the names):
-	 * moves to and from excluded names, excluded directories. */
-	if (rnd(rng, 2) && (r = exclude_add(pair.exclude, "c")) < 0) {
-		exclude_free(pair.exclude);
-		return r;
-	}
-	model_ex = pair.exclude;
-	/* The trees as the daemon finds them: the destinations anything. */
+	F.fail_pct = fail[rnd(rng, 4)];
+	F.pass_fail_pct = pass_fail[rnd(rng, 4)];
+	F.overflow_pm = overflow[rnd(rng, 4)];
+	F.resync_pm = resync[rnd(rng, 4)];
+	F.big_pct = rnd(rng, 3) == 0 ? 40 : 3;
+	F.away_pct = away[rnd(rng, 4)];
+}
+
+/* The trees as the daemon finds them: the destinations anything (but
+ * excluded paths, which SPEC says are never copied). */
+static void
+choose_trees(ModelRng *rng)
+{
 	random_tree(&F.src, 5 + rnd(rng, 20), true);
 	for (size_t k = 0; k < F.ndst; k++) {
 		bool fresh = rnd(rng, 2);
@@ -1695,87 +618,165 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 			else
 				i++;
 	}
-	opt.delay_ms = delays[rnd(rng, 4)];
-	live_set_clock(model_clock_usec);
-	if ((r = live_new(base, &the_pool, &pair, &opt, &the_live)) < 0) {
-		exclude_free(pair.exclude);
-		return r;
+}
+
+/* One driver step while the source changes. */
+static void
+drive_step(ModelRng *rng)
+{
+	uint32_t what = rnd(rng, 100);
+
+	if (what < 45) {
+		mutate();
+	} else if (what < 58) {
+		if (F.nev > 0)
+			deliver(1 + rnd(rng, (uint32_t)F.nev),
+			    rnd(rng, 1000) < F.overflow_pm);
+	} else if (what < 72) {
+		if (F.nqueued > 0)
+			worker_run_one();
+	} else if (what < 86) {
+		if (F.nran > 0)
+			reactor_done_one();
+	} else if (what == 97 && rnd(rng, 100) < F.away_pct) {
+		toggle_away(F.md[rnd(rng, (uint32_t)F.ndst)]);
+	} else if (what == 98 && rnd(rng, 3) == 0) {
+		F.paused = !F.paused;
+		trace("%s", F.paused ? "pause" : "resume");
+		if (F.paused)
+			live_pause(the_live);
+		else
+			live_resume(the_live);
+	} else if (what < 99 || rnd(rng, 10) >= F.resync_pm) {
+		advance(rnd(rng, 10) == 0 ? rnd(rng, 5000) : rnd(rng, 150));
+	} else {
+		trace("resync");
+		live_resync(the_live, false);
 	}
-	trace("start: %zu destinations, %d workers, delay %d ms, faults: "
-	    "%u%% of path steps, %u%% of passes; %u per mille of deliveries "
-	    "overflow, %u per mille of steps resync", F.ndst, F.threads,
-	    opt.delay_ms, F.fail_pct, F.pass_fail_pct, F.overflow_pm,
-	    F.resync_pm);
-	live_start(the_live);
+}
 
-	/* The source changes while the planner works. */
-	F.faults = true;
-	while (steps < max_steps && !rng->exhausted) {
-		uint32_t what = rnd(rng, 100);
+/* The pair as status would show it: idle, nothing queued. */
+static bool
+snapshot_idle(void)
+{
+	LiveStats st;
+	bool idle;
 
-		steps++;
-		if (what < 45) {
-			mutate();
-		} else if (what < 58) {
-			if (F.nev > 0)
-				deliver(1 + rnd(rng, (uint32_t)F.nev),
-				    rnd(rng, 1000) < F.overflow_pm);
-		} else if (what < 72) {
-			if (F.nqueued > 0)
-				pool_run_one();
-		} else if (what < 86) {
-			if (F.nran > 0)
-				pool_done_one();
-		} else if (what == 98 && rnd(rng, 3) == 0) {
-			F.paused = !F.paused;
-			trace("%s", F.paused ? "pause" : "resume");
-			if (F.paused)
-				live_pause(the_live);
-			else
-				live_resume(the_live);
-		} else if (what < 99 || rnd(rng, 10) >= F.resync_pm) {
-			advance(rnd(rng, 10) == 0 ? rnd(rng, 5000) :
-			    rnd(rng, 150));
-		} else {
-			trace("resync");
-			live_resync(the_live, false);
-		}
-	}
+	if (live_snapshot(the_live, &st) < 0)
+		abort();
+	idle = st.state == LIVE_IDLE && st.queue == 0;
+	live_snapshot_release(&st);
+	return idle;
+}
 
-	/* Quiet: everything is delivered and done, with no more faults;
-	 * the planner must go idle and the destinations equal the source. */
+/* Quiet: no more faults, every destination back, everything delivered
+ * and done; the planner must go idle. false (and why) when it does not. */
+static bool
+quiesce(ModelResult *res)
+{
 	F.faults = false;
+	for (size_t k = 0; k < F.ndst; k++)
+		if (F.md[k]->away)
+			toggle_away(F.md[k]);
 	if (F.paused) {
 		F.paused = false;
 		live_resume(the_live);
 	}
 	while (F.nev > 0)
 		deliver(0, false);
-	for (;; rounds++) {
+	for (uint64_t rounds = 0;; rounds++) {
 		if (rounds == QUIESCE_ROUNDS) {
 			snprintf(res->message, sizeof res->message,
 			    "the planner never went idle (%d rounds): "
 			    "livelock", QUIESCE_ROUNDS);
-			goto fail;
+			return false;
 		}
 		if (F.nqueued > 0) {
-			pool_run_one();
+			worker_run_one();
 		} else if (F.nran > 0) {
-			pool_done_one();
+			reactor_done_one();
 		} else if (live_timer_due(the_live) != UINT64_MAX) {
 			advance(live_timer_due(the_live) > F.clock_ms ?
 			    live_timer_due(the_live) - F.clock_ms : 0);
-		} else if (live_busy(the_live) ||
-		    live_queue_depth(the_live) != 0) {
+		} else if (!snapshot_idle()) {
 			snprintf(res->message, sizeof res->message,
 			    "the planner has work but no job out and no "
 			    "timer armed: stalled");
-			goto fail;
+			return false;
 		} else {
-			break;
+			return true;
 		}
 	}
-	res->ok = true;
+}
+
+int
+model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
+    ModelResult *res)
+{
+	static struct event_base *base;
+	static const int delays[] = { 0, 20, 100, 1000 };
+	static char names[MAX_DESTS][16];
+	SyncPairConfig pair = { 0 };
+	char *dests[MAX_DESTS];
+	Dest *seam[MAX_DESTS];
+	LiveOptions opt = { 0 };
+	uint64_t steps = 0;
+	int r;
+
+	memset(res, 0, sizeof *res);
+	memset(&F, 0, sizeof F);
+	F.rng = rng;
+	F.trace = trace_on;
+	F.queued_tail = &F.queued;
+	F.ran_tail = &F.ran;
+	F.clock_ms = 1000000;
+	choose_settings(rng);
+	if (base == NULL) {
+		synclog_set_level(LOG_LEVEL_ERROR);
+		if ((base = event_base_new()) == NULL)
+			return -ENOMEM;
+	}
+	pair.name = "model";
+	pair.source = "/model/src";
+	pair.destinations = dests;
+	pair.n_destinations = F.ndst;
+	pair.delete = true;
+	pair.compare = COMPARE_MTIME;
+	for (size_t k = 0; k < F.ndst; k++) {
+		snprintf(names[k], sizeof names[k], "/model/dst%zu", k);
+		dests[k] = names[k];
+		/* A quarter of the destinations are remote-like. */
+		F.md[k] = model_dest_new(k, names[k], rnd(rng, 4) == 0);
+		seam[k] = &F.md[k]->base;
+	}
+	if ((r = exclude_new(&pair.exclude)) < 0)
+		goto fail_setup;
+	/* Half the sequences exclude every name "c" (a fifth of the names):
+	 * moves to and from excluded names, excluded directories. */
+	if (rnd(rng, 2) && (r = exclude_add(pair.exclude, "c")) < 0)
+		goto fail_setup;
+	model_ex = pair.exclude;
+	choose_trees(rng);
+	opt.delay_ms = delays[rnd(rng, 4)];
+	live_set_clock(model_clock_usec);
+	if ((r = live_new(base, &pair, seam, &opt, &the_live)) < 0)
+		goto fail_setup;
+	trace("start: %zu destinations, %d workers, delay %d ms, faults: "
+	    "%u%% of path steps, %u%% of passes; %u per mille of deliveries "
+	    "overflow, %u per mille of steps resync, away %u%%", F.ndst,
+	    F.threads, opt.delay_ms, F.fail_pct, F.pass_fail_pct,
+	    F.overflow_pm, F.resync_pm, F.away_pct);
+	live_start(the_live);
+
+	/* The source changes while the planner works. */
+	F.faults = true;
+	while (steps < max_steps && !rng->exhausted) {
+		steps++;
+		drive_step(rng);
+		if (!live_audit(the_live, res->message, sizeof res->message))
+			break;
+	}
+	res->ok = res->message[0] == '\0' && quiesce(res);
 	for (size_t k = 0; k < F.ndst && res->ok; k++)
 		res->ok = compare(k, res->message, sizeof res->message);
 	if (!res->ok && F.trace) {
@@ -1785,22 +786,14 @@ model_run(ModelRng *rng, uint64_t max_steps, bool trace_on,
 	}
 	res->steps = steps;
 	live_stop(the_live);
+	drain();
 	live_free(the_live);
 	the_live = NULL;
 	exclude_free(pair.exclude);
 	return 0;
-fail:
-	res->ok = false;
-	res->steps = steps;
-	/* Jobs still out belong to the pass or batches: let them finish
-	 * so live_free finds nothing in flight. */
-	live_stop(the_live);
-	while (F.nqueued > 0)
-		pool_run_one();
-	while (F.nran > 0)
-		pool_done_one();
-	live_free(the_live);
-	the_live = NULL;
+fail_setup:
+	for (size_t k = 0; k < F.ndst; k++)
+		dest_free(seam[k]);
 	exclude_free(pair.exclude);
-	return 0;
+	return r;
 }

@@ -5,15 +5,15 @@
  *
  * Owns an in-memory source tree and one or two destination trees, a
  * random driver that changes the source and emits the inotify events the
- * kernel would, and link-time fakes of the pool, pathsync and fullsync
- * that apply live.c's work to the model destinations with the contract of
- * the real worker code. The real live.c runs unchanged on top, with the
- * model's clock (live_set_clock) and timer (live_timer_due, live_tick).
+ * kernel would, and model destinations behind the destination seam
+ * (dest/dest.h) that apply live's work to the model trees with the
+ * contract of the local destination. The real src/live/ runs on top,
+ * with the model's clock (live_set_clock) and timer (live_timer_due, live_tick).
  * One sequence: build a live pair, drive it, stop changing the source,
  * run until the planner is idle (a bound: never idle is a livelock), then
  * every destination must equal the source exactly.
  *
- * Single-threaded; one sequence at a time (the fakes are process-global).
+ * Single-threaded; one sequence at a time (the model's world is process-global).
  */
 #ifndef TREESYNC_MODEL_H
 #define TREESYNC_MODEL_H

@@ -306,8 +306,8 @@ class Systemd(unittest.TestCase):
             self.assertEqual(f.read(), "hello")
 
     def test_3_status_line(self):
-        pat = (r'Status: "(idle: \d+ pairs? in sync|syncing \d+/\d+ pairs?, '
-               r'[\d,]+ files? queued)"')
+        pat = (r'Status: "(idle: \d+ pairs? in sync|(scanning|syncing) '
+               r'\d+/\d+ pairs?, [\d,]+ files? queued)"')
         r = self.sh(["systemctl", "status", "--no-pager", "treesyncd"],
                     check=False)
         self.assertRegex(r.stdout, pat)

@@ -28,6 +28,9 @@ static const uint64_t regressions[] = {
 	3,	/* a rename inside an excluded directory copied it (a job for
 		 * the directory, then a subtree pass); latent: the watcher
 		 * does not watch excluded directories */
+	12385,	/* a path's retry time moved while a parked parent came back:
+		 * the retry heap was updated for the parent first, with the
+		 * path out of order, and status's next attempt went wrong */
 };
 
 static uint64_t

@@ -1,6 +1,6 @@
 /*
- * test-util — the base layer: the hash map (against a plain array as the
- * reference), path predicates, the grow helper.
+ * test-util — the base layer: the hash map and the heap (each against a
+ * plain array as the reference), path predicates, the grow helper.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/heap.h"
 #include "util/map.h"
 #include "util/path.h"
 
@@ -90,6 +91,85 @@ START_TEST(test_map_empty)
 }
 END_TEST
 
+typedef struct Item {
+	HeapNode node;
+	int key;
+	int seq;		/* ties: the heap's order is (key, seq) */
+	bool in;
+} Item;
+
+static bool
+item_less(const HeapNode *a, const HeapNode *b)
+{
+	const Item *x = HEAP_ENTRY(a, Item, node), *y = HEAP_ENTRY(b, Item,
+	    node);
+
+	return x->key != y->key ? x->key < y->key : x->seq < y->seq;
+}
+
+/* The least item that is in, by a walk: what heap_top must give. */
+static Item *
+least(Item *v, size_t n)
+{
+	Item *best = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].in && (best == NULL || item_less(&v[i].node,
+		    &best->node)))
+			best = &v[i];
+	return best;
+}
+
+START_TEST(test_heap_against_reference)
+{
+	enum { N = 300 };	/* the reference is a walk: keep it small */
+	Item *v = xcalloc(N, sizeof *v);
+	Heap h = HEAP_INIT(item_less);
+	unsigned seed = 7;
+	size_t in = 0;
+
+	for (int i = 0; i < N; i++)
+		v[i].seq = i;
+	for (int step = 0; step < 30000; step++) {
+		Item *x = &v[rand_r(&seed) % N], *top;
+		unsigned op = rand_r(&seed) % 4;
+
+		if (!x->in) {
+			x->key = (int)(rand_r(&seed) % 40);	/* many ties */
+			heap_push(&h, &x->node);
+			x->in = true;
+			in++;
+		} else if (op == 0) {
+			heap_remove(&h, &x->node);		/* any node */
+			x->in = false;
+			in--;
+		} else if (op == 1) {
+			x->key = (int)(rand_r(&seed) % 50);	/* re-keyed */
+			heap_update(&h, &x->node);
+		} else if (op == 2 && (top = least(v, N)) != NULL) {
+			ck_assert_ptr_eq(heap_pop(&h), &top->node);
+			top->in = false;
+			in--;
+		}
+		ck_assert_uint_eq(heap_count(&h), in);
+		top = least(v, N);
+		ck_assert_ptr_eq(heap_top(&h), top != NULL ? &top->node : NULL);
+		/* Each node knows where it is. */
+		for (size_t i = 0; i < h.n && step % 1000 == 0; i++)
+			ck_assert_uint_eq(h.v[i]->index, i);
+	}
+	/* Popping all gives them in order. */
+	for (Item *prev = NULL, *x; heap_count(&h) > 0; prev = x) {
+		x = HEAP_ENTRY(heap_pop(&h), Item, node);
+		if (prev != NULL)
+			ck_assert(!item_less(&x->node, &prev->node));
+	}
+	ck_assert_ptr_null(heap_pop(&h));
+	heap_clear(&h);
+	free(v);
+}
+END_TEST
+
 START_TEST(test_path_under)
 {
 	ck_assert(path_under("", "a"));
@@ -151,6 +231,7 @@ util_suite(void)
 
 	tcase_add_test(tc, test_map_against_reference);
 	tcase_add_test(tc, test_map_empty);
+	tcase_add_test(tc, test_heap_against_reference);
 	tcase_add_test(tc, test_path_under);
 	tcase_add_test(tc, test_path_split);
 	tcase_add_test(tc, test_xgrow);
