@@ -192,8 +192,9 @@ master_exit(Proc *p, int status, void *arg)
 	    sizeof why);
 	if (f != REMOTE_HOST_KEY && f != REMOTE_AUTH)
 		f = REMOTE_AWAY;
-	if (why[0] == '\0')
-		snprintf(why, sizeof why, "ssh exited with %d", status);
+	if (why[0] == '\0' || strncmp(why, "exit ", 5) == 0)
+		snprintf(why, sizeof why, "the connection to %s was lost (no "
+		    "answer within the keep-alives)", h->rc.host);
 	go_away(h, f, why);
 }
 

@@ -467,7 +467,9 @@ remote_classify(int status, const char *err, char *why, size_t size)
 	case 35:
 	case 20:
 		if (why[0] == '\0')
-			snprintf(why, size, "exit %d", status);
+			snprintf(why, size, "%s exited with %d (the connection "
+			    "was lost or timed out)", status == 255 ? "ssh" :
+			    "rsync", status);
 		return REMOTE_AWAY;
 	default:
 		if (why[0] == '\0')

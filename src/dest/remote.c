@@ -72,7 +72,9 @@ static void fail_waiting(RemoteDest *rd);
 void
 remote_update_away(RemoteDest *rd)
 {
-	bool away = host_away(rd);
+	/* Once away, back only when a session has pinned the root again
+	 * (not when the host merely starts connecting). */
+	bool away = host_away(rd) || (rd->away && !rd->session_ready);
 
 	if (away == rd->away)
 		return;
