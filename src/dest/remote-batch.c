@@ -283,6 +283,7 @@ delete_done(void *arg, int err, RemoteProtoLine *line)
 		count = remote_proto_field(line, "count");
 		it->count = count != NULL ? strtoull(count, NULL, 10) : 0;
 		it->action = it->count > 0 ? RULE_DELETE : RULE_NONE;
+		it->entries_changed = it->count > 0;
 	} else {
 		it->action = RULE_DELETE;
 		it->err = err > 0 ? -err : err;

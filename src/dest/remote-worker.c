@@ -23,7 +23,9 @@ cmp_str(const void *a, const void *b)
 
 /* The directories holding the paths that exist (never the root, whose
  * own listing would be a compare of its entries: it goes alone), each
- * once, checked to be directories in the source. */
+ * once, checked to be directories in the source: rsync puts a copy in
+ * place by a rename, which moves the parent's mtime on the host even
+ * when the source's did not move. */
 static void
 collect_parents(SourceLook *l, int src)
 {
@@ -33,7 +35,9 @@ collect_parents(SourceLook *l, int src)
 	for (size_t i = 0; i < l->n; i++) {
 		const char *slash = strrchr(l->paths[i], '/');
 
-		if (slash == NULL)
+		/* A name that left: its parent is pending anyway (the delete
+		 * event named it), a run for it here would be one more. */
+		if (slash == NULL || !l->facts[i].exists)
 			continue;
 		xgrow(&l->parents, &cap, l->n_parents + 1, sizeof *l->parents,
 		    16);

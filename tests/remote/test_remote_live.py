@@ -166,6 +166,65 @@ class RemoteLive(DaemonCase):
         self.hosts[slow].unthrottle()
         self.wait_equal()
 
+    def test_renames_travel_as_renames(self):
+        self.use = [2]
+        h = self.hosts[2]
+        with open(os.path.join(self.src, "big"), "wb") as f:
+            f.truncate(1 << 30)     # sparse; a copy would send all of it
+        for i in range(1000):
+            write(os.path.join(self.src, "tree", "f%04d" % i), b"%d" % i)
+        self.start()
+        tx, rx = h.counters()
+        os.rename(os.path.join(self.src, "big"),
+                  os.path.join(self.src, "big2"))
+        os.rename(os.path.join(self.src, "tree"),
+                  os.path.join(self.src, "tree2"))
+        self.wait_equal()
+        tx2, rx2 = h.counters()
+        self.assertLess((tx2 - tx) + (rx2 - rx), 1 << 20)
+        self.assertIn("rename", self.logtext())
+
+    def test_ten_thousand_deletes_few_runs_one_connection(self):
+        self.use = [2]
+        h = self.hosts[2]
+        names = [os.path.join(self.src, "many", "f%05d" % i)
+                 for i in range(10000)]
+        for n in names:
+            write(n, b"x")
+        self.start()
+        logins = h.accepted_logins()
+        runs = self.logtext().count(" run of ")
+        for n in names:
+            os.unlink(n)
+        self.wait_equal()
+        self.assertLessEqual(self.logtext().count(" run of ") - runs, 3)
+        self.assertEqual(h.accepted_logins(), logins)
+
+    def test_kill9_mid_transfer_restart_converges(self):
+        self.use = [0]
+        h = self.hosts[0]
+        site = self.remote_dirs[0]
+        self.start()
+        h.throttle("8mbit", burst="64kbit")
+        write(os.path.join(self.src, "big"), os.urandom(16 << 20))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                n.startswith(".treesync.") for n in os.listdir(site)):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        h.unthrottle()
+        # The far end of the killed run cleans up first (RestartSec).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and subprocess.run(
+                ["pgrep", "-u", self.hosts.remote_user, "-f",
+                 "treesync-remote"], stdout=subprocess.DEVNULL).returncode == 0:
+            time.sleep(0.1)
+        self.start()
+        self.assertEqual(temp_files(site), [])
+
 
 if __name__ == "__main__":
     unittest.main()
