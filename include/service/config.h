@@ -62,6 +62,10 @@ int config_check_sources(const Config *cfg, char **errors);
 
 const SyncPairConfig *config_find_sync(const Config *cfg, const char *name);
 
+/* Two destinations' remotes (NULL: local) say the same: a reload that
+ * changes one restarts the pairs using it. */
+bool config_remote_same(const RemoteConfig *a, const RemoteConfig *b);
+
 void config_free(Config *cfg);
 
 #endif

@@ -484,6 +484,25 @@ config_remotes_check_files(const Config *cfg,
 	}
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+bool
+config_remote_same(const RemoteConfig *a, const RemoteConfig *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return same_str(a->name, b->name) && same_str(a->host, b->host) &&
+	    a->port == b->port && same_str(a->user, b->user) &&
+	    same_str(a->identity, b->identity) &&
+	    same_str(a->known_hosts, b->known_hosts) &&
+	    a->bwlimit_kib == b->bwlimit_kib && a->timeout_s == b->timeout_s &&
+	    same_str(a->control_path, b->control_path);
+}
+
 void
 config_remotes_free(Config *cfg)
 {

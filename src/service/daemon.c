@@ -129,7 +129,8 @@ same_pair(const SyncPairConfig *a, const SyncPairConfig *b)
 	    !exclude_equal(a->exclude, b->exclude))
 		return false;
 	for (size_t i = 0; i < a->n_destinations; i++)
-		if (strcmp(a->destinations[i], b->destinations[i]) != 0)
+		if (strcmp(a->destinations[i], b->destinations[i]) != 0 ||
+		    !config_remote_same(a->dest_remotes[i], b->dest_remotes[i]))
 			return false;
 	return true;
 }
