@@ -39,6 +39,11 @@ typedef struct ProcSpec {
 	bool want_stdin;	/* a pipe (proc_write); else /dev/null */
 	const char *unlink_first;	/* removed by the child before it
 				 * runs (a stale socket path), or NULL */
+	unsigned stall_ms;	/* 0, or: ended (SIGTERM to its group)
+				 * when the child reads and writes nothing
+				 * for this long (/proc/PID/io), so a run
+				 * whose other end hangs where rsync's own
+				 * --timeout does not look is not stuck */
 	ProcLineFn on_line;	/* NULL: output is dropped */
 	ProcExitFn on_exit;
 	void *arg;

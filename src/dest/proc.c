@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -53,6 +54,10 @@ struct Proc {
 	struct event *grace;
 	ProcPipe out, err, in;
 	struct Proc *next_waiting;	/* without a pidfd: SIGCHLD's list */
+	struct event *stall_ev;
+	uint64_t io_seen;	/* rchar + wchar at the last look */
+	unsigned quiet_looks;	/* looks in a row without I/O */
+	bool stalled;		/* ended for it */
 	bool stdin_close;	/* close stdin once in.buf is written */
 	bool exited;
 	int status;
@@ -60,6 +65,56 @@ struct Proc {
 };
 
 static void pipe_close(ProcPipe *pp);
+
+/* rchar + wchar of pid, or 0 when /proc cannot tell. */
+static uint64_t
+io_bytes(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	uint64_t sum = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if ((p = strstr(buf, "rchar: ")) != NULL)
+		sum += strtoull(p + 7, NULL, 10);
+	if ((p = strstr(buf, "wchar: ")) != NULL)
+		sum += strtoull(p + 7, NULL, 10);
+	return sum;
+}
+
+#define STALL_LOOKS 4	/* looks per stall_ms */
+
+static void
+on_stall_look(evutil_socket_t fd, short what, void *arg)
+{
+	Proc *p = arg;
+	uint64_t io;
+
+	(void)fd;
+	(void)what;
+	if (p->exited)
+		return;
+	io = io_bytes(p->pid);
+	if (io == 0 || io != p->io_seen) {
+		p->io_seen = io;
+		p->quiet_looks = 0;
+		return;
+	}
+	if (++p->quiet_looks >= STALL_LOOKS && !p->stalled) {
+		p->stalled = true;
+		kill(-p->pid, SIGTERM);
+	} else if (p->stalled && p->quiet_looks >= 2 * STALL_LOOKS) {
+		kill(-p->pid, SIGKILL);
+	}
+}
 
 static void
 finish_if_done(Proc *p)
@@ -357,6 +412,15 @@ proc_spawn(struct event_base *base, const ProcSpec *spec, Proc **ret)
 	pipe_watch(p, &p->err, err[0], true);
 	if (spec->want_stdin)
 		pipe_watch(p, &p->in, in[1], false);
+	if (spec->stall_ms > 0) {
+		struct timeval tv = { spec->stall_ms / STALL_LOOKS / 1000,
+		    (spec->stall_ms / STALL_LOOKS % 1000) * 1000 };
+
+		p->stall_ev = event_new(base, -1, EV_PERSIST, on_stall_look, p);
+		if (p->stall_ev == NULL)
+			xoom();
+		event_add(p->stall_ev, &tv);
+	}
 	if (p->pidfd < 0)
 		(void)check_exit(p);	/* gone already? (told once its pipes
 					 * end) */
@@ -443,6 +507,8 @@ proc_free(Proc *p)
 		event_free(sigchld_ev);
 		sigchld_ev = NULL;
 	}
+	if (p->stall_ev != NULL)
+		event_free(p->stall_ev);
 	if (p->grace != NULL)
 		event_free(p->grace);
 	if (p->exit_ev != NULL)

@@ -456,6 +456,10 @@ remote_run_start(Req *q, const RemoteRunSpec *spec, ProcSpec *ps)
 	int r;
 
 	ps->argv = argv;
+	/* rsync's --timeout does not cover every phase (a receiver stopped
+	 * during the start-up was measured holding a run for minutes):
+	 * three timeouts without any I/O of the local rsync end it. */
+	ps->stall_ms = (unsigned)spec->remote->timeout_s * 3000;
 	r = proc_spawn(q->rd->ev, ps, &q->proc);
 	remote_argv_free(argv);
 	if (r < 0)
