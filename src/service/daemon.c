@@ -678,15 +678,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		reload(dm, NULL);
 		break;
-	case SIGUSR1: {
-		int r = synclog_reopen();
-		if (r < 0)
-			synclog_msg(LOG_LEVEL_ERROR, "cannot reopen the log "
-			    "file: %s", strerror(-r));
-		else
-			synclog_msg(LOG_LEVEL_INFO, "log file reopened");
+	case SIGUSR1:
+		/* The writer reopens it after the lines before, and says so. */
+		synclog_reopen();
 		break;
-	}
 	case SIGUSR2:
 		/* Test hook only (TREESYNC_TEST_HOOKS=1): a hung reactor,
 		 * for the systemd watchdog test. */
