@@ -5,12 +5,15 @@
  * Owns the listening socket (its file too: made at control_new, removed
  * by control_free while it is still ours) and the connected clients with
  * their bounded buffers. One request line per connection (parsed by
- * control_parse), answered by the handler, then the connection closes.
- * The wire format is in docs/design.md, "The control socket".
+ * control_parse), answered by the handler at once or later
+ * (control_answer), then the connection closes. The wire format is in
+ * docs/design.md, "The control socket", and treesyncctl(1).
  *
  * Nothing here waits: clients are non-blocking bufferevents; a client
- * that does not send its request, or does not read its answer, within
- * CONTROL_TIMEOUT_S is dropped, as is one past CONTROL_MAX_CLIENTS.
+ * that has not sent its whole request CONTROL_TIMEOUT_S after it
+ * connected, or not read its whole answer CONTROL_TIMEOUT_S after it was
+ * ready, is dropped; past CONTROL_MAX_CLIENTS the client that has waited
+ * longest without a request makes room for the new one.
  * Reactor thread only.
  */
 #ifndef TREESYNC_CONTROL_H
@@ -23,18 +26,28 @@ struct evbuffer;
 
 #define CONTROL_MAX_CLIENTS 32
 #define CONTROL_TIMEOUT_S 10
+#define CONTROL_TIMEOUT_TEXT "10 s"
 #define CONTROL_REPLY_MAX (16u << 20)	/* an answer larger is refused */
 
+#define CONTROL_LATER 1	/* a handler's "the answer comes later" */
+
 typedef struct Control Control;
+/* One connected client; owned by its Control. */
+typedef struct ControlClient ControlClient;
 
 /*
  * Answers one request: writes the body into out and returns 0 (the
  * answer is "OK") or -1 (it is "ERR": the body says why, one line or
- * more). Runs on the reactor thread, inside the control's callbacks; it
- * may call control_stop on this Control, not control_free.
+ * more); or returns CONTROL_LATER and answers later with control_answer
+ * on cl (exactly once, and before the Control is freed: control_free
+ * frees its clients). Runs on the reactor thread, inside the control's
+ * callbacks; it may call control_stop on this Control, not control_free.
  */
-typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+typedef int (*ControlHandler)(const ControlRequest *req, ControlClient *cl,
+    struct evbuffer *out, void *arg);
+
+/* The answer to a request whose handler returned CONTROL_LATER. */
+void control_answer(ControlClient *cl, int ok, struct evbuffer *body);
 
 /*
  * Makes the socket at path (absolute): the parent directory is made (0755)
@@ -46,6 +59,8 @@ typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
 int control_new(struct event_base *base, const char *path, ControlHandler fn,
     void *arg, Control **ret);
 const char *control_path(const Control *c);
+/* Clients connected (a stopped Control may still have some). */
+size_t control_clients(const Control *c);
 /*
  * Stops listening and removes the socket file if it is still the one we
  * made; connected clients still get their answers. NULL is fine.

@@ -7,8 +7,12 @@
  * (live_start); events that arrive meanwhile wait in the pair's pending
  * table, so nothing changed during the start-up scan is lost.
  *
- * Reload (SIGHUP): the new file is parsed beside the old one; when it is
- * invalid, the problems are logged and nothing changes. Otherwise pairs
+ * Reload (SIGHUP, treesyncctl reload): the new file is read, parsed and
+ * its paths resolved on a thread of its own (reload.h), never on the
+ * reactor: a hung NFS path must not freeze the loop or trip the
+ * watchdog. Meanwhile the pairs sync and the socket answers; a request
+ * for another reload waits for the next load. Back on the reactor, when
+ * the file is invalid, the problems are logged and nothing changes. Otherwise pairs
  * whose settings are unchanged keep running untouched; removed or changed
  * ones are stopped and retired (freed once their jobs are back), and new
  * or changed ones start. A started pair's first pass waits (reaper)
@@ -49,7 +53,9 @@
 #include "live/live.h"
 #include "service/metrics.h"
 #include "service/notify.h"
+#include "service/reload.h"
 #include "engine/pool.h"
+#include "util/alloc.h"
 #include "util/synclog.h"
 #include "watch/watcher.h"
 
@@ -65,6 +71,12 @@ typedef struct ConfigRef {
 	Config *cfg;
 	unsigned refs;
 } ConfigRef;
+
+/* treesyncctl clients waiting for a reload's answer. */
+typedef struct ControlWaiters {
+	ControlClient **v;
+	size_t n, cap;
+} ControlWaiters;
 
 typedef struct PairRun {
 	struct PairRun *next;
@@ -92,7 +104,12 @@ typedef struct Daemon {
 	struct event *signals[5];
 	struct event *reaper;
 	Control *control;
-	Control *old_control;	/* stopped by a reload that moved it */
+	Control **retired_controls;	/* stopped by reloads that moved it */
+	size_t n_retired_controls, retired_cap;
+	ReloadLoader *loader;		/* reads a reload's file off the loop */
+	ControlWaiters waiting;		/* treesyncctl reloads: this load */
+	ControlWaiters waiting_next;	/* ... asked while it ran: the next */
+	bool reload_again;		/* a reload was asked while one ran */
 	time_t started;
 	struct event *restarter;	/* pairs whose source is back */
 	bool trim_due;		/* jobs were out since the last malloc_trim */
@@ -100,6 +117,8 @@ typedef struct Daemon {
 	bool stopping;
 	bool ready;		/* READY=1 was sent */
 } Daemon;
+
+static void free_idle_controls(Daemon *dm);
 
 static void
 ref_put(ConfigRef *ref)
@@ -306,6 +325,7 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	update_status(dm);
+	free_idle_controls(dm);
 	while (*pp != NULL) {
 		PairRun *pr = *pp;
 		/* Its jobs are back and the watcher let go of its Exclude. */
@@ -440,59 +460,84 @@ out:
 	watcher_batch_free(batch);
 }
 
-static int on_control(const ControlRequest *req, struct evbuffer *out,
-    void *arg);
+static int on_control(const ControlRequest *req, ControlClient *cl,
+    struct evbuffer *out, void *arg);
 
-/* Opens the new control socket of a reload; the old one goes when it did. */
-static void
+/* What a control socket's message says for control_new's error r. */
+static const char *
+control_error(int r)
+{
+	return r == -EADDRINUSE ? "another treesyncd answers on it" :
+	    r == -EEXIST ? "a file that is not a socket is in the way" :
+	    strerror(-r);
+}
+
+/*
+ * Opens the new control socket of a reload; the old one stops when that
+ * worked and is freed once its last client is gone (free_idle_controls).
+ * false when the socket could not be moved.
+ */
+static bool
 move_control(Daemon *dm, const char *path, struct evbuffer *answer)
 {
 	Control *c;
 	int r;
 
 	if (dm->control != NULL && strcmp(control_path(dm->control), path) == 0)
-		return;
+		return true;
 	if ((r = control_new(dm->base, path, on_control, dm, &c)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "reload: cannot open the control "
-		    "socket '%s': %s; staying on '%s'", path, r == -EADDRINUSE ?
-		    "another daemon answers on it" : strerror(-r),
+		    "socket '%s': %s; staying on '%s'", path, control_error(r),
 		    dm->control ? control_path(dm->control) : "(none)");
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "cannot move the control "
-			    "socket to '%s': %s\n", path, r == -EADDRINUSE ?
-			    "another daemon answers on it" : strerror(-r));
-		return;
+		evbuffer_add_printf(answer, "cannot move the control socket to "
+		    "'%s': %s; it stays at '%s'\n", path, control_error(r),
+		    dm->control ? control_path(dm->control) : "(none)");
+		return false;
 	}
 	synclog_msg(LOG_LEVEL_INFO, "control socket moved to %s", path);
 	/* We may be inside a handler of the old one: stop it, free later. */
-	control_free(dm->old_control);
 	control_stop(dm->control);
-	dm->old_control = dm->control;
+	xgrow(&dm->retired_controls, &dm->retired_cap,
+	    dm->n_retired_controls + 1, sizeof *dm->retired_controls, 4);
+	dm->retired_controls[dm->n_retired_controls++] = dm->control;
 	dm->control = c;
+	return true;
+}
+
+/* Stopped control sockets whose last client is gone (reaper). */
+static void
+free_idle_controls(Daemon *dm)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < dm->n_retired_controls; i++) {
+		if (control_clients(dm->retired_controls[i]) == 0)
+			control_free(dm->retired_controls[i]);
+		else
+			dm->retired_controls[k++] = dm->retired_controls[i];
+	}
+	dm->n_retired_controls = k;
 }
 
 /*
- * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
- * running configuration stays); answer (may be NULL) gets what the
- * operator should read: the FILE:LINE problems, or what changed.
+ * A loaded config, swapped in on the reactor. 0, or -1 when the file is
+ * invalid (the running configuration stays) or part of the new one could
+ * not be put in force (a pair that cannot start, a control socket that
+ * cannot move). answer gets what the operator should read: the FILE:LINE
+ * problems, or what changed.
  */
 static int
-reload(Daemon *dm, struct evbuffer *answer)
+reload_apply(Daemon *dm, int r, Config *cfg, char *errors,
+    struct evbuffer *answer)
 {
-	Config *cfg = NULL;
-	char *errors = NULL;
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
-	int r;
+	int status = 0;
 
-	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
-	    "treesyncctl reload" : "SIGHUP", dm->config_path);
-	notify_reloading();
-	if ((r = config_load(dm->config_path, &cfg, &errors)) < 0) {
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "%s is not valid; the "
-			    "running configuration stays in force:\n%s",
-			    dm->config_path, errors ? errors : "");
+	if (r < 0) {
+		evbuffer_add_printf(answer, "%s is not valid; the running "
+		    "configuration stays in force:\n%s", dm->config_path,
+		    errors ? errors : "");
 		/* One log line per problem, each FILE:LINE: message. */
 		for (char *line = strtok(errors ? errors : "", "\n");
 		    line != NULL; line = strtok(NULL, "\n"))
@@ -503,14 +548,7 @@ reload(Daemon *dm, struct evbuffer *answer)
 		notify_ready();
 		return -1;
 	}
-	if ((ref = calloc(1, sizeof *ref)) == NULL) {
-		synclog_msg(LOG_LEVEL_ERROR, "reload failed: out of memory");
-		config_free(cfg);
-		notify_ready();
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "out of memory\n");
-		return -1;
-	}
+	ref = xcalloc(1, sizeof *ref);
 	ref->cfg = cfg;
 	ref->refs = 1;
 	synclog_set_level(cfg->log_level);
@@ -538,23 +576,108 @@ reload(Daemon *dm, struct evbuffer *answer)
 		synclog_msg(LOG_LEVEL_INFO, "%s: starting (%s -> %zu "
 		    "destination%s)", np->name, np->source, np->n_destinations,
 		    np->n_destinations == 1 ? "" : "s");
-		if (pair_start(dm, ref, np) < 0)
+		if (pair_start(dm, ref, np) < 0) {
 			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
 			    np->name);
+			evbuffer_add_printf(answer, "%s: cannot start\n",
+			    np->name);
+			status = -1;
+		}
 	}
 	ref_put(dm->current);
 	dm->current = ref;
-	move_control(dm, cfg->control_socket, answer);
+	if (!move_control(dm, cfg->control_socket, answer))
+		status = -1;
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
-	if (answer != NULL)
-		evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s\n",
-		    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
+	evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s%s\n",
+	    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s",
+	    status < 0 ? "; the new configuration is in force except for "
+	    "what is said above" : "");
 	/* New pairs place their watches in the background; systemd's
 	 * reload is done once the new config is in force. */
 	update_status(dm);
 	notify_ready();
-	return 0;
+	return status;
+}
+
+/* Answers every client waiting for the reload that just ended. */
+static void
+answer_waiters(Daemon *dm, int ok, struct evbuffer *body)
+{
+	for (size_t i = 0; i < dm->waiting.n; i++)
+		control_answer(dm->waiting.v[i], ok, body);
+	dm->waiting.n = 0;
+}
+
+/* Starts reading the file on the loader's thread (why: for the log). */
+static void
+reload_begin(Daemon *dm, const char *why)
+{
+	struct evbuffer *body;
+	int r;
+
+	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", why, dm->config_path);
+	notify_reloading();
+	if ((r = reload_start(dm->loader, dm->config_path)) == 0)
+		return;
+	synclog_msg(LOG_LEVEL_ERROR, "reload failed: cannot start reading %s: "
+	    "%s; the running configuration stays in force", dm->config_path,
+	    strerror(-r));
+	if ((body = evbuffer_new()) == NULL)
+		xoom();
+	evbuffer_add_printf(body, "cannot start reading %s: %s; the running "
+	    "configuration stays in force\n", dm->config_path, strerror(-r));
+	answer_waiters(dm, -1, body);
+	evbuffer_free(body);
+	notify_ready();
+}
+
+/* The loader's result, on the reactor: swap it in, answer, go again. */
+static void
+on_reload_loaded(int r, Config *cfg, char *errors, void *arg)
+{
+	Daemon *dm = arg;
+	struct evbuffer *body = evbuffer_new();
+	ControlWaiters next;
+	int ok;
+
+	if (body == NULL)
+		xoom();
+	ok = reload_apply(dm, r, cfg, errors, body);
+	answer_waiters(dm, ok, body);
+	evbuffer_free(body);
+	/* Those who asked meanwhile get the next load: the file may have
+	 * changed after this one read it. */
+	next = dm->waiting;
+	dm->waiting = dm->waiting_next;
+	dm->waiting_next = next;
+	if (dm->reload_again) {
+		dm->reload_again = false;
+		reload_begin(dm, "again (asked while the last reload ran)");
+	}
+}
+
+/*
+ * SIGHUP (cl NULL) or treesyncctl reload (cl answered when it is done):
+ * the file is read and resolved off the reactor, the new config swapped
+ * in when it is back. While a load runs, a request waits for the next.
+ */
+static int
+reload_request(Daemon *dm, ControlClient *cl)
+{
+	bool busy = reload_running(dm->loader);
+	ControlWaiters *w = busy ? &dm->waiting_next : &dm->waiting;
+
+	if (cl != NULL) {
+		xgrow(&w->v, &w->cap, w->n + 1, sizeof *w->v, 4);
+		w->v[w->n++] = cl;
+	}
+	if (busy)
+		dm->reload_again = true;
+	else
+		reload_begin(dm, cl != NULL ? "treesyncctl reload" : "SIGHUP");
+	return CONTROL_LATER;
 }
 
 /* A snapshot of every running pair, for metrics.c. */
@@ -603,7 +726,8 @@ snapshot_release(DaemonStatus *st)
 
 /* treesyncctl's requests (control.c parsed them). */
 static int
-on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
+on_control(const ControlRequest *req, ControlClient *cl,
+    struct evbuffer *out, void *arg)
 {
 	Daemon *dm = arg;
 	DaemonStatus st;
@@ -663,7 +787,7 @@ on_control(const ControlRequest *req, struct evbuffer *out, void *arg)
 		return 0;
 	}
 	case CONTROL_RELOAD:
-		return reload(dm, out);
+		return reload_request(dm, cl);
 	}
 	return -1;
 }
@@ -676,7 +800,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		reload(dm, NULL);
+		reload_request(dm, NULL);
 		break;
 	case SIGUSR1:
 		/* The writer reopens it after the lines before, and says so. */
@@ -728,6 +852,12 @@ daemon_run(Config *cfg)
 		    cfg->workers, strerror(-r));
 		goto out;
 	}
+	if ((r = reload_loader_new(dm.base, on_reload_loaded, &dm,
+	    &dm.loader)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot set up reloads: %s",
+		    strerror(-r));
+		goto out;
+	}
 	if ((r = watcher_new(dm.base, on_watch, &dm, &dm.watcher)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start the watcher: %s",
 		    strerror(-r));
@@ -774,8 +904,15 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	/* A load still reading is abandoned (its thread cleans up); its
+	 * waiting clients go with their sockets. */
+	reload_loader_free(dm.loader);
+	free(dm.waiting.v);
+	free(dm.waiting_next.v);
 	control_free(dm.control);
-	control_free(dm.old_control);
+	for (size_t i = 0; i < dm.n_retired_controls; i++)
+		control_free(dm.retired_controls[i]);
+	free(dm.retired_controls);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
 	/* Running jobs finish (a copy lands or its temporary goes);
