@@ -307,19 +307,51 @@ out:
 }
 
 
+/* The parent directory of path into buf ("/" for a top-level entry). */
+static void
+parent_of(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == NULL || slash == path ? 1 : (size_t)(slash - path);
+
+	snprintf(buf, size, "%.*s", (int)n, slash == NULL ? "/" : path);
+}
+
+/* Why dir cannot hold a new entry, or NULL when it can. */
+static const char *
+not_a_directory(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return strerror(errno);
+	if (!S_ISDIR(st.st_mode))
+		return strerror(ENOTDIR);
+	return NULL;
+}
+
 int
 config_check_sources(const Config *cfg, char **errors)
 {
 	struct problems pb = { .path = cfg->path };
+	char parent[4096];
+	const char *reason;
 	struct stat st;
-	size_t i;
+	size_t i, j;
 	int r = 0;
 
 	*errors = NULL;
+	if (cfg->log_file != NULL) {
+		parent_of(cfg->log_file, parent, sizeof parent);
+		if ((reason = not_a_directory(parent)) != NULL)
+			diag_add(&pb, NULL, cfg->log_file_line, "log_file '%s': "
+			    "its directory '%s': %s (the daemon would not start)",
+			    cfg->log_file, parent, reason);
+	}
 	for (i = 0; i < cfg->n_syncs; i++) {
 		const SyncPairConfig *pair = &cfg->syncs[i];
-		const char *reason = NULL;
 
+		reason = NULL;
 		if (stat(pair->source, &st) < 0)
 			reason = strerror(errno);
 		else if (!S_ISDIR(st.st_mode))
@@ -328,6 +360,16 @@ config_check_sources(const Config *cfg, char **errors)
 			diag_add(&pb, NULL, pair->source_line,
 			    "sync '%s': source '%s': %s", pair->name,
 			    pair->source, reason);
+		for (j = 0; j < pair->n_destinations; j++) {
+			parent_of(pair->destinations[j], parent, sizeof parent);
+			if ((reason = not_a_directory(parent)) == NULL)
+				continue;
+			diag_add(&pb, NULL, pair->destination_lines[j],
+			    "sync '%s': destination '%s': its parent directory "
+			    "'%s': %s (a missing destination is made, its "
+			    "parents are not)", pair->name,
+			    pair->destinations[j], parent, reason);
+		}
 	}
 	if (pb.oom)
 		r = -ENOMEM;

@@ -360,8 +360,11 @@ load_destinations(struct loader *ld, const config_setting_t *s,
 		goto out;
 	}
 	pair->destinations = calloc((size_t)n, sizeof *pair->destinations);
+	pair->destination_lines = calloc((size_t)n,
+	    sizeof *pair->destination_lines);
 	sl->dest_settings = calloc((size_t)n, sizeof *sl->dest_settings);
-	if (pair->destinations == NULL || sl->dest_settings == NULL) {
+	if (pair->destinations == NULL || sl->dest_settings == NULL ||
+	    pair->destination_lines == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -376,6 +379,8 @@ load_destinations(struct loader *ld, const config_setting_t *s,
 		if (path == NULL)
 			continue;
 		sl->dest_settings[pair->n_destinations] = e;
+		pair->destination_lines[pair->n_destinations] =
+		    diag_line_of(ld, e);
 		pair->destinations[pair->n_destinations++] = path;
 	}
 out:
@@ -569,6 +574,7 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			    &ld->cfg->delay_ms);
 		} else if (strcmp(key, "log_file") == 0) {
 			r = get_path(ld, s, "", "log_file", &ld->cfg->log_file);
+			ld->cfg->log_file_line = diag_line_of(ld, s);
 		} else if (strcmp(key, "log_level") == 0) {
 			load_log_level(ld, s);
 		} else if (strcmp(key, "control_socket") == 0) {
@@ -733,6 +739,7 @@ config_free(Config *cfg)
 		for (j = 0; j < pair->n_destinations; j++)
 			free(pair->destinations[j]);
 		free(pair->destinations);
+		free(pair->destination_lines);
 		exclude_free(pair->exclude);
 	}
 	free(cfg->syncs);
