@@ -479,7 +479,7 @@ count_lines(const char *p, size_t len)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; p != NULL && i < len; i++)
 		n += p[i] == '\n';
 	return n;
 }
@@ -531,8 +531,10 @@ writer_stop(void)
 	pthread_cond_signal(&w.wake);
 	done = wait_writer_locked();
 	if (!done) {
-		left = w.journal ? 0 : count_lines(w.queue.p, w.queue.len) +
-		    count_lines(w.batch.p + (w.batch.len - w.taken), w.taken);
+		left = w.journal ? 0 : count_lines(w.queue.p, w.queue.len);
+		if (!w.journal && w.batch.p != NULL)
+			left += count_lines(w.batch.p + (w.batch.len - w.taken),
+			    w.taken);
 		left += w.dropped;
 	}
 	pthread_mutex_unlock(&w.lock);
