@@ -52,6 +52,7 @@
 #define NO_MARK SIZE_MAX
 #define JOURNAL_FIELDS_MAX 8
 #define DIRECT_MAX (SYNCLOG_LINE_MAX + 512)
+#define WRITE_STEP (16u << 10)
 
 typedef struct Buf {
 	char *p;
@@ -223,8 +224,10 @@ write_text(const char *p, size_t len, bool counted)
 	while (len > 0) {
 		ssize_t n;
 
+		/* In steps: a blocking write returns only when all of it is
+		 * in, and writer_stop judges progress by what came back. */
 		cancel_point_begin();
-		n = write(w.fd, p, len);
+		n = write(w.fd, p, len < WRITE_STEP ? len : WRITE_STEP);
 		cancel_point_end();
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -484,33 +487,35 @@ count_lines(const char *p, size_t len)
 	return n;
 }
 
+/* exit_wait_ms from now, on CLOCK_MONOTONIC (the progress condvar's). */
+static struct timespec
+exit_deadline(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += w.exit_wait_ms / 1000;
+	t.tv_nsec += (long)(w.exit_wait_ms % 1000) * 1000000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
 /* Waits for the writer to finish; false when it made no progress in time. */
 static bool
 wait_writer_locked(void)
 {
 	unsigned long long seen = w.written;
-	struct timespec deadline;
+	struct timespec deadline = exit_deadline();
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += w.exit_wait_ms / 1000;
-	deadline.tv_nsec += (long)(w.exit_wait_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	while (!w.exited) {
 		int r = pthread_cond_timedwait(&w.progress, &w.lock, &deadline);
 
 		if (w.written != seen) {
 			seen = w.written;
-			clock_gettime(CLOCK_MONOTONIC, &deadline);
-			deadline.tv_sec += w.exit_wait_ms / 1000;
-			deadline.tv_nsec += (long)(w.exit_wait_ms % 1000) *
-			    1000000;
-			if (deadline.tv_nsec >= 1000000000) {
-				deadline.tv_sec++;
-				deadline.tv_nsec -= 1000000000;
-			}
+			deadline = exit_deadline();
 		} else if (r == ETIMEDOUT) {
 			return false;
 		}
@@ -543,7 +548,7 @@ writer_stop(void)
 	pthread_join(w.thread, NULL);
 	/* Not when stderr is the log: it is what does not move. */
 	if (!done && w.path != NULL)
-		fprintf(stderr, "treesync: log: %zu line%s not written at "
+		fprintf(stderr, "treesync: log: about %zu line%s not written at "
 		    "exit: '%s' took nothing for %d ms\n", left, left == 1 ?
 		    "" : "s", w.path, w.exit_wait_ms);
 	if (w.fd >= 0 && w.fd != STDERR_FILENO)

@@ -66,6 +66,8 @@ typedef struct Reader {
 	char *text;
 	size_t len;
 	pthread_t thread;
+	size_t step;		/* bytes per read; 0: 64 KiB */
+	useconds_t pause;	/* between reads */
 } Reader;
 
 static void *
@@ -75,7 +77,9 @@ reader_main(void *arg)
 	char buf[65536];
 	ssize_t n;
 
-	while ((n = read(r->fd, buf, sizeof buf)) != 0) {
+	while ((n = read(r->fd, buf, r->step ? r->step : sizeof buf)) != 0) {
+		if (r->pause > 0)
+			usleep(r->pause);
 		if (n < 0 && errno == EINTR)
 			continue;
 		ck_assert_int_gt(n, 0);
@@ -208,6 +212,34 @@ START_TEST(test_reopen_splits_where_it_was_asked)
 }
 END_TEST
 
+/*
+ * A reader slower than the lines, but steady: close waits as long as the
+ * writer makes progress, however long the whole takes (the stall limit is
+ * 200 ms here, the whole takes longer).
+ */
+START_TEST(test_close_waits_for_a_slow_reader)
+{
+	enum { N = 20000 };
+	Reader r;
+	size_t lines = 0;
+
+	synclog_set_writer_limits(0, 200);
+	open_fifo_log(&r);
+	r.step = 4096;
+	r.pause = 2000;
+	for (int i = 0; i < N; i++)
+		synclog_msg(LOG_LEVEL_INFO, "line %d", i);
+	reader_start(&r);
+	synclog_close();
+	reader_finish(&r);
+	for (const char *p = r.text; (p = strstr(p, " info  line ")) != NULL;
+	    p++)
+		lines++;
+	ck_assert_uint_eq(lines, N);
+	free(r.text);
+}
+END_TEST
+
 START_TEST(test_close_gives_up_on_a_stalled_writer)
 {
 	Reader r;
@@ -240,6 +272,7 @@ synclog_suite(void)
 	tcase_add_test(tc, test_every_line_in_order);
 	tcase_add_test(tc, test_past_the_bound_the_drops_are_counted);
 	tcase_add_test(tc, test_reopen_splits_where_it_was_asked);
+	tcase_add_test(tc, test_close_waits_for_a_slow_reader);
 	tcase_add_test(tc, test_close_gives_up_on_a_stalled_writer);
 	tcase_add_test(tc, test_no_writer_writes_directly);
 	suite_add_tcase(s, tc);
