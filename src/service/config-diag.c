@@ -512,7 +512,7 @@ diag_integer(struct loader *ld, const config_setting_t *s, long long *out,
 	size_t len = name != NULL ? strlen(name) : 0;
 
 	*out = config_setting_get_int64(s);
-	if (name == NULL || !line_text(diag_text_of(ld, file ? file : ld->path),
+	if (len == 0 || !line_text(diag_text_of(ld, file ? file : ld->path),
 	    config_setting_source_line(s), line, sizeof line))
 		return -ENOENT;
 	/*
