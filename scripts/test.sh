@@ -94,8 +94,9 @@ if [ -z "${QUICK:-}" ]; then
   show_reports "$logs/asan"
   show_reports "$logs/ubsan"
 
-  # TSan: the threaded parts (reactor + worker pool, watcher thread, log
-  # writer). The unit suites, then the live daemon on a shorter churn. Suppressions
+  # TSan: the threaded parts (reactor + worker pool, watcher thread, the
+  # log writer in test-synclog). The
+  # unit suites, then the live daemon on a shorter churn. Suppressions
   # (outside our code only) are explained in tests/tsan.supp.
   export TSAN_OPTIONS="halt_on_error=1:exitcode=89:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp:log_path=$logs/tsan"
   meson setup build-tsan -Db_sanitize=thread --reconfigure >/dev/null 2>&1 ||
@@ -104,8 +105,7 @@ if [ -z "${QUICK:-}" ]; then
   TREESYNC_MODEL_SECONDS=5 run_suite "TSan: unit" build-tsan --suite unit \
     --timeout-multiplier 3 ||
     status=1
-  # logs: the log's writer thread beside the reactor in the real daemon.
-  TREESYNC_CHURN_SECONDS=5 run_suite "TSan: live, logs" build-tsan live logs \
+  TREESYNC_CHURN_SECONDS=5 run_suite "TSan: live" build-tsan live \
     --timeout-multiplier 2 || status=1
   unset TSAN_OPTIONS
   show_reports "$logs/tsan"
