@@ -9,9 +9,14 @@ packages=(
   libevent-dev libconfig-dev libinotifytools0-dev libxxhash-dev
   libsystemd-dev check
   python3 rsync valgrind util-linux passwd procps
+  openssh-client openssh-server iproute2
   systemd systemd-container debootstrap groff-base man-db logrotate
   clang libclang-rt-dev
+  acl libcap2-bin libfuse3-dev fuse3
+  debhelper dpkg-dev lintian bash-completion
 )
+# Not here: prometheus (tests/integration/test_metrics.py installs it when
+# missing and keeps the package's own server from running on :9090).
 if [ "${1:-}" = "--bench" ]; then
   packages+=(lsyncd inotify-tools time hyperfine)
 fi

@@ -19,6 +19,7 @@
 #include "engine/pair.h"
 #include "engine/guard.h"
 #include "engine/pool.h"
+#include "engine/rules.h"
 
 typedef struct SyncStats {
 	uint64_t entries_seen;	/* source entries considered */
@@ -45,6 +46,20 @@ typedef struct SyncStats {
 typedef struct FullSync FullSync;
 typedef void (*FullSyncDoneFn)(FullSync *fs, void *arg);
 
+/*
+ * One step the pass took on a name, in the rules' words (rules.h), for a
+ * caller that wants them name by name (tests/unit/test-rules.c; an
+ * itemized list): relpath ("" for the pass's top), what was done
+ * (RULE_DELETE, RULE_MKDIR, RULE_COPY, RULE_SYMLINK, RULE_HARDLINK,
+ * RULE_ATTRS, or RULE_NONE when a hash found the content and the
+ * attributes equal; RULE_SKIP, RULE_SOURCE_ERROR) and its outcome (0 or
+ * -errno). A replace is two steps, RULE_DELETE then the other; a
+ * directory's own attributes are a RULE_ATTRS step after its entries.
+ * Names found equal without a hash get no call. Reactor thread.
+ */
+typedef void (*FullSyncReportFn)(void *arg, const char *relpath,
+    RuleAction done, int err);
+
 typedef struct FullSyncOptions {
 	bool preserve_owner;	/* running as root */
 	bool will_retry;	/* failures are retried later (live daemon) */
@@ -57,6 +72,8 @@ typedef struct FullSyncOptions {
 	bool force;		/* ignore max_delete for this pass */
 	uint64_t dst_entries;	/* destination size for a percentage
 				 * max_delete; 0: count it in the pass */
+	FullSyncReportFn report;	/* NULL: none */
+	void *report_arg;
 } FullSyncOptions;
 
 /*

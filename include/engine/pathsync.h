@@ -5,9 +5,12 @@
  * stale, repeated or reordered event can only cause extra work, never a
  * wrong result.
  *
- * Stateless; worker threads only. Directories are not walked here: a
- * directory that is new (or replaced) in the destination is reported back
- * as PATHSYNC_SUBTREE for a fullsync pass over it.
+ * What a path needs is rules_decide's answer (rules.h), the same as a
+ * full pass's for the same two entries. Stateless; worker threads only.
+ * Directories are not walked here: a directory that is new (or replaced)
+ * in the destination is reported back as PATHSYNC_SUBTREE for a fullsync
+ * pass over it, and one both sides have gets its own attributes only
+ * (its entries have paths of their own).
  */
 #ifndef TREESYNC_PATHSYNC_H
 #define TREESYNC_PATHSYNC_H
@@ -18,6 +21,7 @@
 #include "engine/pair.h"
 #include "engine/copy.h"
 #include "engine/guard.h"
+#include "engine/rules.h"
 
 typedef enum {
 	PATHSYNC_DONE,		/* the path is in sync (or err says why not) */
@@ -42,8 +46,16 @@ typedef struct PathSyncResult {
 	PathSyncOutcome outcome;
 	int err;		/* 0 or -errno (or COPY_SOURCE_CHANGED);
 				 * -ECANCELED: stopping (copy_abandon) */
-	const char *action;	/* "copy", "delete", "symlink", "attrs";
-				 * NULL when nothing needed doing */
+	/* What was done of what rules_decide (rules.h) asked for:
+	 * RULE_COPY, RULE_SYMLINK, RULE_ATTRS or RULE_DELETE (also when
+	 * the delete of a replace failed: see err); RULE_NONE when nothing
+	 * was: in sync, kept (delete = false), a special file, a delete
+	 * withheld or refused (see withheld and fault), or handed on
+	 * (PATHSYNC_SUBTREE: the rules said RULE_MKDIR; PATHSYNC_HARDLINK:
+	 * RULE_HARDLINK). */
+	RuleAction action;
+	bool replaced;		/* the destination entry in the way (another
+				 * kind) was deleted first */
 	uint64_t bytes;		/* copied (so far, when -ECANCELED) */
 	uint64_t size;		/* the source file's size, for a copy */
 	uint64_t count;		/* entries deleted */

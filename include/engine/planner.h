@@ -1,9 +1,11 @@
 /*
- * planner — decides what one directory of a destination needs so that it
- * equals the same directory of the source, and in what order.
+ * planner — what one directory of a destination needs so that it equals
+ * the same directory of the source, and in what order: it pairs the two
+ * listings by name, leaves out excluded names and temporaries, asks
+ * rules_decide (rules.h) about each name and orders the steps.
  *
  * Pure: it reads two ScanLists and the pair's options and writes an action
- * list; it touches no file and keeps no state, so the rules are unit-tested
+ * list; it touches no file and keeps no state, so it is unit-tested
  * without a file system. The order it emits is the order that is safe to
  * apply (see planner.c). Called on the reactor thread.
  */
@@ -16,35 +18,31 @@
 
 #include "engine/pair.h"
 #include "engine/exclude.h"
+#include "engine/rules.h"
 #include "engine/scan.h"
 
-typedef enum {
-	PLAN_DELETE,		/* dst: remove (a tree when a directory) */
-	PLAN_MKDIR,		/* src: create the directory */
-	PLAN_COPY,		/* src: copy the regular file */
-	PLAN_HASH_COPY,		/* src: hash both, copy when they differ */
-	PLAN_HARDLINK,		/* src: file with nlink > 1, the caller
-				 * decides copy or link (see up_to_date) */
-	PLAN_SYMLINK,		/* src: (re)create the symlink */
-	PLAN_META,		/* src: same content, fix owner/mode/times */
-	PLAN_RECURSE,		/* src: descend into the subdirectory */
-	PLAN_SKIP_SPECIAL,	/* src: fifo, socket or device: not mirrored */
-	PLAN_SOURCE_ERROR,	/* src: could not be read; dst left alone */
-} PlanType;
-
+/*
+ * One step of a directory's plan. type is what rules_decide gave the name
+ * (rules.h), or RULE_DELETE for the first step of a replace (rule.replace:
+ * the destination entry in the way goes first); RULE_NONE and RULE_KEEP
+ * get no step. A new directory is two steps: RULE_MKDIR, then
+ * RULE_RECURSE with fresh_dir.
+ */
 typedef struct PlanAction {
-	PlanType type;
-	const ScanEntry *src;	/* NULL for PLAN_DELETE */
-	const ScanEntry *dst;	/* the destination entry of that name */
-	bool up_to_date;	/* PLAN_HARDLINK: content already matches */
-	bool fresh_dir;		/* PLAN_RECURSE: dst dir is new, empty */
+	RuleAction type;	/* RULE_DELETE, MKDIR, COPY, HASH, HARDLINK,
+				 * SYMLINK, ATTRS, RECURSE, SKIP or
+				 * SOURCE_ERROR */
+	const ScanEntry *src;	/* NULL for RULE_DELETE */
+	const ScanEntry *dst;	/* the destination entry of that name (NULL
+				 * after a replace's delete) */
+	RuleDecision rule;	/* the name's decision: leader for
+				 * RULE_HARDLINK, attrs for RULE_RECURSE */
+	bool fresh_dir;		/* RULE_RECURSE: dst dir is new, empty */
 } PlanAction;
 
 typedef struct PlanOptions {
 	const Exclude *exclude;
-	bool delete;		/* propagate names that left the source */
-	CompareMode compare;
-	bool preserve_owner;
+	RuleOptions rules;
 } PlanOptions;
 
 typedef struct Plan {
@@ -67,11 +65,6 @@ typedef struct Plan {
  */
 int planner_plan_dir(const char *dir_relpath, const ScanList *src,
     const ScanList *dst, const PlanOptions *opt, Plan *out);
-/* True when a file's content is taken to match (size + mtime ns check). */
-bool planner_same_content(const FileMeta *src, const FileMeta *dst);
-/* True when owner (if preserve_owner) and mode match. */
-bool planner_same_attrs(const FileMeta *src, const FileMeta *dst,
-    bool preserve_owner);
 void planner_plan_free(Plan *plan);
 
 #endif

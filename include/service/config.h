@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "engine/pair.h"
 #include "util/synclog.h"
@@ -31,9 +33,14 @@ typedef struct Config {
 	int log_file_line;	/* for messages */
 	LogLevel log_level;
 	char *control_socket;
+	char *control_socket_group;	/* NULL: the daemon's own group */
+	gid_t control_socket_gid;	/* that group, looked up at load */
+	char *metrics_listen;	/* "ADDR:PORT" as written; NULL: off */
+	struct sockaddr_storage metrics_addr;	/* it, parsed (numeric) */
+	socklen_t metrics_addrlen;
 	MaxDelete max_delete;	/* default of every sync pair */
 	SyncPairConfig *syncs;
-	size_t n_syncs;
+	size_t n_syncs;		/* may be 0: the daemon idles until a reload */
 } Config;
 
 /*

@@ -19,6 +19,8 @@
 #ifndef TREESYNC_CONTROL_H
 #define TREESYNC_CONTROL_H
 
+#include <sys/types.h>
+
 #include "service/control_parse.h"
 
 struct event_base;
@@ -61,6 +63,12 @@ int control_new(struct event_base *base, const char *path, ControlHandler fn,
 const char *control_path(const Control *c);
 /* Clients connected (a stopped Control may still have some). */
 size_t control_clients(const Control *c);
+/*
+ * Gives the socket file the group gid (it stays mode 0660: root and that
+ * group may connect; control_socket_group). -ESTALE: the file at the path
+ * is no longer the one we made; other -errno from open or fchownat.
+ */
+int control_set_group(Control *c, gid_t gid);
 /*
  * Stops listening and removes the socket file if it is still the one we
  * made; connected clients still get their answers. NULL is fine.

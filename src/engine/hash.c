@@ -66,3 +66,16 @@ out:
 	close(fd);
 	return r;
 }
+
+int
+hash_same(int src_dir, int dst_dir, const char *name, bool *same)
+{
+	uint64_t hs, hd;
+	int r;
+
+	*same = false;
+	if ((r = hash_file(src_dir, name, &hs)) < 0)
+		return r;
+	*same = hash_file(dst_dir, name, &hd) == 0 && hs == hd;
+	return 0;
+}

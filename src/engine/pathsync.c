@@ -14,7 +14,7 @@
 #include "engine/fsutil.h"
 #include "engine/hash.h"
 #include "engine/pathsync.h"
-#include "engine/planner.h"
+#include "engine/rules.h"
 #include "util/beneath.h"
 #include "util/path.h"
 
@@ -25,104 +25,118 @@ path_gone(int err)
 	return err == -ENOENT || err == -ENOTDIR || err == -ELOOP;
 }
 
+static RuleOptions
+rule_options(const PathSyncOptions *opt)
+{
+	RuleOptions r = { .compare = opt->compare, .delete = opt->delete,
+	    .preserve_owner = opt->copy.preserve_owner };
+
+	return r;
+}
+
 static void
 sync_root_meta(int src_root, int dst_root, const PathSyncOptions *opt,
     PathSyncResult *res)
 {
+	RuleOptions ropt = rule_options(opt);
 	struct stat ss, ds;
-	FileMeta sm, dm;
+	ScanEntry s = { 0 }, d = { 0 };
 
 	if (fstat(src_root, &ss) < 0 || fstat(dst_root, &ds) < 0) {
 		res->err = -errno;
 		return;
 	}
-	fsutil_meta_from_stat(&ss, &sm);
-	fsutil_meta_from_stat(&ds, &dm);
-	if (planner_same_attrs(&sm, &dm, opt->copy.preserve_owner) &&
-	    planner_same_content(&sm, &dm))
+	fsutil_meta_from_stat(&ss, &s.meta);
+	fsutil_meta_from_stat(&ds, &d.meta);
+	if (!rules_decide(&s, &d, &ropt).attrs)
 		return;
-	res->action = "attrs";
-	res->err = copy_set_meta(dst_root, ".", &sm, &opt->copy);
+	res->action = RULE_ATTRS;
+	res->err = copy_set_meta(dst_root, ".", &s.meta, &opt->copy);
 }
 
-/* A directory where a file or symlink belongs goes first. */
-static bool
-clear_dir(int dp, const char *base, PathSyncResult *res)
-{
-	res->action = "delete";
-	res->err = copy_delete_tree(dp, base, &res->count);
-	return res->err == 0;
-}
-
-/* Regular file: copy unless it already matches. */
+/* A name gone from the source: delete it, unless held or the source
+ * root fails its check. */
 static void
-sync_file(int sp, int dp, const char *base, const FileMeta *sm,
-    const struct stat *ds, bool have_dst, const PathSyncOptions *opt,
+sync_gone(const PathSyncDir *pd, const char *base, const PathSyncOptions *opt,
     PathSyncResult *res)
 {
-	FileMeta dm;
-
-	if (sm->nlink > 1) {
-		res->outcome = PATHSYNC_HARDLINK;
-		return;
+	if (opt->hold_deletes) {
+		res->withheld = true;
+	} else if (opt->expect != NULL &&
+	    (res->fault = guard_check_source(pd->src_root, 0, pd->dst_root,
+	    opt->expect, true, &(SourceIdentity){ 0 })) != GUARD_OK) {
+		/* A vanished or emptied source root says nothing about this
+		 * name: keep it. */
+	} else {
+		res->action = RULE_DELETE;
+		res->entries_changed = true;
+		res->err = copy_delete_tree(pd->dp, base, &res->count);
 	}
-	if (have_dst && S_ISREG(ds->st_mode)) {
-		bool same;
-
-		fsutil_meta_from_stat(ds, &dm);
-		same = dm.nlink <= 1 && planner_same_content(sm, &dm);
-		if (same && opt->compare == COMPARE_HASH) {
-			uint64_t hs, hd;
-			same = hash_file(sp, base, &hs) == 0 &&
-			    hash_file(dp, base, &hd) == 0 && hs == hd;
-		}
-		if (same) {
-			if (planner_same_attrs(sm, &dm,
-			    opt->copy.preserve_owner))
-				return;
-			res->action = "attrs";
-			res->err = copy_set_meta(dp, base, sm, &opt->copy);
-			return;
-		}
-	}
-	if (have_dst && S_ISDIR(ds->st_mode) && !clear_dir(dp, base, res))
-		return;
-	res->action = "copy";
-	res->entries_changed = true;
-	res->size = (uint64_t)sm->size;
-	res->err = copy_file_atomic(sp, base, dp, base, &opt->copy,
-	    &res->bytes, NULL);
 }
 
+/* Reads the target of the symlink name in dir into e (a buffer of
+ * PATH_MAX + 1). 0 or -errno. */
+static int
+read_target(int dir, const char *name, ScanEntry *e, char *buf)
+{
+	ssize_t n = readlinkat(dir, name, buf, PATH_MAX);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	e->link_target = buf;
+	return 0;
+}
+
+/* Does what rule says for a name both sides may have (the source has). */
 static void
-sync_symlink(int sp, int dp, const char *base, const FileMeta *sm,
-    const struct stat *ds, bool have_dst, const PathSyncOptions *opt,
+apply(int sp, int dp, const char *base, const ScanEntry *s,
+    const ScanEntry *d, const RuleDecision *rule, const PathSyncOptions *opt,
     PathSyncResult *res)
 {
-	char target[PATH_MAX + 1], old[PATH_MAX + 1];
-	ssize_t n = readlinkat(sp, base, target, sizeof target - 1);
+	RuleOptions ropt = rule_options(opt);
+	RuleAction action = rule->action;
+	bool same;
 
-	if (n < 0) {
-		res->err = path_gone(-errno) ? 0 : -errno;
+	if (action == RULE_RECURSE)
+		action = rule->attrs ? RULE_ATTRS : RULE_NONE;
+	if (action == RULE_NONE || action == RULE_SKIP)
 		return;
-	}
-	target[n] = '\0';
-	if (have_dst && S_ISLNK(ds->st_mode)) {
-		ssize_t m = readlinkat(dp, base, old, sizeof old - 1);
-		if (m == n && memcmp(old, target, (size_t)n) == 0) {
-			if (!opt->copy.preserve_owner ||
-			    (ds->st_uid == sm->uid && ds->st_gid == sm->gid))
-				return;
-			res->action = "attrs";
-			res->err = copy_set_meta(dp, base, sm, &opt->copy);
+	if (rule->replace) {
+		/* A directory where a file or symlink belongs goes first. */
+		res->action = RULE_DELETE;
+		res->entries_changed = true;
+		if ((res->err = copy_delete_tree(dp, base, &res->count)) < 0)
 			return;
-		}
+		res->replaced = true;
 	}
-	if (have_dst && S_ISDIR(ds->st_mode) && !clear_dir(dp, base, res))
-		return;
-	res->action = "symlink";
-	res->entries_changed = true;
-	res->err = copy_symlink(dp, base, target, sm, &opt->copy);
+	if (action == RULE_HASH) {
+		if ((res->err = hash_same(sp, dp, base, &same)) < 0)
+			return;
+		action = rules_after_hash(s, d, &ropt, same).action;
+		if (action == RULE_NONE)
+			return;
+	}
+	res->action = action;
+	switch (action) {
+	case RULE_ATTRS:
+		res->err = copy_set_meta(dp, base, &s->meta, &opt->copy);
+		break;
+	case RULE_COPY:
+		res->entries_changed = true;
+		res->size = (uint64_t)s->meta.size;
+		res->err = copy_file_atomic(sp, base, dp, base, &opt->copy,
+		    &res->bytes, NULL);
+		break;
+	case RULE_SYMLINK:
+		res->entries_changed = true;
+		res->err = copy_symlink(dp, base, s->link_target, &s->meta,
+		    &opt->copy);
+		break;
+	default:
+		res->action = RULE_NONE;	/* not one of the rules' answers */
+		break;
+	}
 }
 
 void
@@ -149,10 +163,13 @@ void
 pathsync_dir_run(const PathSyncDir *pd, const char *base,
     const PathSyncOptions *opt, PathSyncResult *res)
 {
+	RuleOptions ropt = rule_options(opt);
+	char starget[PATH_MAX + 1], dtarget[PATH_MAX + 1];
+	ScanEntry s = { 0 }, d = { 0 };
 	struct stat ss, ds;
 	bool have_src = false, have_dst = false;
-	int sp = pd->sp, dp = pd->dp;
-	FileMeta sm;
+	int sp = pd->sp, dp = pd->dp, r;
+	RuleDecision rule;
 
 	memset(res, 0, sizeof *res);
 	res->outcome = PATHSYNC_DONE;
@@ -182,50 +199,41 @@ pathsync_dir_run(const PathSyncDir *pd, const char *base,
 		res->err = -errno;
 		return;
 	}
-
-	if (!have_src) {
-		if (have_dst && opt->delete && opt->hold_deletes) {
-			res->withheld = true;
-		} else if (have_dst && opt->delete && opt->expect != NULL &&
-		    (res->fault = guard_check_source(pd->src_root, 0,
-		    pd->dst_root, opt->expect, true,
-		    &(SourceIdentity){ 0 })) != GUARD_OK) {
-			/* A vanished or emptied source root says nothing
-			 * about this name: keep it. */
-		} else if (have_dst && opt->delete) {
-			res->action = "delete";
-			res->entries_changed = true;
-			res->err = copy_delete_tree(dp, base, &res->count);
+	if (have_src) {
+		fsutil_meta_from_stat(&ss, &s.meta);
+		if (S_ISLNK(ss.st_mode) &&
+		    (r = read_target(sp, base, &s, starget)) < 0) {
+			res->err = path_gone(r) ? 0 : r;
+			return;
 		}
-		return;
 	}
-	fsutil_meta_from_stat(&ss, &sm);
-	switch (ss.st_mode & S_IFMT) {
-	case S_IFREG:
-		sync_file(sp, dp, base, &sm, &ds, have_dst, opt, res);
+	if (have_dst) {
+		fsutil_meta_from_stat(&ds, &d.meta);
+		/* Unreadable: another target, recreated. */
+		if (S_ISLNK(ds.st_mode))
+			(void)read_target(dp, base, &d, dtarget);
+	}
+	rule = rules_decide(have_src ? &s : NULL, have_dst ? &d : NULL, &ropt);
+	switch (rule.action) {
+	case RULE_DELETE:
+		sync_gone(pd, base, opt, res);
 		break;
-	case S_IFLNK:
-		sync_symlink(sp, dp, base, &sm, &ds, have_dst, opt, res);
+	case RULE_MKDIR:
+		/* New, or replacing another kind: a subtree pass does it. */
+		res->outcome = PATHSYNC_SUBTREE;
 		break;
-	case S_IFDIR:
-		if (!have_dst || !S_ISDIR(ds.st_mode)) {
-			res->outcome = PATHSYNC_SUBTREE;
-			break;
-		}
-		/* Its own metadata; what is inside it has events of its own. */
-		{
-			FileMeta dm;
-			fsutil_meta_from_stat(&ds, &dm);
-			if (planner_same_attrs(&sm, &dm,
-			    opt->copy.preserve_owner) &&
-			    planner_same_content(&sm, &dm))
-				break;
-			res->action = "attrs";
-			res->err = copy_set_meta(dp, base, &sm, &opt->copy);
-		}
+	case RULE_HARDLINK:
+		/* Its other names are elsewhere: a pass of the whole pair. */
+		res->outcome = PATHSYNC_HARDLINK;
+		break;
+	case RULE_NONE:
+	case RULE_KEEP:
+	case RULE_SKIP:
+	case RULE_SOURCE_ERROR:
 		break;
 	default:
-		break;	/* fifos, sockets, devices: not mirrored */
+		apply(sp, dp, base, &s, have_dst ? &d : NULL, &rule, opt, res);
+		break;
 	}
 }
 

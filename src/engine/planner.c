@@ -21,18 +21,19 @@
 #include <sys/stat.h>
 
 #include "engine/planner.h"
+#include "engine/rules.h"
 
 #define PHASES 4
 
 static int
-phase_of(PlanType t)
+phase_of(RuleAction t)
 {
 	switch (t) {
-	case PLAN_DELETE:
+	case RULE_DELETE:
 		return 0;
-	case PLAN_MKDIR:
+	case RULE_MKDIR:
 		return 1;
-	case PLAN_RECURSE:
+	case RULE_RECURSE:
 		return 3;
 	default:
 		return 2;
@@ -40,7 +41,8 @@ phase_of(PlanType t)
 }
 
 static int
-push(Plan *plan, PlanType type, const ScanEntry *src, const ScanEntry *dst)
+push(Plan *plan, RuleAction type, const ScanEntry *src, const ScanEntry *dst,
+    const RuleDecision *rule)
 {
 	PlanAction *a;
 
@@ -57,37 +59,11 @@ push(Plan *plan, PlanType type, const ScanEntry *src, const ScanEntry *dst)
 	a->type = type;
 	a->src = src;
 	a->dst = dst;
-	switch (type) {
-	case PLAN_MKDIR:
-	case PLAN_COPY:
-	case PLAN_HASH_COPY:
-	case PLAN_HARDLINK:
-	case PLAN_SYMLINK:
-	case PLAN_META:
-		plan->n_src_acted++;
-		if (S_ISREG(src->meta.mode))
-			plan->src_bytes_acted += (uint64_t)src->meta.size;
-		break;
-	default:
-		break;
-	}
+	if (rule != NULL)
+		a->rule = *rule;
+	else
+		a->rule.action = type;
 	return 0;
-}
-
-bool
-planner_same_content(const FileMeta *src, const FileMeta *dst)
-{
-	return src->size == dst->size && src->mtime_sec == dst->mtime_sec &&
-	    src->mtime_nsec == dst->mtime_nsec;
-}
-
-bool
-planner_same_attrs(const FileMeta *src, const FileMeta *dst,
-    bool preserve_owner)
-{
-	if ((src->mode & 07777) != (dst->mode & 07777))
-		return false;
-	return !preserve_owner || (src->uid == dst->uid && src->gid == dst->gid);
 }
 
 /* Excluded, or one of our temporaries that a source happens to hold. */
@@ -110,94 +86,41 @@ ignored(const char *dir_relpath, const char *name, bool is_dir,
 	return exclude_match(ex, path, is_dir);
 }
 
-/* The actions for a source entry s whose destination entry is d (or NULL). */
+/* The steps for a source entry s whose destination entry is d (or NULL):
+ * what rules_decide says, a replace's delete first. */
 static int
 plan_source_entry(const ScanEntry *s, const ScanEntry *d,
     const PlanOptions *opt, Plan *out)
 {
-	mode_t st = s->meta.mode & S_IFMT;
-	mode_t dt = d != NULL ? (d->meta.mode & S_IFMT) : 0;
-	int r = 0;
+	RuleDecision rule = rules_decide(s, d, &opt->rules);
+	int r;
 
 	out->n_src++;
-	if (st == S_IFREG)
+	if (S_ISREG(s->meta.mode) && s->err == 0)
 		out->src_bytes += (uint64_t)s->meta.size;
-	if (s->err != 0)
-		return push(out, PLAN_SOURCE_ERROR, s, d);
-	if (d != NULL && d->err != 0 &&
-	    (st == S_IFDIR || st == S_IFREG || st == S_IFLNK)) {
-		/* Unknown destination entry: replace it (not for a special
-		 * source file, which replaces nothing: fuzz-planner). */
-		if ((r = push(out, PLAN_DELETE, NULL, d)) < 0)
+	if (rule.action != RULE_NONE && rule.action != RULE_RECURSE &&
+	    rule.action != RULE_SKIP && rule.action != RULE_SOURCE_ERROR) {
+		/* An op to wait for, for the progress figures (a directory
+		 * both sides have is settled at once). */
+		out->n_src_acted++;
+		if (S_ISREG(s->meta.mode))
+			out->src_bytes_acted += (uint64_t)s->meta.size;
+	}
+	if (rule.replace) {
+		if ((r = push(out, RULE_DELETE, NULL, d, NULL)) < 0)
 			return r;
 		d = NULL;
-		dt = 0;
 	}
-	switch (st) {
-	case S_IFDIR:
-		if (d != NULL && dt == S_IFDIR)
-			return push(out, PLAN_RECURSE, s, d);
-		if (d != NULL && (r = push(out, PLAN_DELETE, NULL, d)) < 0)
-			return r;
-		if ((r = push(out, PLAN_MKDIR, s, NULL)) < 0)
-			return r;
-		if ((r = push(out, PLAN_RECURSE, s, NULL)) < 0)
+	if (rule.action == RULE_NONE)
+		return 0;
+	if ((r = push(out, rule.action, s, d, &rule)) < 0)
+		return r;
+	if (rule.action == RULE_MKDIR) {
+		if ((r = push(out, RULE_RECURSE, s, NULL, &rule)) < 0)
 			return r;
 		out->actions[out->n - 1].fresh_dir = true;
-		return 0;
-	case S_IFREG: {
-		bool same = false, split = false;
-
-		if (d != NULL && dt == S_IFDIR) {
-			if ((r = push(out, PLAN_DELETE, NULL, d)) < 0)
-				return r;
-			d = NULL;
-			dt = 0;
-		}
-		if (d != NULL && dt == S_IFREG) {
-			/* A destination name linked to other names must be
-			 * split off when the source name stands alone. */
-			split = s->meta.nlink <= 1 && d->meta.nlink > 1;
-			same = !split && planner_same_content(&s->meta,
-			    &d->meta);
-		}
-		if (s->meta.nlink > 1) {
-			if ((r = push(out, PLAN_HARDLINK, s, d)) < 0)
-				return r;
-			out->actions[out->n - 1].up_to_date = same;
-			return 0;
-		}
-		if (opt->compare == COMPARE_HASH) {
-			/* Equal sizes: only the content can tell. */
-			if (d != NULL && dt == S_IFREG && !split &&
-			    d->meta.size == s->meta.size)
-				return push(out, PLAN_HASH_COPY, s, d);
-			return push(out, PLAN_COPY, s, d);
-		}
-		if (!same)
-			return push(out, PLAN_COPY, s, d);
-		if (!planner_same_attrs(&s->meta, &d->meta, opt->preserve_owner))
-			return push(out, PLAN_META, s, d);
-		return 0;
 	}
-	case S_IFLNK:
-		if (d != NULL && dt == S_IFDIR) {
-			if ((r = push(out, PLAN_DELETE, NULL, d)) < 0)
-				return r;
-			d = NULL;
-			dt = 0;
-		}
-		if (d != NULL && dt == S_IFLNK && d->link_target != NULL &&
-		    strcmp(d->link_target, s->link_target) == 0) {
-			if (opt->preserve_owner && (s->meta.uid != d->meta.uid ||
-			    s->meta.gid != d->meta.gid))
-				return push(out, PLAN_META, s, d);
-			return 0;
-		}
-		return push(out, PLAN_SYMLINK, s, d);
-	default:
-		return push(out, PLAN_SKIP_SPECIAL, s, d);
-	}
+	return 0;
 }
 
 /* Stable sort by phase: counting pass, then scatter. */
@@ -252,11 +175,13 @@ planner_plan_dir(const char *dir_relpath, const ScanList *src,
 			 * and excluded names never. */
 			if (fsutil_is_temp_name(d->name)) {
 				if (!fsutil_is_own_temp(d->name))
-					r = push(out, PLAN_DELETE, NULL, d);
-			} else if (opt->delete && !ignored(dir_relpath,
-			    d->name, d->err == 0 && S_ISDIR(d->meta.mode),
-			    opt->exclude)) {
-				r = push(out, PLAN_DELETE, NULL, d);
+					r = push(out, RULE_DELETE, NULL, d,
+					    NULL);
+			} else if (!ignored(dir_relpath, d->name, d->err == 0 &&
+			    S_ISDIR(d->meta.mode), opt->exclude) &&
+			    rules_decide(NULL, d, &opt->rules).action ==
+			    RULE_DELETE) {
+				r = push(out, RULE_DELETE, NULL, d, NULL);
 			}
 		} else {
 			i++;
@@ -265,7 +190,7 @@ planner_plan_dir(const char *dir_relpath, const ScanList *src,
 			 * name does not save an earlier run's leftover. */
 			if (fsutil_is_temp_name(d->name) &&
 			    !fsutil_is_own_temp(d->name))
-				r = push(out, PLAN_DELETE, NULL, d);
+				r = push(out, RULE_DELETE, NULL, d, NULL);
 			else if (!ignored(dir_relpath, s->name,
 			    S_ISDIR(s->meta.mode), opt->exclude))
 				r = plan_source_entry(s, d, opt, out);

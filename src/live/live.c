@@ -1076,12 +1076,14 @@ log_path_result(Dest *d, const PathItem *pj, unsigned attempts)
 	if (r->fault != GUARD_OK)
 		return;	/* enter_fault says it, once */
 	if (r->err != 0) {
-		synclog_event(LOG_LEVEL_WARN, pair, r->action ? r->action :
-		    "sync", pj->relpath, d->path, "failed: %s (will retry in "
-		    "%.1f s, attempt %u)", strerror(-r->err),
-		    (double)backoff_ms(attempts) / 1000, attempts + 1);
-		note_error(d->live, "%s '%s' -> %s: %s", r->action ? r->action :
-		    "sync", pj->relpath, d->path, strerror(-r->err));
+		synclog_event(LOG_LEVEL_WARN, pair, r->action ?
+		    rules_action_name(r->action) : "sync", pj->relpath,
+		    d->path, "failed: %s (will retry in %.1f s, attempt %u)",
+		    strerror(-r->err), (double)backoff_ms(attempts) / 1000,
+		    attempts + 1);
+		note_error(d->live, "%s '%s' -> %s: %s", r->action ?
+		    rules_action_name(r->action) : "sync", pj->relpath,
+		    d->path, strerror(-r->err));
 		return;
 	}
 	if (r->withheld) {
@@ -1089,22 +1091,23 @@ log_path_result(Dest *d, const PathItem *pj, unsigned attempts)
 		    d->path, "withheld: deletes are held (max_delete)");
 		return;
 	}
-	if (r->action == NULL)
+	if (r->action == RULE_NONE)
 		return;
-	if (strcmp(r->action, "copy") == 0) {
+	if (r->action == RULE_COPY) {
 		synclog_format_size(r->bytes, size, sizeof size);
 		synclog_event(LOG_LEVEL_INFO, pair, "copy", pj->relpath,
 		    d->path, "%s %.1f ms", size, (double)pj->usec / 1000);
-	} else if (strcmp(r->action, "delete") == 0) {
+	} else if (r->action == RULE_DELETE) {
 		synclog_event(LOG_LEVEL_INFO, pair, "delete", pj->relpath,
 		    d->path, "%llu %s", (unsigned long long)r->count,
 		    r->count == 1 ? "entry" : "entries");
-	} else if (strcmp(r->action, "attrs") == 0) {
+	} else if (r->action == RULE_ATTRS) {
 		synclog_event(LOG_LEVEL_DEBUG, pair, "attrs", pj->relpath,
 		    d->path, "%.1f ms", (double)pj->usec / 1000);
 	} else {
-		synclog_event(LOG_LEVEL_INFO, pair, r->action, pj->relpath,
-		    d->path, "%.1f ms", (double)pj->usec / 1000);
+		synclog_event(LOG_LEVEL_INFO, pair,
+		    rules_action_name(r->action), pj->relpath, d->path,
+		    "%.1f ms", (double)pj->usec / 1000);
 	}
 }
 
@@ -1860,14 +1863,15 @@ live_stats_path_done(Dest *d, Pending *p, const PathItem *pj)
 		if (r->err == COPY_SOURCE_CHANGED || r->err == -ECANCELED)
 			return;
 		st->errors++;
-		set_last_error(d, "%s '%s': %s", r->action ? r->action :
-		    "sync", pj->relpath, strerror(-r->err));
+		set_last_error(d, "%s '%s': %s", r->action ?
+		    rules_action_name(r->action) : "sync", pj->relpath,
+		    strerror(-r->err));
 		return;
 	}
-	if (r->action != NULL && strcmp(r->action, "copy") == 0) {
+	if (r->action == RULE_COPY) {
 		st->files_copied++;
 		st->bytes_copied += r->bytes;
-	} else if (r->action != NULL && strcmp(r->action, "delete") == 0) {
+	} else if (r->action == RULE_DELETE) {
 		st->deletes += r->count;
 	}
 	if (pj->event_usec != 0 && r->outcome == PATHSYNC_DONE) {

@@ -283,8 +283,8 @@ diag_free(struct problems *pb)
 
 
 /* s in double quotes, escaped and shortened, so that a message stays one line. */
-static void
-quote(const char *s, char *buf, size_t size)
+void
+diag_quote(const char *s, char *buf, size_t size)
 {
 	size_t w = 0, i;
 
@@ -329,7 +329,7 @@ diag_describe(struct loader *ld, const config_setting_t *s, char *buf,
 		    config_setting_get_bool(s) ? "true" : "false");
 		break;
 	case CONFIG_TYPE_STRING:
-		quote(config_setting_get_string(s), q, sizeof q);
+		diag_quote(config_setting_get_string(s), q, sizeof q);
 		snprintf(buf, size, "string %s", q);
 		break;
 	case CONFIG_TYPE_GROUP:

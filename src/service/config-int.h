@@ -80,6 +80,8 @@ int diag_line_of(struct loader *ld, const config_setting_t *s);
 /* A problem at setting at (NULL: the file as a whole). */
 void diag_report(struct loader *ld, const config_setting_t *at,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* s in double quotes, escaped and shortened: one line of a message. */
+void diag_quote(const char *s, char *buf, size_t size);
 /* "integer 5", "string \"4\"", "a list": what a setting holds. */
 void diag_describe(struct loader *ld, const config_setting_t *s, char *buf,
     size_t size);

@@ -8,9 +8,12 @@
  * (config-check.c). Messages are made in config-diag.c.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <libconfig.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 
 const char *const config_global_keys[] = {
 	"workers", "delay_ms", "log_file", "log_level", "control_socket",
+	"control_socket_group", "metrics_listen",
 	"max_delete", "syncs", NULL,
 };
 
@@ -270,6 +274,124 @@ out:
 	return r;
 }
 
+/* control_socket_group: a group name that this machine knows. */
+static int
+load_control_socket_group(struct loader *ld, const config_setting_t *s)
+{
+	struct group grp, *found = NULL;
+	char *buf = NULL, got[160];
+	size_t size = 4096;
+	const char *name;
+	int e, r = 0;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    config_setting_get_string(s)[0] == '\0') {
+		diag_describe(ld, s, got, sizeof got);
+		diag_report(ld, s, "control_socket_group: must be the name of a "
+		    "group (control_socket_group = \"treesync\";), got %s", got);
+		goto out;
+	}
+	name = config_setting_get_string(s);
+	/* A group with many members needs a larger buffer (ERANGE). */
+	do {
+		free(buf);
+		if ((buf = malloc(size)) == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		e = getgrnam_r(name, &grp, buf, size, &found);
+		size *= 4;
+	} while (e == ERANGE && size <= (16u << 20));
+	if (found == NULL) {
+		diag_quote(name, got, sizeof got);
+		diag_report(ld, s, "control_socket_group: %s%s (create it with "
+		    "groupadd, or remove the setting: the socket then gets "
+		    "the daemon's group)", e != 0 && e != ENOENT && e != ESRCH ?
+		    "cannot look up the group " : "there is no group ", got);
+		goto out;
+	}
+	free(ld->cfg->control_socket_group);
+	if ((ld->cfg->control_socket_group = strdup(name)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ld->cfg->control_socket_gid = grp.gr_gid;
+out:
+	free(buf);
+	return r;
+}
+
+/*
+ * "ADDR:PORT" into *ss: a numeric IPv4 address, or an IPv6 one in
+ * brackets, and a port 1..65535. false when text is not that.
+ */
+static bool
+parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *colon, *start = text, *end;
+	unsigned long port;
+	char *stop;
+
+	memset(ss, 0, sizeof *ss);
+	if (text[0] == '[') {
+		start = text + 1;
+		if ((end = strchr(start, ']')) == NULL || end[1] != ':')
+			return false;
+		colon = end + 1;
+	} else {
+		if ((colon = strchr(text, ':')) == NULL ||
+		    strchr(colon + 1, ':') != NULL)
+			return false;
+		end = colon;
+	}
+	if (end == start || (size_t)(end - start) >= sizeof addr ||
+	    colon[1] < '0' || colon[1] > '9' || strlen(colon + 1) > 5)
+		return false;
+	memcpy(addr, start, (size_t)(end - start));
+	addr[end - start] = '\0';
+	port = strtoul(colon + 1, &stop, 10);
+	if (*stop != '\0' || port < 1 || port > 65535)
+		return false;
+	if (text[0] == '[') {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ss;
+
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		*len = sizeof *sa;
+		return inet_pton(AF_INET6, addr, &sa->sin6_addr) == 1;
+	} else {
+		struct sockaddr_in *sa = (struct sockaddr_in *)ss;
+
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons((uint16_t)port);
+		*len = sizeof *sa;
+		return inet_pton(AF_INET, addr, &sa->sin_addr) == 1;
+	}
+}
+
+/* metrics_listen = "127.0.0.1:9851"; the Prometheus endpoint. */
+static int
+load_metrics_listen(struct loader *ld, const config_setting_t *s)
+{
+	char got[160];
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    !parse_listen(config_setting_get_string(s), &ld->cfg->metrics_addr,
+	    &ld->cfg->metrics_addrlen)) {
+		diag_describe(ld, s, got, sizeof got);
+		diag_report(ld, s, "metrics_listen: must be \"ADDR:PORT\": a numeric "
+		    "IPv4 address or an IPv6 address in brackets, and a port "
+		    "from 1 to 65535 (\"127.0.0.1:9851\", \"[::1]:9851\"), "
+		    "got %s", got);
+		return 0;
+	}
+	free(ld->cfg->metrics_listen);
+	if ((ld->cfg->metrics_listen = strdup(config_setting_get_string(s)))
+	    == NULL)
+		return -ENOMEM;
+	return 0;
+}
 
 /* Checks the name and sets the label: "sync 'NAME'", or "sync #N" without one. */
 static int
@@ -525,11 +647,11 @@ load_syncs(struct loader *ld, const config_setting_t *s)
 		    "( ... ); } ), got %s", got);
 		goto out;
 	}
-	n = config_setting_length(s);
-	if (n == 0) {
-		diag_report(ld, s, "syncs: must hold at least one sync group");
+	/* An empty list is valid: the daemon idles (its control socket
+	 * answers) until a reload brings a pair; the packaged config
+	 * starts so. */
+	if ((n = config_setting_length(s)) == 0)
 		goto out;
-	}
 	ld->cfg->syncs = calloc((size_t)n, sizeof *ld->cfg->syncs);
 	ld->syncs = calloc((size_t)n, sizeof *ld->syncs);
 	if (ld->cfg->syncs == NULL || ld->syncs == NULL) {
@@ -579,6 +701,10 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			load_log_level(ld, s);
 		} else if (strcmp(key, "control_socket") == 0) {
 			r = load_control_socket(ld, s);
+		} else if (strcmp(key, "control_socket_group") == 0) {
+			r = load_control_socket_group(ld, s);
+		} else if (strcmp(key, "metrics_listen") == 0) {
+			r = load_metrics_listen(ld, s);
 		} else if (strcmp(key, "max_delete") == 0) {
 			load_max_delete(ld, s, "", &ld->cfg->max_delete);
 		} else if (strcmp(key, "syncs") == 0) {
@@ -746,6 +872,8 @@ config_free(Config *cfg)
 	free(cfg->path);
 	free(cfg->log_file);
 	free(cfg->control_socket);
+	free(cfg->control_socket_group);
+	free(cfg->metrics_listen);
 	free(cfg);
 }
 

@@ -442,6 +442,29 @@ control_clients(const Control *c)
 	return c->n_clients;
 }
 
+int
+control_set_group(Control *c, gid_t gid)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	if (c->fd < 0)
+		return -EBADF;
+	/* Through an O_PATH fd checked to be our socket file: the name
+	 * cannot be swapped between the check and the chown. */
+	if ((fd = open(c->path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (st.st_dev != c->dev || st.st_ino != c->ino)
+		r = -ESTALE;
+	else if (st.st_gid != gid &&
+	    fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 void
 control_stop(Control *c)
 {

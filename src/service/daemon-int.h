@@ -14,6 +14,7 @@
 #include "live/live.h"
 #include "service/config.h"
 #include "service/control.h"
+#include "service/metrics_http.h"
 #include "service/reload.h"
 #include "watch/watcher.h"
 
@@ -58,6 +59,7 @@ typedef struct Daemon {
 	struct event *signals[5];
 	struct event *reaper;
 	Control *control;
+	MetricsHttp *metrics;	/* metrics_listen; NULL: not configured */
 	Control **retired_controls;	/* stopped by reloads that moved it */
 	size_t n_retired_controls, retired_cap;
 	ReloadLoader *loader;		/* reads a reload's file off the loop */
@@ -79,6 +81,8 @@ int pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair);
 void pair_retire(Daemon *dm, PairRun *pr);
 /* The STATUS= line: "syncing 3/4 pairs, 12,034 files queued". */
 void update_status(Daemon *dm);
+/* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
+int render_metrics(struct evbuffer *out, void *arg);
 /* treesyncctl's requests (control.c parsed them). */
 int on_control(const ControlRequest *req, ControlClient *cl,
     struct evbuffer *out, void *arg);
@@ -93,5 +97,17 @@ int reload_request(Daemon *dm, ControlClient *cl);
 void on_reload_loaded(int r, Config *cfg, char *errors, void *arg);
 /* Stopped control sockets whose last client is gone (the reaper). */
 void free_idle_controls(Daemon *dm);
+/*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Start-up and reload.
+ */
+void apply_socket_group(Daemon *dm, const Config *cfg, bool was_set);
+/*
+ * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
+ * a new address that cannot be had keeps the old one (answer says so). 0,
+ * or -errno when the endpoint cfg names is not listening.
+ */
+int move_metrics(Daemon *dm, const Config *cfg, bool reloading,
+    struct evbuffer *answer);
 
 #endif

@@ -2,13 +2,15 @@
  * daemon-reload — the reload path of the live daemon (see daemon.c's
  * DESIGN): a config loaded off the reactor (reload.h) is swapped in here,
  * on the reactor: pairs kept, retired or started, the control socket
- * moved, the clients that asked answered. Reactor thread only.
+ * moved (and given control_socket_group), the metrics endpoint started,
+ * moved or stopped, the clients that asked answered. Reactor thread only.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -90,6 +92,95 @@ free_idle_controls(Daemon *dm)
 }
 
 /*
+ * control_socket_group on the socket file; when the setting went away
+ * (was_set), the daemon's own group again. Without it the file keeps the
+ * group it was made with.
+ */
+void
+apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
+{
+	gid_t gid = cfg->control_socket_group != NULL ?
+	    cfg->control_socket_gid : getegid();
+	int r;
+
+	if (cfg->control_socket_group == NULL && !was_set)
+		return;
+	if (dm->control != NULL && (r = control_set_group(dm->control,
+	    gid)) < 0)
+		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
+		    "'%s' the group %s: %s; only root may connect",
+		    control_path(dm->control), cfg->control_socket_group ?
+		    cfg->control_socket_group : "of the daemon", strerror(-r));
+}
+
+/*
+ * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
+ * (answer may be NULL then) a new address that cannot be had keeps the
+ * old one. 0, or -errno when the endpoint cfg names is not listening.
+ */
+int
+move_metrics(Daemon *dm, const Config *cfg, bool reloading,
+    struct evbuffer *answer)
+{
+	const char *was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->metrics_addr;
+	MetricsHttp *m = NULL;
+	int r;
+
+	if (cfg->metrics_listen == NULL) {
+		if (was != NULL)
+			synclog_msg(LOG_LEVEL_INFO, "metrics endpoint on %s "
+			    "stopped (no metrics_listen)", was);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		return 0;
+	}
+	if (was != NULL && strcmp(was, cfg->metrics_listen) == 0)
+		return 0;
+	r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+	    cfg->metrics_addrlen, render_metrics, dm, &m);
+	if (r == -EADDRINUSE && dm->metrics != NULL) {
+		/* Perhaps we hold the port ourselves ("127.0.0.1:9851" to
+		 * "0.0.0.0:9851"): let it go, and take it back on failure. */
+		char *old = strdup(was);
+		MetricsHttp *back = NULL;
+		struct sockaddr_storage osa;
+		socklen_t olen;
+		const struct sockaddr *held = metrics_http_addr(dm->metrics,
+		    &olen);
+
+		memcpy(&osa, held, olen);
+		metrics_http_free(dm->metrics);
+		dm->metrics = NULL;
+		r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
+		    cfg->metrics_addrlen, render_metrics, dm, &m);
+		if (r < 0 && old != NULL && metrics_http_new(dm->base, old,
+		    (const struct sockaddr *)&osa, olen, render_metrics, dm,
+		    &back) == 0)
+			dm->metrics = back;
+		free(old);
+		was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
+	}
+	if (r < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "%scannot listen on %s "
+		    "(metrics_listen): %s; %s%s", reloading ? "reload: " : "",
+		    cfg->metrics_listen, strerror(-r), reloading ?
+		    "the metrics endpoint stays on " : "not starting",
+		    reloading ? (was ? was : "(none)") : "");
+		if (answer != NULL)
+			evbuffer_add_printf(answer, "cannot listen on %s "
+			    "(metrics_listen): %s\n", cfg->metrics_listen,
+			    strerror(-r));
+		return r;
+	}
+	metrics_http_free(dm->metrics);
+	dm->metrics = m;
+	synclog_msg(LOG_LEVEL_INFO, "metrics endpoint: http://%s/metrics",
+	    cfg->metrics_listen);
+	return 0;
+}
+
+/*
  * A loaded config, swapped in on the reactor. 0, or -1 when the file is
  * invalid (the running configuration stays) or part of the new one could
  * not be put in force (a pair that cannot start, a control socket that
@@ -102,6 +193,7 @@ reload_apply(Daemon *dm, int r, Config *cfg, char *errors,
 {
 	ConfigRef *ref;
 	PairRun *keep = NULL, *pr;
+	bool had_group;
 	int status = 0;
 
 	if (r < 0) {
@@ -154,10 +246,17 @@ reload_apply(Daemon *dm, int r, Config *cfg, char *errors,
 			status = -1;
 		}
 	}
+	if (move_metrics(dm, cfg, true, answer) < 0)
+		status = -1;
+	had_group = dm->current->cfg->control_socket_group != NULL;
 	ref_put(dm->current);
 	dm->current = ref;
 	if (!move_control(dm, cfg->control_socket, answer))
 		status = -1;
+	apply_socket_group(dm, cfg, had_group);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", dm->config_path);
 	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
 	evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s%s\n",

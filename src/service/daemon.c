@@ -27,7 +27,10 @@
  * Control socket: requests from treesyncctl are answered here, on the
  * reactor (control.c serves the socket, metrics.c renders). A reload that
  * changes control_socket opens the new socket first and stops the old
- * one only when that worked.
+ * one only when that worked; control_socket_group is applied to it each
+ * time. metrics_listen (metrics_http.c) is started, moved and stopped
+ * the same way; its GET /metrics renders the same snapshot as
+ * treesyncctl metrics.
  * systemd (notify.c): READY=1 once every pair's watches are in place and
  * its first pass started (or it fell back to polling); RELOADING=1 ..
  * READY=1 around a reload; a STATUS= line refreshed at most once a second
@@ -53,6 +56,7 @@
 #include "service/daemon.h"
 #include "live/live.h"
 #include "service/metrics.h"
+#include "service/metrics_http.h"
 #include "service/notify.h"
 #include "service/reload.h"
 #include "engine/pool.h"
@@ -438,6 +442,19 @@ snapshot_release(DaemonStatus *st)
 	free(st->pairs);
 }
 
+/* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
+int
+render_metrics(struct evbuffer *out, void *arg)
+{
+	DaemonStatus st;
+	int r;
+
+	if ((r = snapshot(arg, &st)) == 0)
+		metrics_prometheus(&st, out);
+	snapshot_release(&st);
+	return r;
+}
+
 /* treesyncctl's requests (control.c parsed them). */
 int
 on_control(const ControlRequest *req, ControlClient *cl,
@@ -602,6 +619,9 @@ daemon_run(Config *cfg)
 		    strerror(-r), cfg->path);
 		goto out;
 	}
+	apply_socket_group(&dm, cfg, false);
+	if (move_metrics(&dm, cfg, false, NULL) < 0)
+		goto out;
 	if ((r = notify_init(dm.base)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start the systemd "
 		    "watchdog timer: %s", strerror(-r));
@@ -611,6 +631,9 @@ daemon_run(Config *cfg)
 	    "%d workers, delay %d ms, config %s", TREESYNC_VERSION,
 	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s", cfg->workers,
 	    cfg->delay_ms, cfg->path);
+	if (cfg->n_syncs == 0)
+		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
+		    "a reload brings one", cfg->path);
 	for (size_t i = 0; i < cfg->n_syncs; i++)
 		if (pair_start(&dm, dm.current, &cfg->syncs[i]) < 0)
 			goto out;
@@ -623,6 +646,7 @@ out:
 	reload_loader_free(dm.loader);
 	free(dm.waiting.v);
 	free(dm.waiting_next.v);
+	metrics_http_free(dm.metrics);
 	control_free(dm.control);
 	for (size_t i = 0; i < dm.n_retired_controls; i++)
 		control_free(dm.retired_controls[i]);

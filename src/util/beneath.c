@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -47,7 +48,14 @@ open_walk(int root_fd, const char *path, int flags)
 		nfd = openat(fd, comp, next != NULL ? dirflags :
 		    flags | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd < 0) {
+			struct stat st;
+
+			/* A symlink answers ELOOP, as openat2 says it (an
+			 * O_DIRECTORY open of one says ENOTDIR). */
 			r = -errno;
+			if ((r == -ENOTDIR || r == -ELOOP) && fstatat(fd, comp,
+			    &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				r = -ELOOP;
 			goto out;
 		}
 		close(fd);
@@ -66,8 +74,8 @@ out:
 /* Set once openat2 answered ENOSYS; never cleared. */
 static atomic_bool openat2_missing;
 
-int
-open_beneath(int root_fd, const char *relpath, int flags)
+static int
+open_raw(int root_fd, const char *relpath, int flags)
 {
 	struct open_how how = {
 		.flags = (unsigned long long)(flags | O_NOFOLLOW | O_CLOEXEC),
@@ -95,4 +103,27 @@ open_beneath(int root_fd, const char *relpath, int flags)
 	if (errno == ENOSYS || errno == EPERM)
 		return open_walk(root_fd, path, flags);
 	return -errno;
+}
+
+int
+open_beneath(int root_fd, const char *relpath, int flags)
+{
+	int fd = open_raw(root_fd, relpath, flags);
+
+	/* A symlink where a directory was asked for may answer ENOTDIR
+	 * (O_DIRECTORY wins over O_NOFOLLOW): say what it is, one answer
+	 * whichever way the path was resolved. */
+	if (fd == -ENOTDIR && (flags & O_DIRECTORY) != 0) {
+		int probe = open_raw(root_fd, relpath, O_PATH);
+		struct stat st;
+
+		if (probe == -ELOOP)
+			return -ELOOP;
+		if (probe >= 0) {
+			if (fstat(probe, &st) == 0 && S_ISLNK(st.st_mode))
+				fd = -ELOOP;
+			close(probe);
+		}
+	}
+	return fd;
 }

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -129,7 +130,22 @@ check_config(const Config *cfg)
 	FUZZ_CHECK(cfg->delay_ms >= 0 && cfg->delay_ms <= CONFIG_MAX_DELAY_MS,
 	    "delay_ms %d", cfg->delay_ms);
 	FUZZ_CHECK(cfg->control_socket != NULL, "no control socket");
-	FUZZ_CHECK(cfg->n_syncs > 0, "no sync");
+	/* syncs = ( ); is valid: the daemon idles until a reload. */
+	FUZZ_CHECK(cfg->n_syncs > 0 || cfg->syncs == NULL, "no sync, a table");
+	if (cfg->metrics_listen != NULL) {
+		const struct sockaddr_in *v4 =
+		    (const struct sockaddr_in *)&cfg->metrics_addr;
+		const struct sockaddr_in6 *v6 =
+		    (const struct sockaddr_in6 *)&cfg->metrics_addr;
+
+		FUZZ_CHECK(v4->sin_family == AF_INET ? cfg->metrics_addrlen ==
+		    sizeof *v4 && v4->sin_port != 0 : v6->sin6_family ==
+		    AF_INET6 && cfg->metrics_addrlen == sizeof *v6 &&
+		    v6->sin6_port != 0, "metrics_listen '%s' parsed wrong",
+		    cfg->metrics_listen);
+	}
+	FUZZ_CHECK(cfg->control_socket_group == NULL ||
+	    cfg->control_socket_group[0] != '\0', "empty group name");
 	for (size_t i = 0; i < cfg->n_syncs; i++) {
 		const SyncPairConfig *p = &cfg->syncs[i];
 

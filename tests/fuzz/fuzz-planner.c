@@ -15,7 +15,9 @@
  *    files) leave the destination as it was, names only in the
  *    destination stay when delete = false or excluded, and temporaries of
  *    an earlier run always go;
- *  - nothing is done to a name that already matches (mtime mode);
+ *  - nothing is done to a name that already matches (mtime mode), and
+ *    with compare = "hash" equal-size files are hashed, whatever their
+ *    mtimes (rules.h);
  *  - the figures count the source entries that are not ignored.
  */
 #define _GNU_SOURCE
@@ -57,6 +59,7 @@ struct model {
 	bool present;
 	bool original;		/* still the listing's entry (not replaced) */
 	bool created, deleted;
+	RuleAction did;		/* the last step taken on the name */
 	uint32_t type;
 	FileMeta meta;
 	const char *target;
@@ -148,11 +151,28 @@ excluded(const Exclude *ex, const char *dir, const char *name, bool is_dir)
 	return exclude_match(ex, path, is_dir);
 }
 
-static int
-phase(PlanType t)
+/* SPEC's quick check, written here from SPEC rather than taken from
+ * rules.c, so that the target checks the rules instead of repeating
+ * them: size and mtime to the nanosecond; attributes: mode and owner. */
+static bool
+quick_same(const FileMeta *a, const FileMeta *b)
 {
-	return t == PLAN_DELETE ? 0 : t == PLAN_MKDIR ? 1 :
-	    t == PLAN_RECURSE ? 3 : 2;
+	return a->size == b->size && a->mtime_sec == b->mtime_sec &&
+	    a->mtime_nsec == b->mtime_nsec;
+}
+
+static bool
+attrs_same(const FileMeta *a, const FileMeta *b, bool owner)
+{
+	return (a->mode & 07777) == (b->mode & 07777) &&
+	    (!owner || (a->uid == b->uid && a->gid == b->gid));
+}
+
+static int
+phase(RuleAction t)
+{
+	return t == RULE_DELETE ? 0 : t == RULE_MKDIR ? 1 :
+	    t == RULE_RECURSE ? 3 : 2;
 }
 
 static bool
@@ -175,7 +195,7 @@ make_like(struct model *m, const ScanEntry *s)
 /* Applies one action to the model, checking that it could be done. */
 static void
 apply(const PlanAction *a, const ScanList *src, const ScanList *dst,
-    struct model *model, int *fresh)
+    struct model *model, int *fresh, bool hash)
 {
 	const ScanEntry *e = a->src != NULL ? a->src : a->dst;
 	struct model *m;
@@ -192,10 +212,11 @@ apply(const PlanAction *a, const ScanList *src, const ScanList *dst,
 	    a->dst->name);
 	k = name_index(e->name);
 	m = &model[k];
-	if (a->type != PLAN_DELETE)
+	m->did = a->type;
+	if (a->type != RULE_DELETE)
 		FUZZ_CHECK(a->src != NULL, "action %d without src", a->type);
 	switch (a->type) {
-	case PLAN_DELETE:
+	case RULE_DELETE:
 		FUZZ_CHECK(a->src == NULL && a->dst != NULL, "delete fields");
 		FUZZ_CHECK(m->present && m->original, "delete '%s': not the "
 		    "listed entry", e->name);
@@ -205,16 +226,16 @@ apply(const PlanAction *a, const ScanList *src, const ScanList *dst,
 		m->original = false;
 		m->deleted = true;
 		break;
-	case PLAN_MKDIR:
+	case RULE_MKDIR:
 		FUZZ_CHECK(S_ISDIR(a->src->meta.mode), "mkdir of a non-dir");
 		FUZZ_CHECK(!m->present, "mkdir '%s': name taken", e->name);
 		make_like(m, a->src);
 		break;
-	case PLAN_COPY:
-	case PLAN_HASH_COPY:
-	case PLAN_HARDLINK:
-	case PLAN_SYMLINK:
-		FUZZ_CHECK(a->type == PLAN_SYMLINK ? S_ISLNK(a->src->meta.mode) :
+	case RULE_COPY:
+	case RULE_HASH:
+	case RULE_HARDLINK:
+	case RULE_SYMLINK:
+		FUZZ_CHECK(a->type == RULE_SYMLINK ? S_ISLNK(a->src->meta.mode) :
 		    S_ISREG(a->src->meta.mode), "action %d on mode %o",
 		    a->type, a->src->meta.mode);
 		FUZZ_CHECK(a->src->err == 0, "action %d on an unread entry",
@@ -228,22 +249,29 @@ apply(const PlanAction *a, const ScanList *src, const ScanList *dst,
 		FUZZ_CHECK(a->dst == NULL ? !m->present : m->original,
 		    "action %d on '%s': dst does not match the model",
 		    a->type, e->name);
-		if (a->type == PLAN_HASH_COPY)
+		if (a->type == RULE_HASH)
 			FUZZ_CHECK(m->present && m->type == S_IFREG &&
 			    m->meta.size == a->src->meta.size,
 			    "hash compare without an equal-size file");
-		if (a->type == PLAN_HARDLINK && a->up_to_date)
+		/* What a group's first name needs, as for a lone file. */
+		if (a->type == RULE_HARDLINK && (a->rule.leader == RULE_NONE ||
+		    a->rule.leader == RULE_ATTRS))
 			FUZZ_CHECK(m->present && m->type == S_IFREG &&
-			    planner_same_content(&a->src->meta, &m->meta),
-			    "up_to_date without matching content");
+			    !hash && quick_same(&a->src->meta, &m->meta),
+			    "hard link taken as up to date without matching "
+			    "content");
+		if (a->type == RULE_HARDLINK && a->rule.leader == RULE_HASH)
+			FUZZ_CHECK(m->present && m->type == S_IFREG && hash &&
+			    m->meta.size == a->src->meta.size,
+			    "hard link hashed without an equal-size file");
 		make_like(m, a->src);
 		break;
-	case PLAN_META:
+	case RULE_ATTRS:
 		FUZZ_CHECK(m->present && m->original &&
 		    m->type == (a->src->meta.mode & S_IFMT),
 		    "meta on '%s': no entry of that type", e->name);
 		if (m->type == S_IFREG)
-			FUZZ_CHECK(planner_same_content(&a->src->meta,
+			FUZZ_CHECK(quick_same(&a->src->meta,
 			    &m->meta), "meta on '%s' with other content",
 			    e->name);
 		else
@@ -256,19 +284,19 @@ apply(const PlanAction *a, const ScanList *src, const ScanList *dst,
 		m->meta.gid = a->src->meta.gid;
 		m->created = true;
 		break;
-	case PLAN_RECURSE:
+	case RULE_RECURSE:
 		FUZZ_CHECK(m->present && m->type == S_IFDIR,
 		    "recurse into '%s': not a directory", e->name);
 		FUZZ_CHECK(a->fresh_dir == !m->original,
 		    "recurse '%s': fresh_dir %d", e->name, a->fresh_dir);
 		fresh[k]++;
 		break;
-	case PLAN_SKIP_SPECIAL:
+	case RULE_SKIP:
 		FUZZ_CHECK(a->src->err == 0 && !S_ISREG(a->src->meta.mode) &&
 		    !S_ISDIR(a->src->meta.mode) && !S_ISLNK(a->src->meta.mode),
 		    "skip of a mirrored type %o", a->src->meta.mode);
 		break;
-	case PLAN_SOURCE_ERROR:
+	case RULE_SOURCE_ERROR:
 		FUZZ_CHECK(a->src->err != 0, "source error without an error");
 		break;
 	default:
@@ -305,9 +333,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (pats & (1u << i))
 			FUZZ_CHECK(exclude_add(ex, patterns[i]) == 0, "pattern");
 	opt.exclude = ex;
-	opt.delete = opts & 1;
-	opt.compare = (opts & 2) ? COMPARE_HASH : COMPARE_MTIME;
-	opt.preserve_owner = (opts & 4) != 0;
+	opt.rules.delete = opts & 1;
+	opt.rules.compare = (opts & 2) ? COMPARE_HASH : COMPARE_MTIME;
+	opt.rules.preserve_owner = (opts & 4) != 0;
 	while (rd.p < rd.end) {
 		unsigned head = next(&rd);
 
@@ -344,7 +372,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(p >= last_phase, "action %zu (type %d) out of "
 		    "phase order", i, plan.actions[i].type);
 		last_phase = p;
-		apply(&plan.actions[i], &src, &dst, model, fresh);
+		apply(&plan.actions[i], &src, &dst, model, fresh,
+		    opt.rules.compare == COMPARE_HASH);
 	}
 
 	/* The result, name by name. */
@@ -386,8 +415,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			FUZZ_CHECK(fresh[k] == 0, "recurse into a non-dir");
 			if (S_ISREG(s->meta.mode))
-				FUZZ_CHECK(planner_same_content(&s->meta,
-				    &m->meta) || (opt.compare == COMPARE_HASH &&
+				FUZZ_CHECK(quick_same(&s->meta,
+				    &m->meta) || (opt.rules.compare == COMPARE_HASH &&
 				    m->meta.size == s->meta.size),
 				    "'%s': content differs", name);
 			else
@@ -398,19 +427,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    (s->meta.mode & 07777), "'%s': mode %o, "
 				    "source %o", name, m->meta.mode,
 				    s->meta.mode);
-			if (opt.preserve_owner)
+			if (opt.rules.preserve_owner)
 				FUZZ_CHECK(m->meta.uid == s->meta.uid &&
 				    m->meta.gid == s->meta.gid,
 				    "'%s': owner", name);
+			/* compare = "hash" (as rsync --checksum): equal
+			 * sizes are decided by the content, whatever the
+			 * mtimes. */
+			if (opt.rules.compare == COMPARE_HASH && d != NULL &&
+			    d->err == 0 && S_ISREG(s->meta.mode) &&
+			    S_ISREG(d->meta.mode) && s->meta.nlink == 1 &&
+			    d->meta.nlink == 1 && s->meta.size == d->meta.size)
+				FUZZ_CHECK(m->did == RULE_HASH, "'%s': equal "
+				    "sizes in hash mode, step %d", name, m->did);
 			/* Minimal: a matching single-link file is left
 			 * alone in mtime mode. */
-			if (opt.compare == COMPARE_MTIME && d != NULL &&
+			if (opt.rules.compare == COMPARE_MTIME && d != NULL &&
 			    d->err == 0 && S_ISREG(s->meta.mode) &&
 			    S_ISREG(d->meta.mode) && s->meta.nlink == 1 &&
 			    d->meta.nlink == 1 &&
-			    planner_same_content(&s->meta, &d->meta) &&
-			    planner_same_attrs(&s->meta, &d->meta,
-			    opt.preserve_owner))
+			    quick_same(&s->meta, &d->meta) &&
+			    attrs_same(&s->meta, &d->meta,
+			    opt.rules.preserve_owner))
 				FUZZ_CHECK(m->original && !m->created,
 				    "'%s': up to date but acted on", name);
 		} else if (d != NULL) {
@@ -419,7 +457,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (temp)
 				gone = !fsutil_is_own_temp(name);
 			else
-				gone = opt.delete && !excluded(ex, dir, name,
+				gone = opt.rules.delete && !excluded(ex, dir, name,
 				    d->err == 0 && S_ISDIR(d->meta.mode));
 			FUZZ_CHECK(gone ? !m->present : unchanged,
 			    "'%s' only in the destination: %s", name,

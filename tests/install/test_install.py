@@ -4,7 +4,8 @@
 
 - the files land where the build's prefix and sysconfdir say (with
   prefix /usr: /usr/sbin, /etc/treesync, /etc/logrotate.d,
-  /usr/share/man/man{1,5,8}, systemd's unit directory);
+  /usr/share/man/man{1,5,8}, systemd's unit directory,
+  /usr/share/bash-completion/completions);
 - every man page renders without a warning (groff -ww and man -l);
 - `treesyncd --help` and treesyncd(8) list the same options, and every
   config key of src/service/config.c is documented in treesync.conf(5);
@@ -25,7 +26,7 @@ ROOT = os.environ.get("TREESYNC_SOURCE_ROOT",
                           os.path.abspath(__file__)))))
 BUILD = os.environ.get("TREESYNC_BUILD_DIR", os.path.join(ROOT, "build"))
 PAGES = {"treesyncd.8": "man8", "treesyncctl.1": "man1",
-         "treesync.conf.5": "man5"}
+         "treesync.conf.5": "man5", "treesync-remote.8": "man8"}
 
 
 def options():
@@ -42,6 +43,20 @@ def unitdir(opts):
     if r.returncode == 0 and r.stdout.strip():
         return r.stdout.strip()
     return os.path.join(opts["prefix"], "lib/systemd/system")
+
+
+def completionsdir(opts):
+    """meson.build's rule: the option, else pkg-config bash-completion's
+    completionsdir under this prefix, else datadir's usual place."""
+    if opts.get("bashcompletionsdir"):
+        return opts["bashcompletionsdir"]
+    datadir = os.path.join(opts["prefix"], opts["datadir"])
+    r = subprocess.run(["pkg-config", "--define-variable=datadir=" + datadir,
+                        "--variable=completionsdir", "bash-completion"],
+                       stdout=subprocess.PIPE, text=True)
+    if r.returncode == 0 and r.stdout.strip():
+        return r.stdout.strip()
+    return os.path.join(datadir, "bash-completion", "completions")
 
 
 class Install(unittest.TestCase):
@@ -67,12 +82,17 @@ class Install(unittest.TestCase):
         mandir = os.path.join(prefix, o["mandir"])
         want = {
             os.path.join(prefix, o["sbindir"], "treesyncd"),
+            os.path.join(prefix, o["bindir"], "treesync-remote"),
             os.path.join(sysconf, "treesync", "treesync.conf"),
             os.path.join(sysconf, "logrotate.d", "treesync"),
             os.path.join(unitdir(o), "treesyncd.service"),
-        } | {os.path.join(mandir, sec, page) for page, sec in PAGES.items()}
+        } | {os.path.join(mandir, sec, page) for page, sec in PAGES.items()
+             } | {os.path.join(completionsdir(o), prog)
+                  for prog in ("treesyncd", "treesyncctl")}
         if prefix == "/usr":  # what Debian expects
             self.assertEqual(sysconf, "/etc")
+            self.assertIn("/usr/share/bash-completion/completions/"
+                          "treesyncctl", want)
             self.assertIn("/usr/sbin/treesyncd", want)
             self.assertIn("/usr/share/man/man8/treesyncd.8", want)
         got = {"/" + os.path.relpath(os.path.join(d, n), self.dest)

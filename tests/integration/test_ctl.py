@@ -776,5 +776,63 @@ class Ctl(DaemonCase):
         self.assertNotIn("is treesyncd running", p.stderr)
         self.stop()
 
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to add a group and "
+                     "users")
+class CtlGroup(DaemonCase):
+    """control_socket_group: members of the group may use treesyncctl,
+    others may not; a reload applies a change of the group."""
+    GROUP = "deb-tsctl-grp"
+    MEMBER = "deb-tsctl-in"
+    OTHER = "deb-tsctl-out"
+    ctl = Ctl.ctl
+
+    def setUp(self):
+        super().setUp()
+        self.sock = os.path.join(self.tmp, "run", "treesync", "c.sock")
+        import grp
+        for args in (["groupadd", "--system", self.GROUP],
+                     ["useradd", "--system", "--no-create-home", "--shell",
+                      "/usr/sbin/nologin", "-G", self.GROUP, self.MEMBER],
+                     ["useradd", "--system", "--no-create-home", "--shell",
+                      "/usr/sbin/nologin", self.OTHER]):
+            subprocess.run(args, check=True)
+        # Cleanups run last-in first: users, then the group.
+        self.addCleanup(subprocess.run, ["groupdel", self.GROUP])
+        self.addCleanup(subprocess.run, ["userdel", self.MEMBER])
+        self.addCleanup(subprocess.run, ["userdel", self.OTHER])
+        self.gid = grp.getgrnam(self.GROUP).gr_gid
+
+    def write_config(self, syncs=None, extra="", sock=None):
+        super().write_config(syncs, extra + getattr(self, "group_line", ""),
+                             sock)
+
+    def ctl_as(self, user):
+        return subprocess.run(
+            ["setpriv", "--reuid", user, "--regid", user, "--init-groups",
+             "--", TREESYNCCTL, "-s", self.sock, "status"],
+            capture_output=True, text=True, timeout=60 * SLOW)
+
+    def test_group_members_may_connect(self):
+        self.group_line = 'control_socket_group = "%s";\n' % self.GROUP
+        self.start()
+        st = os.stat(self.sock)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                         (0, self.gid, 0o660))
+        p = self.ctl_as(self.MEMBER)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("t ", p.stdout)
+        p = self.ctl_as(self.OTHER)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("Permission denied", p.stderr)
+        # Without the setting the socket is the daemon's group's again.
+        self.group_line = ""
+        self.write_config()
+        self.ctl("reload")
+        self.assertEqual(os.stat(self.sock).st_gid, os.getegid())
+        self.assertEqual(self.ctl_as(self.MEMBER).returncode, 1)
+        self.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -201,9 +201,10 @@ class Logs(DaemonCase):
         self.wait_log("the copy line", r" copy +sub dir/f\\tx\.bin -> ")
         before_stop = datetime.datetime.now(datetime.timezone.utc)
         self.stop()
-        m = [COPY.match(l) for l in self.text().splitlines()
-             if "f\\tx.bin" in l and " copy " in l]
-        self.assertEqual(len(m), 1)
+        lines = [l for l in self.text().splitlines()
+                 if "f\\tx.bin" in l and " copy " in l]
+        m = [COPY.match(l) for l in lines]
+        self.assertEqual(len(m), 1, "\n".join(lines))
         m = m[0]
         self.assertIsNotNone(m, "copy line does not match the SPEC format")
         when = datetime.datetime.strptime(

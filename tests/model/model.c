@@ -20,8 +20,6 @@
  *   always sound); the destination roots always exist.
  * - Paths are names in the model, not inodes: a job resolves its paths
  *   when it runs, as the real one does (it opens the parents then).
- * - Directory sizes are not modelled (the real pathsync compares them;
- *   they only cost an "attrs" job).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +41,7 @@
 #include "model.h"
 #include "engine/pathsync.h"
 #include "engine/pool.h"
+#include "engine/rules.h"
 #include "util/synclog.h"
 
 #define MAXN 192		/* entries of one model tree (root included) */
@@ -602,12 +601,40 @@ dst_meta(Node *d, const Node *s)
 	return 0;
 }
 
-static bool
-same_content(const Node *s, const Node *d)
+/* A model entry as a scan lists it, for rules_decide (one owner, one
+ * link each; a symlink's target is its content's number). */
+static const ScanEntry *
+entry_of(const Node *n, ScanEntry *e, char *target, size_t size)
 {
-	/* planner_same_content: size and mtime (dirs: no size here). */
-	return (s->type == T_DIR || s->size == d->size) &&
-	    s->mtime == d->mtime;
+	if (n == NULL)
+		return NULL;
+	memset(e, 0, sizeof *e);
+	e->meta.mode = (n->type == T_FILE ? S_IFREG : n->type == T_DIR ?
+	    S_IFDIR : S_IFLNK) | (n->mode & 07777);
+	e->meta.size = n->type == T_FILE ? n->size : 0;
+	e->meta.mtime_sec = (int64_t)n->mtime;
+	e->meta.nlink = 1;
+	if (n->type == T_LINK) {
+		snprintf(target, size, "%u", (unsigned)n->content);
+		e->link_target = target;
+	}
+	return e;
+}
+
+/* What the rules (rules.h) say a destination entry d (or NULL) needs to
+ * equal the source entry s (or NULL); a hash is the content's. */
+static RuleDecision
+model_decide(const Node *s, const Node *d, const RuleOptions *opt)
+{
+	char st[16], dtg[16];
+	ScanEntry se, de;
+	const ScanEntry *sp = entry_of(s, &se, st, sizeof st);
+	const ScanEntry *dp = entry_of(d, &de, dtg, sizeof dtg);
+	RuleDecision r = rules_decide(sp, dp, opt);
+
+	if (r.action == RULE_HASH)
+		r = rules_after_hash(sp, dp, opt, s->content == d->content);
+	return r;
 }
 
 static void pathsync_dir_run_(const PathSyncDir *pd, const char *base,
@@ -621,7 +648,7 @@ pathsync_dir_run(const PathSyncDir *pd, const char *base,
 	trace("path %s '%s' (dest %zu): %s outcome %d err %d",
 	    pd->sp >= 0 ? F.slot[pd->sp].parent : pd->dp >= 0 ?
 	    F.slot[pd->dp].parent : "?", base, pd->dp >= 0 ?
-	    F.slot[pd->dp].di : 0, res->action ? res->action : "-",
+	    F.slot[pd->dp].di : 0, rules_action_name(res->action),
 	    (int)res->outcome, res->err);
 }
 
@@ -630,6 +657,7 @@ pathsync_dir_run_(const PathSyncDir *pd, const char *base,
     const PathSyncOptions *opt, PathSyncResult *res)
 {
 	int sp = pd->sp, dp = pd->dp, slot = sp >= 0 ? sp : dp;
+	RuleDecision rule;
 	Tree *dt;
 	char path[MAXP] = "";
 	Node *s = NULL, *d = NULL;
@@ -660,48 +688,39 @@ pathsync_dir_run_(const PathSyncDir *pd, const char *base,
 	d = t_get(dt, path);
 	if (opt->expect != NULL && opt->expect->known)
 		abort();	/* no guard in the model: passes say unknown */
-	if (s == NULL) {
-		if (d != NULL && opt->delete) {
-			res->action = "delete";
-			res->entries_changed = true;
-			res->err = dst_delete(dt, path, &res->count);
-		}
-		return;
-	}
-	switch (s->type) {
-	case T_FILE:
-	case T_LINK:
-		if (d != NULL && d->type == s->type) {
-			bool same = s->type == T_FILE ? same_content(s, d) :
-			    s->content == d->content;
-			if (same) {
-				if (s->type == T_LINK || s->mode == d->mode)
-					return;
-				res->action = "attrs";
-				res->err = dst_meta(d, s);
-				return;
-			}
-		}
-		if (d != NULL && d->type == T_DIR) {
-			res->action = "delete";
+	rule = model_decide(s, d, &(RuleOptions){ .compare = opt->compare,
+	    .delete = opt->delete });
+	switch (rule.action) {
+	case RULE_DELETE:
+		res->action = RULE_DELETE;
+		res->entries_changed = true;
+		res->err = dst_delete(dt, path, &res->count);
+		break;
+	case RULE_MKDIR:
+		res->outcome = PATHSYNC_SUBTREE;
+		break;
+	case RULE_RECURSE:
+	case RULE_ATTRS:
+		if (rule.action == RULE_RECURSE && !rule.attrs)
+			break;
+		res->action = RULE_ATTRS;
+		res->err = dst_meta(d, s);
+		break;
+	case RULE_COPY:
+	case RULE_SYMLINK:
+		if (rule.replace) {
+			res->action = RULE_DELETE;
 			if ((res->err = dst_delete(dt, path, &res->count)) != 0)
 				return;
+			res->replaced = true;
 		}
-		res->action = s->type == T_FILE ? "copy" : "symlink";
+		res->action = rule.action;
 		res->entries_changed = true;
 		res->bytes = s->size;
 		res->err = dst_copy(dt, s);
 		break;
-	case T_DIR:
-		if (d == NULL || d->type != T_DIR) {
-			res->outcome = PATHSYNC_SUBTREE;
-			break;
-		}
-		if (s->mode == d->mode && same_content(s, d))
-			break;
-		res->action = "attrs";
-		res->err = dst_meta(d, s);
-		break;
+	default:
+		break;	/* in sync, or kept */
 	}
 }
 
@@ -718,10 +737,10 @@ pathsync_run(int src_root, int dst_root, const char *relpath,
 		Tree *dt = &F.dst[dest_of_fd(dst_root)];
 		memset(res, 0, sizeof *res);
 		res->outcome = PATHSYNC_DONE;
-		if (F.src.v[0].mode == dt->v[0].mode &&
-		    same_content(&F.src.v[0], &dt->v[0]))
+		if (!model_decide(&F.src.v[0], &dt->v[0], &(RuleOptions){
+		    .compare = opt->compare }).attrs)
 			return;
-		res->action = "attrs";
+		res->action = RULE_ATTRS;
 		res->err = dst_meta(&dt->v[0], &F.src.v[0]);
 		return;
 	}
@@ -793,6 +812,7 @@ struct FullSync {
 	bool failing;		/* this pass fails some entries */
 	char todo[MAXN][MAXP];
 	size_t ntodo;
+	RuleOptions rules;	/* the pair's, for model_decide */
 };
 
 /* A file or symlink as the source has it (a pass's copy). */
@@ -816,6 +836,7 @@ pass_dir(FullSync *fs, const char *dir)
 	char kids[MAXN][MAXP];
 	size_t nk = 0;
 	const Node *sd = t_get(&F.src, dir), *dd = t_get(t, dir);
+	RuleDecision rule;
 
 	/* Gone from either side since it was listed: the events that say
 	 * so bring the paths back (the real scan finds ENOENT). */
@@ -841,30 +862,36 @@ pass_dir(FullSync *fs, const char *dir)
 			fs->st.errors++;
 			continue;
 		}
-		if (d != NULL && d->type != s.type && (d->type == T_DIR ||
-		    s.type == T_DIR)) {
+		rule = model_decide(&s, d, &fs->rules);
+		if (rule.replace) {
 			fs->st.deleted += t_remove_tree(t, kids[k]);
 			touch_dir(t, dir);
 			d = NULL;
 		}
-		if (s.type != T_DIR) {
-			if (d == NULL || d->type != s.type ||
-			    (s.type == T_FILE && !same_content(&s, d)) ||
-			    (s.type == T_LINK && s.content != d->content)) {
-				put(t, &s, dir);
-				fs->st.files_copied++;
-			} else if (s.type == T_FILE) {
-				d->mode = s.mode;
-			}
-			continue;
-		}
-		if (d == NULL) {
+		switch (rule.action) {
+		case RULE_COPY:
+		case RULE_SYMLINK:
+			put(t, &s, dir);
+			fs->st.files_copied++;
+			break;
+		case RULE_ATTRS:
+			d->mode = s.mode;
+			d->mtime = s.mtime;
+			break;
+		case RULE_MKDIR: {
 			Node *m = t_add(t, kids[k], T_DIR);
 			m->mode = 0700;
 			m->mtime = ++F.tick;
 			touch_dir(t, dir);
 		}
-		snprintf(fs->todo[fs->ntodo++], MAXP, "%s", kids[k]);
+			/* FALLTHROUGH */
+		case RULE_RECURSE:
+			/* Its own attributes once its entries are final. */
+			snprintf(fs->todo[fs->ntodo++], MAXP, "%s", kids[k]);
+			break;
+		default:
+			break;
+		}
 	}
 	/* What the source no longer has. */
 	nk = 0;
@@ -875,7 +902,9 @@ pass_dir(FullSync *fs, const char *dir)
 		if (t->v[i].path[0] != '\0' && strcmp(p, dir) == 0 &&
 		    t_find(&F.src, t->v[i].path) < 0 &&
 		    !exclude_match(model_ex, t->v[i].path,
-		    t->v[i].type == T_DIR))
+		    t->v[i].type == T_DIR) &&
+		    model_decide(NULL, &t->v[i], &fs->rules).action ==
+		    RULE_DELETE)
 			snprintf(kids[nk++], MAXP, "%s", t->v[i].path);
 	}
 	for (size_t k = 0; k < nk; k++) {
@@ -984,6 +1013,8 @@ fullsync_new(Pool *pool, const SyncPairConfig *pair, const char *dest,
 			fs->di = k;
 	snprintf(fs->relroot, sizeof fs->relroot, "%s",
 	    relroot != NULL ? relroot : "");
+	fs->rules.compare = pair->compare;
+	fs->rules.delete = pair->delete;
 	fs->done = done;
 	fs->arg = arg;
 	*ret = fs;

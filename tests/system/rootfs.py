@@ -21,8 +21,11 @@ CACHE = os.environ.get("TREESYNC_ROOTFS_CACHE", "/var/cache/treesync-test")
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus",
     "procps",  # /bin/kill, the unit's ExecReload
-    # treesyncd's runtime libraries (see meson.build)
-    "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libconfig9",
+    # treesyncd's runtime libraries (see meson.build; libevent_extra,
+    # evhttp, is in libevent-2.1-7), so that the package of test_deb.py
+    # installs without a network
+    "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libevent-2.1-7",
+    "libconfig9",
     "libxxhash0", "libinotifytools0", "libsystemd0",
 ])
 

@@ -10,7 +10,8 @@ when there is no root, no mirror or no debootstrap.
 
 Environment: TREESYNC_BUILD_DIR (the meson build dir to install from;
 default build/), TREESYNC_SOURCE_ROOT, TREESYNC_KEEP=1 keeps the run dir.
-Tests run in order (test_1_ .. test_7_) on one booted container.
+Tests run in order (test_1_ .. test_7_) on one booted container; test_5c
+checks that the sandbox lets metrics_listen have its TCP socket.
 """
 import json
 import os
@@ -36,6 +37,7 @@ DEADLINE = 60  # seconds; the machine is shared, never a timing assertion
 CONFIG = """workers = 2;
 delay_ms = 20;
 log_level = "info";
+%s
 syncs = (
 %s
 );
@@ -72,6 +74,7 @@ class Systemd(unittest.TestCase):
     nspawn = None
     leader = None
     mounted = False
+    config_extra = ""  # more global settings for the config file
 
     @classmethod
     def setUpClass(cls):
@@ -106,15 +109,9 @@ class Systemd(unittest.TestCase):
             os.rmdir(cls.root)
             subprocess.run(["cp", "-a", "--reflink=auto", cache, cls.root],
                            check=True)
-        subprocess.run(["meson", "install", "-C", BUILD, "--destdir",
-                        cls.root, "--no-rebuild", "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
         for p in ("srv/src/alpha", "srv/src/beta", "srv/dst"):
             os.makedirs(os.path.join(cls.root, p))
-        cls.write_config(["alpha"])
-        # What an operator does (see the unit's comment): grant the
-        # destinations.
-        cls.dropin("dest.conf", "[Service]\nReadWritePaths=/srv/dst\n")
+        cls.install()
         cls.console = open(os.path.join(d, "console.log"), "w")
         cls.machine = "treesync-test-%d" % os.getpid()
         cls.nspawn = subprocess.Popen(
@@ -129,6 +126,27 @@ class Systemd(unittest.TestCase):
             ["systemctl", "is-system-running", "--wait"], check=False,
             timeout=120).stdout.strip(), deadline=120)
         log("booted (%s)" % state)
+        cls.after_boot()
+
+    @classmethod
+    def install(cls):
+        """treesync into the root before it boots (test_deb.py: the
+        package instead, after the boot)."""
+        subprocess.run(["meson", "install", "-C", BUILD, "--destdir",
+                        cls.root, "--no-rebuild", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        cls.configure()
+
+    @classmethod
+    def configure(cls):
+        cls.write_config(["alpha"])
+        # What an operator does (see the unit's comment): grant the
+        # destinations.
+        cls.dropin("dest.conf", "[Service]\nReadWritePaths=/srv/dst\n")
+
+    @classmethod
+    def after_boot(cls):
+        pass
 
     @classmethod
     def find_leader(cls):
@@ -164,7 +182,8 @@ class Systemd(unittest.TestCase):
     def write_config(cls, names):
         with open(os.path.join(cls.root, "etc/treesync/treesync.conf"),
                   "w") as f:
-            f.write(CONFIG % ",\n".join(PAIR % (n, n, n) for n in names))
+            f.write(CONFIG % (cls.config_extra,
+                              ",\n".join(PAIR % (n, n, n) for n in names)))
 
     @classmethod
     def dropin(cls, name, text):
@@ -322,6 +341,32 @@ class Systemd(unittest.TestCase):
         self.assertEqual(p["ActiveState"], "active")
         self.assertTrue([e for e in self.journal("SYNC=beta")
                          if e.get("PATH") == "later.txt"])
+
+    def test_5c_metrics_endpoint_inside_the_sandbox(self):
+        # The unit's RestrictAddressFamilies= must let metrics_listen
+        # have its TCP socket. The container shares the host's network:
+        # a free loopback port of the host.
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        saved = type(self).config_extra
+        type(self).config_extra = saved + (
+            '\nmetrics_listen = "127.0.0.1:%d";' % port)
+        try:
+            self.write_config(["alpha", "beta"])
+            self.sh(["systemctl", "reload", "treesyncd"], timeout=120)
+            # bash's /dev/tcp: the minimal root has no HTTP client.
+            r = self.sh(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d && "
+                         "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 "
+                         "&& cat <&3" % port])
+            self.assertTrue(r.stdout.startswith("HTTP/1.0 200 OK"), r.stdout)
+            self.assertIn('treesync_files_copied_total{sync="alpha",'
+                          'destination="/srv/dst/alpha"} ', r.stdout)
+        finally:
+            type(self).config_extra = saved
+            self.write_config(["alpha", "beta"])
+            self.sh(["systemctl", "reload", "treesyncd"], timeout=120)
 
     def test_6_watchdog_restarts_stalled_daemon(self):
         self.dropin("watchdog.conf", "[Service]\nWatchdogSec=3s\n"

@@ -7,9 +7,13 @@ Generates a small awkward tree with gentree.py, copies it with `cp -a`
 (which keeps nanosecond mtimes, owners and hard links) and checks that
 treecmp finds the copy equal; then perturbs one thing at a time in a fresh
 copy and checks that treecmp reports exactly that kind of difference.
+TestXattrs does the same for extended attributes, ACLs and capabilities on
+a small tree of its own (setfacl/setcap from the acl and libcap2-bin
+packages; trusted.*, security.* and capabilities need root).
 """
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -564,6 +568,233 @@ class TestExclude(Base):
         self.assertEqual(E("node_modules/").rsync_arg(), "--exclude=node_modules/")
         self.assertEqual(E("/top").rsync_arg(), "--exclude=/top")
 
+
+def have(prog):
+    return shutil.which(prog) is not None
+
+
+class TestXattrs(unittest.TestCase):
+    """Each kind of xattr/ACL difference, on a tree with one of each."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not have("setfacl"):
+            raise unittest.SkipTest("setfacl not installed (Debian package acl)")
+        cls.tmp = tempfile.mkdtemp(prefix="treecmp-xattr.")
+        cls.src = os.path.join(cls.tmp, "src")
+        s = cls.src
+        os.makedirs(os.path.join(s, "dir"))
+        for n in ("plain", "user", "acl", "masked"):
+            with open(os.path.join(s, n), "wb") as fh:
+                fh.write(n.encode() * 10)
+            os.chmod(os.path.join(s, n), 0o640)
+        os.symlink("plain", os.path.join(s, "link"))
+        try:
+            os.setxattr(os.path.join(s, "user"), "user.comment", b"hello")
+            os.setxattr(os.path.join(s, "user"), "user.empty", b"")
+            os.setxattr(os.path.join(s, "dir"), "user.onadir", b"\x00\x01binary")
+        except OSError as e:
+            if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                shutil.rmtree(cls.tmp)
+                raise unittest.SkipTest("no user xattrs on %s" % cls.tmp)
+            raise
+        acl = lambda *a: subprocess.run(["setfacl"] + list(a), check=True)
+        acl("-m", "u:nobody:r", os.path.join(s, "acl"))
+        # the ACL-mask case: 0640 + u:nobody:rw shows as 0660
+        acl("-m", "u:nobody:rw", os.path.join(s, "masked"))
+        acl("-d", "-m", "u:nobody:rx", os.path.join(s, "dir"))
+        acl("-m", "g:nogroup:rx", os.path.join(s, "dir"))
+        if IS_ROOT:
+            os.setxattr(os.path.join(s, "user"), "trusted.t", b"t-value")
+            os.setxattr(os.path.join(s, "user"), "security.treecmp", b"s-value")
+            os.setxattr(os.path.join(s, "link"), "trusted.onlink", b"l",
+                        follow_symlinks=False)
+            if have("setcap"):
+                with open(os.path.join(s, "cap"), "wb") as fh:
+                    fh.write(b"#!/bin/true\n")
+                os.chmod(os.path.join(s, "cap"), 0o755)
+                subprocess.run(["setcap", "cap_net_raw,cap_net_bind_service+ep",
+                                os.path.join(s, "cap")], check=True)
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def copy(self):
+        TestXattrs.n += 1
+        dst = os.path.join(self.tmp, "dst%d" % self.n)
+        subprocess.run(["cp", "-a", self.src, dst], check=True)
+        return dst
+
+    def run_cmp(self, dst, *args):
+        r = subprocess.run([sys.executable, TREECMP, self.src, dst] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+    def assertDiff(self, dst, kind, rsync_too=True):
+        """Reported by the walk (with and without rsync beside it), and by
+        rsync -AX alone; gone with --no-xattrs."""
+        rc, out = self.run_cmp(dst, "--no-rsync")
+        self.assertEqual(rc, 1, out)
+        self.assertIn(kind, out)
+        if rsync_too:
+            rc, out2 = self.run_cmp(dst)
+            self.assertEqual(rc, 1, out2)
+            self.assertRegex(out2, r"rsync: \.[fdL]\S*[ax]")
+        rc, out3 = self.run_cmp(dst, "--no-xattrs")
+        self.assertEqual(rc, 0, out3)
+        return out
+
+    def test_the_source_has_them(self):
+        # the fixture is what the other tests believe it is
+        s = self.src
+        self.assertEqual(os.getxattr(os.path.join(s, "user"), "user.comment"), b"hello")
+        self.assertEqual(stat.S_IMODE(os.lstat(os.path.join(s, "masked")).st_mode), 0o660)
+        self.assertIn(treecmp.ACL_DEFAULT, os.listxattr(os.path.join(s, "dir")))
+        if IS_ROOT and have("setcap"):
+            self.assertIn(treecmp.CAPABILITY, os.listxattr(os.path.join(s, "cap")))
+
+    def test_equal_copies(self):
+        dst = self.copy()
+        rc, out = self.run_cmp(dst)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("xattrs compared", out)
+        rs = os.path.join(self.tmp, "rs")
+        subprocess.run(["rsync", "-aAXH", "--numeric-ids", self.src + "/", rs + "/"],
+                       check=True)
+        rc, out = self.run_cmp(rs)
+        self.assertEqual(rc, 0, out)
+
+    def test_copy_without_xattrs_differs(self):
+        # cp -r --preserve=mode,timestamps,ownership,links keeps neither
+        # xattrs nor ACLs (the mask shows in the mode, as 0660)
+        TestXattrs.n += 1
+        dst = os.path.join(self.tmp, "bare%d" % self.n)
+        subprocess.run(["cp", "-r", "--no-preserve=all",
+                        "--preserve=mode,timestamps,ownership,links", "-P",
+                        self.src, dst], check=True)
+        for dp, dns, fns in os.walk(dst):
+            for n in dns + fns:
+                for x in os.listxattr(os.path.join(dp, n), follow_symlinks=False):
+                    os.removexattr(os.path.join(dp, n), x, follow_symlinks=False)
+        for x in os.listxattr(dst):
+            os.removexattr(dst, x)
+        out = self.assertDiff(dst, "xattr missing")
+        self.assertIn("acl differs: masked access src=u::rw-,u:65534:rw-,g::r--,m::rw-,o::--- "
+                      "dst=(none)", out)
+        self.assertNotIn("mode differs: masked", out)    # 0660 both: only the ACL tells
+        self.assertIn("acl differs: dir default", out)
+
+    def test_value_differs(self):
+        dst = self.copy()
+        os.setxattr(os.path.join(dst, "user"), "user.comment", b"hellO")
+        out = self.assertDiff(dst, "xattr differs: user user.comment src=b'hello' dst=b'hellO'")
+
+    def test_missing_and_extra(self):
+        dst = self.copy()
+        os.removexattr(os.path.join(dst, "user"), "user.empty")
+        self.assertDiff(dst, "xattr missing: user user.empty (only in src)")
+        dst = self.copy()
+        os.setxattr(os.path.join(dst, "plain"), "user.new", b"x")
+        self.assertDiff(dst, "xattr extra: plain user.new (only in dst)")
+
+    def test_on_a_directory_and_the_root(self):
+        dst = self.copy()
+        os.setxattr(os.path.join(dst, "dir"), "user.onadir", b"other")
+        self.assertDiff(dst, "xattr differs: dir user.onadir")
+        dst = self.copy()
+        os.setxattr(dst, "user.root", b"r")
+        self.assertDiff(dst, "xattr extra: . user.root")
+
+    def test_access_acl(self):
+        dst = self.copy()
+        subprocess.run(["setfacl", "-m", "u:nobody:rw", os.path.join(dst, "acl")], check=True)
+        os.chmod(os.path.join(dst, "acl"), 0o640)    # the mode (mask) as in src
+        out = self.assertDiff(dst, "acl differs: acl access")
+        self.assertIn("src=u::rw-,u:65534:r--,g::r--,m::r--,o::---", out)
+        dst = self.copy()
+        subprocess.run(["setfacl", "-b", os.path.join(dst, "masked")], check=True)
+        os.chmod(os.path.join(dst, "masked"), 0o660)
+        self.assertDiff(dst, "acl differs: masked access")
+
+    def test_default_acl(self):
+        dst = self.copy()
+        subprocess.run(["setfacl", "-k", os.path.join(dst, "dir")], check=True)
+        out = self.assertDiff(dst, "acl differs: dir default src=u::rwx,u:65534:r-x")
+        self.assertIn("dst=(none)", out)
+
+    def test_symlink_xattr(self):
+        if not IS_ROOT:
+            self.skipTest("trusted.* needs root")
+        dst = self.copy()
+        os.removexattr(os.path.join(dst, "link"), "trusted.onlink", follow_symlinks=False)
+        # the target (plain) is untouched: the link's own attribute is read
+        self.assertDiff(dst, "xattr missing: link trusted.onlink")
+
+    def test_trusted_and_security(self):
+        if not IS_ROOT:
+            self.skipTest("needs root")
+        dst = self.copy()
+        os.setxattr(os.path.join(dst, "user"), "trusted.t", b"changed")
+        self.assertDiff(dst, "xattr differs: user trusted.t")
+        dst = self.copy()
+        os.removexattr(os.path.join(dst, "user"), "security.treecmp")
+        self.assertDiff(dst, "xattr missing: user security.treecmp")
+
+    def test_capability(self):
+        if not IS_ROOT or not have("setcap"):
+            self.skipTest("needs root and setcap")
+        dst = self.copy()
+        subprocess.run(["setcap", "cap_net_raw+ep", os.path.join(dst, "cap")], check=True)
+        out = self.assertDiff(dst, "capability differs: cap src=v2 permitted=0x2400")
+        self.assertIn("dst=v2 permitted=0x2000 inheritable=0x0 effective=yes", out)
+        dst = self.copy()
+        # chown clears file capabilities: the classic way to lose them
+        os.chown(os.path.join(dst, "cap"), 0, 0)
+        self.assertDiff(dst, "capability differs: cap src=v2 permitted=0x2400 inheritable=0x0 "
+                        "effective=yes dst=(none)")
+
+    def test_text_helpers(self):
+        self.assertEqual(treecmp.acl_text(None), "(none)")
+        self.assertIn("malformed", treecmp.acl_text(b"\x02\x00\x00\x00\x01"))
+        self.assertIn("malformed", treecmp.acl_text(b"\x01\x00\x00\x00"))
+        v1 = (0x01000000).to_bytes(4, "little") + (5).to_bytes(4, "little") + bytes(4)
+        self.assertEqual(treecmp.cap_text(v1), "v1 permitted=0x5 inheritable=0x0 effective=no")
+        v3 = ((0x03000000 | 1).to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(4)
+              + (1).to_bytes(4, "little") + bytes(4) + (1000).to_bytes(4, "little"))
+        self.assertEqual(treecmp.cap_text(v3),
+                         "v3 permitted=0x100000001 inheritable=0x0 effective=yes rootid=1000")
+        self.assertFalse(treecmp.xattr_compared("system.nfs4_acl"))
+        self.assertTrue(treecmp.xattr_compared("system.posix_acl_default"))
+        self.assertTrue(treecmp.xattr_compared("security.capability"))
+
+    def test_destination_without_xattr_support(self):
+        # ramfs has no xattr handlers at all: every setxattr is ENOTSUP
+        if not IS_ROOT:
+            self.skipTest("needs root to mount a ramfs")
+        mnt = os.path.join(self.tmp, "ramfs")
+        os.mkdir(mnt)
+        r = subprocess.run(["mount", "-t", "ramfs", "tools-treecmp-ramfs", mnt],
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a ramfs: " + r.stderr.strip())
+        try:
+            dst = os.path.join(mnt, "dst")
+            # cp -a warns about what it cannot preserve, and goes on
+            subprocess.run(["cp", "-a", self.src, dst], stderr=subprocess.DEVNULL)
+            with self.assertRaises(OSError) as cm:
+                os.setxattr(os.path.join(dst, "user"), "user.x", b"1")
+            self.assertIn(cm.exception.errno, (errno.ENOTSUP, errno.EOPNOTSUPP))
+            # a refused set reads as empty: the source's show as missing
+            self.assertEqual(treecmp.read_xattrs(os.fsencode(os.path.join(dst, "user"))), {})
+            rc, out = self.run_cmp(dst, "--no-rsync")
+            self.assertEqual(rc, 1, out)
+            self.assertIn("xattr missing: user user.comment", out)
+            self.assertIn("acl differs: masked access", out)
+            self.assertNotIn("error", out)
+        finally:
+            subprocess.run(["umount", mnt], check=True)
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent mirror checker for treesync.
 
-    treecmp.py SRC DST [--exclude PATTERN ...] [--no-owner] [--no-rsync] [--ignore-extra]
+    treecmp.py SRC DST [--exclude PATTERN ...] [--no-owner] [--no-xattrs] [--no-rsync]
+               [--ignore-extra]
 
 Walks both trees without following symlinks (the root directories included)
 and compares, per relative path:
@@ -13,7 +14,19 @@ and compares, per relative path:
   - size and full content of regular files;
   - symlink targets (bytes);
   - hard-link structure: the partition of the common regular-file paths by
-    inode must be the same on both sides; a DST inode may not be a SRC inode.
+    inode must be the same on both sides; a DST inode may not be a SRC inode;
+  - extended attributes and POSIX ACLs (unless --no-xattrs): the names and
+    raw values in user.*, trusted.*, security.* (security.capability
+    included) and system.posix_acl_access / system.posix_acl_default, read
+    with listxattr/getxattr on the entry itself, never through a symlink.
+    Symlinks, fifos, sockets and devices are compared as well: the kernel
+    allows trusted.* and security.* on them (user.* and ACLs only on files
+    and directories, so those simply never appear there).  Other system.*
+    names (NFSv4 ACLs, ...) are not part of SPEC 7 and are not compared.
+    A file system that has no xattr support (ENOTSUP) counts as an empty
+    set, so a source with xattrs against such a destination reports them
+    missing.  What is visible depends on who runs this: trusted.* only to
+    root (then it is compared on both sides alike).
 
 Entries only in SRC are "missing", only in DST "extra" (ignored with
 --ignore-extra).  Entries named ".treesync.*" in DST are always reported
@@ -25,13 +38,14 @@ excludes its subtree.  Excluded paths are skipped on both sides.
 
 Unless --no-rsync, also runs
     rsync -rlptDn --checksum --omit-link-times --numeric-ids --delete
-          --itemize-changes [-go] [--exclude=...] SRC/ DST/
+          --itemize-changes [-go] [-AX] [--exclude=...] SRC/ DST/
 as a second opinion; every output line counts as a difference.
 
 Exit status: 0 equal, 1 different, 2 usage error.
 """
 
 import argparse
+import errno
 import os
 import re
 import stat
@@ -45,6 +59,10 @@ from concurrent.futures import ThreadPoolExecutor
 MAX_PRINT = 50
 CHUNK = 1 << 20
 TEMP_PREFIX = b".treesync."
+ACL_ACCESS = "system.posix_acl_access"
+ACL_DEFAULT = "system.posix_acl_default"
+CAPABILITY = "security.capability"
+XATTR_PREFIXES = ("user.", "trusted.", "security.")
 
 
 # ------------------------------------------------------------------ patterns
@@ -230,6 +248,108 @@ class Report:
                 print("... (further differences counted, not printed)", flush=True)
 
 
+# ------------------------------------------------------------------ xattrs
+def xattr_compared(name):
+    """SPEC 7's namespaces: user, trusted, security, the two POSIX ACLs."""
+    return name.startswith(XATTR_PREFIXES) or name in (ACL_ACCESS, ACL_DEFAULT)
+
+
+def read_xattrs(path):
+    """{name: value} of the entry at path itself (a symlink is not
+    followed), only the names xattr_compared keeps; or an error string."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return {}
+        return "listxattr: %s" % e.strerror
+    out = {}
+    for n in names:
+        if not xattr_compared(n):
+            continue
+        try:
+            out[n] = os.getxattr(path, n, follow_symlinks=False)
+        except OSError as e:
+            if e.errno == errno.ENODATA:        # removed since the listing
+                continue
+            return "getxattr %s: %s" % (n, e.strerror)
+    return out
+
+
+_ACL_TAGS = {0x01: "u", 0x02: "u", 0x04: "g", 0x08: "g", 0x10: "m", 0x20: "o"}
+
+
+def acl_text(value):
+    """The kernel's binary ACL (version 2; entries of le16 tag, le16 perm,
+    le32 id) in getfacl's short form with numeric ids, e.g.
+    "u::rw-,u:65534:rw-,g::r--,m::rw-,o::---"; "(none)" for None."""
+    if value is None:
+        return "(none)"
+    if len(value) < 4 or (len(value) - 4) % 8 or int.from_bytes(value[:4], "little") != 2:
+        return "(malformed: %s)" % value.hex()
+    out = []
+    for off in range(4, len(value), 8):
+        tag = int.from_bytes(value[off:off + 2], "little")
+        perm = int.from_bytes(value[off + 2:off + 4], "little")
+        qid = int.from_bytes(value[off + 4:off + 8], "little")
+        named = tag in (0x02, 0x08)
+        p = "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
+        out.append("%s:%s:%s" % (_ACL_TAGS.get(tag, "?%x" % tag), qid if named else "", p))
+    return ",".join(out)
+
+
+def cap_text(value):
+    """security.capability (struct vfs_cap_data, v1/v2/v3) as text."""
+    if value is None:
+        return "(none)"
+    if len(value) < 4:
+        return "(malformed: %s)" % value.hex()
+    magic = int.from_bytes(value[:4], "little")
+    rev, eff = magic & 0xFF000000, magic & 1
+    words = [int.from_bytes(value[i:i + 4], "little") for i in range(4, len(value) - 3, 4)]
+    if rev == 0x01000000 and len(words) >= 2:
+        perm, inh, rest = words[0], words[1], ""
+    elif rev in (0x02000000, 0x03000000) and len(words) >= 4:
+        perm = words[0] | words[2] << 32
+        inh = words[1] | words[3] << 32
+        rest = " rootid=%d" % words[4] if rev == 0x03000000 and len(words) >= 5 else ""
+    else:
+        return "(unknown format: %s)" % value.hex()
+    return "v%d permitted=%#x inheritable=%#x effective=%s%s" % (
+        rev >> 24, perm, inh, "yes" if eff else "no", rest)
+
+
+def value_text(value):
+    if len(value) > 48:
+        return repr(value[:48])[:-1] + "...' (%d bytes)" % len(value)
+    return repr(value)
+
+
+def compare_xattrs(rel, sx, dx, report):
+    """Reports each difference between two read_xattrs results."""
+    if isinstance(sx, str) or isinstance(dx, str):
+        report.diff("error", rel, "xattrs: %s" % (
+            "src: " + sx if isinstance(sx, str) else "dst: " + dx))
+        return
+    if sx == dx:
+        return
+    for name in sorted(set(sx) | set(dx)):
+        a, b = sx.get(name), dx.get(name)
+        if a == b:
+            continue
+        if name in (ACL_ACCESS, ACL_DEFAULT):
+            report.diff("acl differs", rel, "%s src=%s dst=%s" % (
+                "access" if name == ACL_ACCESS else "default", acl_text(a), acl_text(b)))
+        elif name == CAPABILITY:
+            report.diff("capability differs", rel, "src=%s dst=%s" % (cap_text(a), cap_text(b)))
+        elif b is None:
+            report.diff("xattr missing", rel, "%s (only in src)" % name)
+        elif a is None:
+            report.diff("xattr extra", rel, "%s (only in dst)" % name)
+        else:
+            report.diff("xattr differs", rel, "%s src=%s dst=%s" % (name, value_text(a), value_text(b)))
+
+
 # ------------------------------------------------------------------ walking
 def walk(root, excludes, report, is_dst):
     """Return {rel: stat_result} for every entry under root (root = b"")."""
@@ -312,7 +432,7 @@ def same_content(a, b, size):
 
 
 # ------------------------------------------------------------------ compare
-def compare(src, dst, excludes, owner, ignore_extra, report, jobs):
+def compare(src, dst, excludes, owner, ignore_extra, report, jobs, xattrs=True):
     se = walk(src, excludes, report, False)
     if not os.path.lexists(dst):
         report.diff("missing", b"", "(dst root does not exist)")
@@ -332,6 +452,9 @@ def compare(src, dst, excludes, owner, ignore_extra, report, jobs):
             report.diff("type differs", rel, "src=%s dst=%s" % (type_name(sm), type_name(dm)))
             continue
         link = stat.S_ISLNK(sm)
+        if xattrs:
+            compare_xattrs(rel, read_xattrs(src + b"/" + rel if rel else src),
+                           read_xattrs(dst + b"/" + rel if rel else dst), report)
         if not link and stat.S_IMODE(sm) != stat.S_IMODE(dm):
             report.diff("mode differs", rel, "src=%04o dst=%04o" % (stat.S_IMODE(sm), stat.S_IMODE(dm)))
         if owner and (s.st_uid != d.st_uid or s.st_gid != d.st_gid):
@@ -420,11 +543,13 @@ def compare(src, dst, excludes, owner, ignore_extra, report, jobs):
     return stats
 
 
-def run_rsync(src, dst, excludes, owner, ignore_extra):
+def run_rsync(src, dst, excludes, owner, ignore_extra, xattrs):
     cmd = ["rsync", "-rlptDn", "--checksum", "--omit-link-times", "--numeric-ids",
            "--itemize-changes"]
     if owner:
         cmd.append("-go")
+    if xattrs:
+        cmd.append("-AX")
     if not ignore_extra:
         cmd.append("--delete")
     cmd += [e.rsync_arg() for e in excludes]
@@ -444,6 +569,8 @@ def main(argv=None):
                    help="do not compare uid/gid (default: compare when root)")
     g.add_argument("--owner", dest="owner", action="store_true",
                    help="compare uid/gid even when not root")
+    ap.add_argument("--no-xattrs", dest="xattrs", action="store_false",
+                    help="do not compare extended attributes and ACLs (xattrs = false)")
     ap.add_argument("--no-rsync", action="store_true", help="skip the rsync second opinion")
     ap.add_argument("--ignore-extra", action="store_true",
                     help="entries only in DST are not differences (delete = false)")
@@ -466,9 +593,10 @@ def main(argv=None):
 
     rs = None
     if not a.no_rsync and os.path.isdir(dst):
-        rs = run_rsync(src, dst, excludes, owner, a.ignore_extra)
+        rs = run_rsync(src, dst, excludes, owner, a.ignore_extra, a.xattrs)
 
-    stats = compare(src, dst, excludes, owner, a.ignore_extra, report, max(1, a.jobs))
+    stats = compare(src, dst, excludes, owner, a.ignore_extra, report, max(1, a.jobs),
+                    a.xattrs)
     walk_diffs = report.count
 
     rsync_diffs = 0
@@ -484,9 +612,11 @@ def main(argv=None):
             report.diff("rsync", "exit status %d: %s" % (rc, " ".join(cmd)))
 
     dt = time.monotonic() - t0
-    scope = "entries src=%d dst=%d, content compared %d files / %d bytes, owner %s, rsync %s" % (
+    scope = ("entries src=%d dst=%d, content compared %d files / %d bytes, owner %s, "
+             "xattrs %s, rsync %s") % (
         stats["src"], stats["dst"], stats["files"], stats["bytes"],
-        "compared" if owner else "ignored", "skipped" if rs is None else "run")
+        "compared" if owner else "ignored", "compared" if a.xattrs else "ignored",
+        "skipped" if rs is None else "run")
     if report.count == 0:
         print("treecmp: EQUAL (%s) %.2f s" % (scope, dt))
         return 0

@@ -7,12 +7,15 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -739,10 +742,96 @@ START_TEST(test_empty_lists)
 	    "one path");
 	ck_assert_uint_eq(count_lines(errors), 1);
 	free(errors);
+}
+END_TEST
 
-	errors = load_fail("workers = 1;\nsyncs = ( );\n");
-	ASSERT_PROBLEM(errors, 2, "syncs: must hold at least one sync group");
-	ck_assert_uint_eq(count_lines(errors), 1);
+/* No sync yet is a valid config: the daemon idles until a reload. */
+START_TEST(test_no_syncs)
+{
+	Config *cfg = load_ok("workers = 1;\nsyncs = ( );\n");
+	char *errors;
+
+	ck_assert_uint_eq(cfg->n_syncs, 0);
+	ck_assert_ptr_null(config_find_sync(cfg, "p"));
+	config_free(cfg);
+	/* Leaving the key out is still a mistake. */
+	errors = load_fail("workers = 1;\n");
+	ASSERT_PROBLEM(errors, 0, "missing required key 'syncs'");
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_metrics_listen)
+{
+	static const char *const bad[] = {
+		"\"localhost:9851\"", "\"127.0.0.1\"", "\"127.0.0.1:0\"",
+		"\"127.0.0.1:65536\"", "\"127.0.0.1:-1\"", "\"127.0.0.1:\"",
+		"\":9851\"", "\"::1:9851\"", "\"[::1]9851\"", "\"[::1:9851\"",
+		"\"[127.0.0.1]:9851\"", "\"127.0.0.1:98510\"",
+		"\"127.0.0.1:9851 \"", "\"300.0.0.1:9851\"", "9851", "true",
+	};
+	const struct sockaddr_in *v4;
+	const struct sockaddr_in6 *v6;
+	Config *cfg;
+	char *errors, *text;
+
+	cfg = load_ok("syncs = ( );\n");
+	ck_assert_ptr_null(cfg->metrics_listen);	/* off by default */
+	config_free(cfg);
+	cfg = load_ok("metrics_listen = \"127.0.0.1:9851\";\nsyncs = ( );\n");
+	ck_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9851");
+	v4 = (const struct sockaddr_in *)&cfg->metrics_addr;
+	ck_assert_int_eq(v4->sin_family, AF_INET);
+	ck_assert_int_eq(ntohs(v4->sin_port), 9851);
+	ck_assert_uint_eq(ntohl(v4->sin_addr.s_addr), 0x7f000001);
+	ck_assert_uint_eq(cfg->metrics_addrlen, sizeof *v4);
+	config_free(cfg);
+	cfg = load_ok("metrics_listen = \"[::1]:65535\";\nsyncs = ( );\n");
+	v6 = (const struct sockaddr_in6 *)&cfg->metrics_addr;
+	ck_assert_int_eq(v6->sin6_family, AF_INET6);
+	ck_assert_int_eq(ntohs(v6->sin6_port), 65535);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+	config_free(cfg);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_ge(asprintf(&text, "workers = 2;\n"
+		    "metrics_listen = %s;\nsyncs = ( );\n", bad[i]), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 2, "metrics_listen: must be \"ADDR:PORT\"",
+		    "got ");
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+	}
+}
+END_TEST
+
+START_TEST(test_control_socket_group)
+{
+	struct group *g = getgrgid(getegid());
+	Config *cfg;
+	char *errors, *text;
+
+	ck_assert_ptr_nonnull(g);
+	cfg = load_ok("syncs = ( );\n");
+	ck_assert_ptr_null(cfg->control_socket_group);
+	config_free(cfg);
+	ck_assert_int_ge(asprintf(&text, "control_socket_group = \"%s\";\n"
+	    "syncs = ( );\n", g->gr_name), 0);
+	cfg = load_ok(text);
+	free(text);
+	ck_assert_str_eq(cfg->control_socket_group, g->gr_name);
+	ck_assert_uint_eq(cfg->control_socket_gid, getegid());
+	config_free(cfg);
+	errors = load_fail("workers = 2;\n"
+	    "control_socket_group = \"treesync-no-such-group-xq\";\n"
+	    "syncs = ( );\n");
+	ASSERT_PROBLEM(errors, 2, "control_socket_group: there is no group "
+	    "\"treesync-no-such-group-xq\"", "groupadd");
+	free(errors);
+	errors = load_fail("workers = 2;\ncontrol_socket_group = 0;\n"
+	    "syncs = ( );\n");
+	ASSERT_PROBLEM(errors, 2, "control_socket_group: must be the name of "
+	    "a group", "got integer 0");
 	free(errors);
 }
 END_TEST
@@ -1172,18 +1261,51 @@ START_TEST(test_control_characters_in_messages_escaped)
 }
 END_TEST
 
+/*
+ * The shipped example: valid as it is (no sync yet: the packaged daemon
+ * starts idle), and its commented-out pair is valid once the '#' in the
+ * first column of its lines is removed, as the file tells the reader.
+ */
 START_TEST(test_shipped_example)
 {
 	Config *cfg = NULL;
-	char *errors = NULL;
+	char *errors = NULL, *text = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *in, *out;
+	bool in_syncs = false;
 	int r;
 
 	r = config_load(TREESYNC_SOURCE_ROOT "/conf/treesync.conf", &cfg,
 	    &errors);
 	ck_assert_msg(r == 0, "%s", errors ? errors : "");
+	ck_assert_uint_eq(cfg->n_syncs, 0);
+	config_free(cfg);
+
+	in = fopen(TREESYNC_SOURCE_ROOT "/conf/treesync.conf", "r");
+	ck_assert_ptr_nonnull(in);
+	ck_assert_int_ge(getdelim(&text, &len, '\0', in), 1);
+	fclose(in);
+	out = fopen(conf_path, "w");
+	ck_assert_ptr_nonnull(out);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strcmp(line, "syncs = (") == 0)
+			in_syncs = true;
+		else if (strcmp(line, ");") == 0)
+			in_syncs = false;
+		fprintf(out, "%s\n", in_syncs && line[0] == '#' ? line + 1 :
+		    line);
+	}
+	fclose(out);
+	free(text);
+	r = config_load(conf_path, &cfg, &errors);
+	ck_assert_msg(r == 0, "%s", errors ? errors : "");
 	ck_assert_uint_eq(cfg->n_syncs, 1);
 	ck_assert_str_eq(cfg->syncs[0].name, "projects");
+	ck_assert_str_eq(cfg->syncs[0].source, "/srv/projects");
+	ck_assert_uint_eq(cfg->syncs[0].n_destinations, 2);
 	ck_assert_uint_eq(exclude_count(cfg->syncs[0].exclude), 4);
+	ck_assert_int_eq(cfg->syncs[0].max_delete.kind, MAX_DELETE_PERCENT);
 	config_free(cfg);
 }
 END_TEST
@@ -1213,6 +1335,9 @@ config_suite(void)
 	tcase_add_test(tc, test_dotdot_in_path);
 	tcase_add_test(tc, test_missing_required);
 	tcase_add_test(tc, test_empty_lists);
+	tcase_add_test(tc, test_no_syncs);
+	tcase_add_test(tc, test_metrics_listen);
+	tcase_add_test(tc, test_control_socket_group);
 	tcase_add_test(tc, test_duplicate_name);
 	tcase_add_test(tc, test_bad_name);
 	tcase_add_test(tc, test_destination_inside_source);

@@ -89,7 +89,7 @@ START_TEST(test_new_file_copied_with_mtime)
 	put(src, "d/f", "hello");
 	pathsync_run(src, dst, "d/f", &opt, &r);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_str_eq(r.action, "copy");
+	ck_assert_int_eq(r.action, RULE_COPY);
 	ck_assert(r.entries_changed);
 	ck_assert_str_eq(get(dst, "d/f"), "hello");
 	fstatat(src, "d/f", &a, 0);
@@ -98,7 +98,7 @@ START_TEST(test_new_file_copied_with_mtime)
 	/* Again: nothing to do. */
 	pathsync_run(src, dst, "d/f", &opt, &r);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_ptr_null(r.action);
+	ck_assert_int_eq(r.action, RULE_NONE);
 }
 END_TEST
 
@@ -110,12 +110,12 @@ START_TEST(test_gone_from_source_is_deleted_unless_delete_false)
 	put(dst, "tree/x", "old");
 	opt.delete = false;
 	pathsync_run(src, dst, "tree", &opt, &r);
-	ck_assert_ptr_null(r.action);
+	ck_assert_int_eq(r.action, RULE_NONE);
 	ck_assert_str_eq(get(dst, "tree/x"), "old");
 	opt.delete = true;
 	pathsync_run(src, dst, "tree", &opt, &r);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_str_eq(r.action, "delete");
+	ck_assert_int_eq(r.action, RULE_DELETE);
 	ck_assert_uint_eq(r.count, 2);
 	ck_assert_int_eq(faccessat(dst, "tree", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 	/* A path under a vanished source directory is gone too. */
@@ -157,7 +157,7 @@ START_TEST(test_symlink_replaces_directory_and_is_not_followed)
 	/* Through the symlink nothing is reached: its parent is a link. */
 	pathsync_run(src, dst, "l/passwd", &opt, &r);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_ptr_null(r.action);
+	ck_assert_int_eq(r.action, RULE_NONE);
 	ck_assert_int_eq(access("/etc/passwd", F_OK), 0);
 }
 END_TEST
@@ -222,7 +222,7 @@ START_TEST(test_guarded_deletes)
 	opt.hold_deletes = false;
 	pathsync_run(src, dst, "x", &opt, &r);
 	ck_assert_int_eq(r.fault, GUARD_OK);
-	ck_assert_str_eq(r.action, "delete");
+	ck_assert_int_eq(r.action, RULE_DELETE);
 	ck_assert_ptr_null(get(dst, "x"));
 }
 END_TEST
@@ -236,10 +236,39 @@ START_TEST(test_root_metadata)
 	ck_assert_int_eq(futimens(src, t), 0);
 	pathsync_run(src, dst, "", &opt, &r);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_str_eq(r.action, "attrs");
+	ck_assert_int_eq(r.action, RULE_ATTRS);
 	fstat(dst, &st);
 	ck_assert_int_eq(st.st_mtim.tv_sec, 12345);
 	ck_assert_int_eq(st.st_mtim.tv_nsec, 678);
+}
+END_TEST
+
+/* compare = "hash": equal sizes are decided by the content, whatever
+ * the mtimes (rules.h): a touched file gets its attributes, not a copy. */
+START_TEST(test_hash_mode_decides_by_content)
+{
+	PathSyncResult r;
+	struct timespec t[2] = { { 0, UTIME_OMIT }, { 1000, 5 } };
+	struct stat a, b;
+
+	opt.compare = COMPARE_HASH;
+	put(src, "f", "same bytes");
+	put(dst, "f", "same bytes");
+	ck_assert_int_eq(utimensat(src, "f", t, 0), 0);
+	pathsync_run(src, dst, "f", &opt, &r);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_int_eq(r.action, RULE_ATTRS);
+	ck_assert(!r.entries_changed);
+	fstatat(src, "f", &a, 0);
+	fstatat(dst, "f", &b, 0);
+	ck_assert_int_eq(b.st_mtim.tv_sec, a.st_mtim.tv_sec);
+	ck_assert_int_eq(b.st_mtim.tv_nsec, a.st_mtim.tv_nsec);
+	/* Other bytes of the same size: copied. */
+	put(src, "g", "bytes one");
+	put(dst, "g", "bytes two");
+	pathsync_run(src, dst, "g", &opt, &r);
+	ck_assert_int_eq(r.action, RULE_COPY);
+	ck_assert_str_eq(get(dst, "g"), "bytes one");
 }
 END_TEST
 
@@ -260,6 +289,7 @@ main(void)
 	tcase_add_test(tc, test_rename_in_destination);
 	tcase_add_test(tc, test_root_metadata);
 	tcase_add_test(tc, test_guarded_deletes);
+	tcase_add_test(tc, test_hash_mode_decides_by_content);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -69,8 +69,8 @@ setup(void)
 	ck_assert_int_eq(exclude_new(&ex), 0);
 	memset(&opt, 0, sizeof opt);
 	opt.exclude = ex;
-	opt.delete = true;
-	opt.compare = COMPARE_MTIME;
+	opt.rules.delete = true;
+	opt.rules.compare = COMPARE_MTIME;
 	memset(&src, 0, sizeof src);
 	memset(&dst, 0, sizeof dst);
 	memset(&plan, 0, sizeof plan);
@@ -109,7 +109,7 @@ action_of(const char *name, int nth)
 }
 
 static size_t
-index_of(const char *name, PlanType type)
+index_of(const char *name, RuleAction type)
 {
 	for (size_t i = 0; i < plan.n; i++) {
 		const ScanEntry *e = plan.actions[i].src ? plan.actions[i].src :
@@ -139,24 +139,24 @@ START_TEST(test_order_deletes_mkdirs_files_subdirs)
 	for (size_t i = 0; i < plan.n; i++) {
 		size_t phase;
 		switch (plan.actions[i].type) {
-		case PLAN_DELETE: phase = 0; break;
-		case PLAN_MKDIR: phase = 1; break;
-		case PLAN_RECURSE: phase = 3; break;
+		case RULE_DELETE: phase = 0; break;
+		case RULE_MKDIR: phase = 1; break;
+		case RULE_RECURSE: phase = 3; break;
 		default: phase = 2; break;
 		}
 		ck_assert_uint_ge(phase, last_phase);
 		last_phase = phase;
 	}
-	ck_assert_uint_lt(index_of("stale", PLAN_DELETE),
-	    index_of("newdir", PLAN_MKDIR));
-	ck_assert_uint_lt(index_of("was_dir", PLAN_DELETE),
-	    index_of("was_dir", PLAN_COPY));
-	ck_assert_uint_lt(index_of("newdir", PLAN_MKDIR),
-	    index_of("file", PLAN_COPY));
-	ck_assert_uint_lt(index_of("link", PLAN_SYMLINK),
-	    index_of("newdir", PLAN_RECURSE));
-	ck_assert(plan.actions[index_of("newdir", PLAN_RECURSE)].fresh_dir);
-	ck_assert(!plan.actions[index_of("olddir", PLAN_RECURSE)].fresh_dir);
+	ck_assert_uint_lt(index_of("stale", RULE_DELETE),
+	    index_of("newdir", RULE_MKDIR));
+	ck_assert_uint_lt(index_of("was_dir", RULE_DELETE),
+	    index_of("was_dir", RULE_COPY));
+	ck_assert_uint_lt(index_of("newdir", RULE_MKDIR),
+	    index_of("file", RULE_COPY));
+	ck_assert_uint_lt(index_of("link", RULE_SYMLINK),
+	    index_of("newdir", RULE_RECURSE));
+	ck_assert(plan.actions[index_of("newdir", RULE_RECURSE)].fresh_dir);
+	ck_assert(!plan.actions[index_of("olddir", RULE_RECURSE)].fresh_dir);
 	ck_assert_uint_eq(plan.n, 8);
 }
 END_TEST
@@ -174,9 +174,9 @@ START_TEST(test_quick_check_size_mtime_ns_and_attrs)
 	entry(&src, "ns")->meta.mtime_nsec = 1;
 	run_plan("sub", false);
 	ck_assert_int_eq(action_of("same", 0), -1);
-	ck_assert_int_eq(action_of("ns", 0), PLAN_COPY);
-	ck_assert_int_eq(action_of("size", 0), PLAN_COPY);
-	ck_assert_int_eq(action_of("mode", 0), PLAN_META);
+	ck_assert_int_eq(action_of("ns", 0), RULE_COPY);
+	ck_assert_int_eq(action_of("size", 0), RULE_COPY);
+	ck_assert_int_eq(action_of("mode", 0), RULE_ATTRS);
 	ck_assert_uint_eq(plan.n_src, 4);
 	ck_assert_uint_eq(plan.n_src_acted, 3);
 }
@@ -190,22 +190,22 @@ START_TEST(test_owner_compared_only_when_preserving)
 	run_plan("", false);
 	ck_assert_int_eq(action_of("f", 0), -1);
 	planner_plan_free(&plan);
-	opt.preserve_owner = true;
+	opt.rules.preserve_owner = true;
 	run_plan("", false);
-	ck_assert_int_eq(action_of("f", 0), PLAN_META);
+	ck_assert_int_eq(action_of("f", 0), RULE_ATTRS);
 }
 END_TEST
 
 START_TEST(test_delete_false_keeps_names_but_fixes_types)
 {
-	opt.delete = false;
+	opt.rules.delete = false;
 	add(&dst, "gone", S_IFREG | 0644, 1, 1, NULL);
 	add(&src, "t", S_IFLNK | 0777, 1, 1, "x");
 	add(&dst, "t", S_IFDIR | 0755, 0, 1, NULL);
 	run_plan("", false);
 	ck_assert_int_eq(action_of("gone", 0), -1);
-	ck_assert_int_eq(action_of("t", 0), PLAN_DELETE);
-	ck_assert_int_eq(action_of("t", 1), PLAN_SYMLINK);
+	ck_assert_int_eq(action_of("t", 0), RULE_DELETE);
+	ck_assert_int_eq(action_of("t", 1), RULE_SYMLINK);
 }
 END_TEST
 
@@ -228,7 +228,7 @@ START_TEST(test_excluded_names_neither_copied_nor_deleted)
 	planner_plan_free(&plan);
 	/* The same name one level down is not excluded by "top/only.txt". */
 	run_plan("other", false);
-	ck_assert_int_eq(action_of("only.txt", 0), PLAN_COPY);
+	ck_assert_int_eq(action_of("only.txt", 0), RULE_COPY);
 }
 END_TEST
 
@@ -236,7 +236,7 @@ START_TEST(test_temporaries)
 {
 	char own[64];
 
-	opt.delete = false;
+	opt.rules.delete = false;
 	fsutil_temp_name(own, sizeof own);
 	add(&dst, ".treesync.0123abcd.7", S_IFREG | 0600, 1, 1, NULL);
 	add(&dst, own, S_IFREG | 0600, 1, 1, NULL);
@@ -244,7 +244,7 @@ START_TEST(test_temporaries)
 	run_plan("", false);
 	/* A crash's leftover goes even with delete = false; our own
 	 * in-flight temporary stays; the source's is never mirrored. */
-	ck_assert_int_eq(action_of(".treesync.0123abcd.7", 0), PLAN_DELETE);
+	ck_assert_int_eq(action_of(".treesync.0123abcd.7", 0), RULE_DELETE);
 	ck_assert_int_eq(action_of(own, 0), -1);
 	ck_assert_int_eq(action_of(".treesync.in-source", 0), -1);
 	ck_assert_uint_eq(plan.n, 1);
@@ -255,11 +255,11 @@ END_TEST
  * (never mirrored) used to shield an earlier run's leftover. */
 START_TEST(test_leftover_temporary_goes_when_source_has_the_name)
 {
-	opt.delete = false;
+	opt.rules.delete = false;
 	add(&dst, ".treesync.0123abcd.7", S_IFREG | 0600, 1, 1, NULL);
 	add(&src, ".treesync.0123abcd.7", S_IFREG | 0644, 5, 2, NULL);
 	run_plan("", false);
-	ck_assert_int_eq(action_of(".treesync.0123abcd.7", 0), PLAN_DELETE);
+	ck_assert_int_eq(action_of(".treesync.0123abcd.7", 0), RULE_DELETE);
 	ck_assert_uint_eq(plan.n, 1);
 	ck_assert_ptr_eq(plan.actions[0].src, NULL);
 }
@@ -267,7 +267,7 @@ END_TEST
 
 START_TEST(test_hash_mode)
 {
-	opt.compare = COMPARE_HASH;
+	opt.rules.compare = COMPARE_HASH;
 	add(&src, "eq", S_IFREG | 0644, 5, 100, NULL);
 	add(&dst, "eq", S_IFREG | 0644, 5, 100, NULL);
 	add(&src, "newer", S_IFREG | 0644, 5, 200, NULL);
@@ -275,9 +275,9 @@ START_TEST(test_hash_mode)
 	add(&src, "len", S_IFREG | 0644, 6, 100, NULL);
 	add(&dst, "len", S_IFREG | 0644, 5, 100, NULL);
 	run_plan("", false);
-	ck_assert_int_eq(action_of("eq", 0), PLAN_HASH_COPY);
-	ck_assert_int_eq(action_of("newer", 0), PLAN_HASH_COPY);
-	ck_assert_int_eq(action_of("len", 0), PLAN_COPY);
+	ck_assert_int_eq(action_of("eq", 0), RULE_HASH);
+	ck_assert_int_eq(action_of("newer", 0), RULE_HASH);
+	ck_assert_int_eq(action_of("len", 0), RULE_COPY);
 }
 END_TEST
 
@@ -292,13 +292,59 @@ START_TEST(test_hardlinks)
 	entry(&src, "h2")->meta.nlink = 2;
 	entry(&dst, "split")->meta.nlink = 2;
 	run_plan("", false);
-	ck_assert_int_eq(action_of("h", 0), PLAN_HARDLINK);
-	ck_assert(plan.actions[index_of("h", PLAN_HARDLINK)].up_to_date);
-	ck_assert_int_eq(action_of("h2", 0), PLAN_HARDLINK);
-	ck_assert(!plan.actions[index_of("h2", PLAN_HARDLINK)].up_to_date);
+	/* What each would need as the group's first name. */
+	ck_assert_int_eq(action_of("h", 0), RULE_HARDLINK);
+	ck_assert_int_eq(plan.actions[index_of("h", RULE_HARDLINK)].rule.leader,
+	    RULE_NONE);
+	ck_assert_int_eq(action_of("h2", 0), RULE_HARDLINK);
+	ck_assert_int_eq(plan.actions[index_of("h2", RULE_HARDLINK)].rule.leader,
+	    RULE_COPY);
 	/* A lone source name linked to others in the destination is
 	 * copied, which splits it off. */
-	ck_assert_int_eq(action_of("split", 0), PLAN_COPY);
+	ck_assert_int_eq(action_of("split", 0), RULE_COPY);
+}
+END_TEST
+
+/* compare = "hash": a group's first name of the same size as its
+ * destination is hashed too, whatever the mtimes (rules.h). */
+START_TEST(test_hardlink_leader_in_hash_mode)
+{
+	opt.rules.compare = COMPARE_HASH;
+	add(&src, "h", S_IFREG | 0644, 5, 100, NULL);
+	add(&dst, "h", S_IFREG | 0644, 5, 100, NULL);
+	add(&src, "g", S_IFREG | 0644, 5, 100, NULL);
+	add(&dst, "g", S_IFREG | 0644, 6, 100, NULL);
+	entry(&src, "h")->meta.nlink = 2;
+	entry(&src, "g")->meta.nlink = 2;
+	run_plan("", false);
+	ck_assert_int_eq(plan.actions[index_of("h", RULE_HARDLINK)].rule.leader,
+	    RULE_HASH);
+	ck_assert_int_eq(plan.actions[index_of("g", RULE_HARDLINK)].rule.leader,
+	    RULE_COPY);
+}
+END_TEST
+
+/* A directory's own attributes are mode, owner and mtime, not its size. */
+START_TEST(test_directory_attributes)
+{
+	opt.rules.preserve_owner = true;
+	add(&src, "same", S_IFDIR | 0755, 4096, 10, NULL);
+	add(&dst, "same", S_IFDIR | 0755, 20480, 10, NULL);
+	add(&src, "mode", S_IFDIR | 0755, 4096, 10, NULL);
+	add(&dst, "mode", S_IFDIR | 0700, 4096, 10, NULL);
+	add(&src, "mtime", S_IFDIR | 0755, 4096, 10, NULL);
+	add(&dst, "mtime", S_IFDIR | 0755, 4096, 11, NULL);
+	add(&src, "owner", S_IFDIR | 0755, 4096, 10, NULL);
+	add(&dst, "owner", S_IFDIR | 0755, 4096, 10, NULL);
+	entry(&dst, "owner")->meta.uid = 7;
+	run_plan("", false);
+	ck_assert(!plan.actions[index_of("same", RULE_RECURSE)].rule.attrs);
+	ck_assert(plan.actions[index_of("mode", RULE_RECURSE)].rule.attrs);
+	ck_assert(plan.actions[index_of("mtime", RULE_RECURSE)].rule.attrs);
+	ck_assert(plan.actions[index_of("owner", RULE_RECURSE)].rule.attrs);
+	/* Settled at once: a directory both sides have is no op to wait
+	 * for (its attributes come with its finalize). */
+	ck_assert_uint_eq(plan.n_src_acted, 0);
 }
 END_TEST
 
@@ -313,9 +359,9 @@ START_TEST(test_symlinks)
 	run_plan("", false);
 	/* A symlink's own mtime is not compared. */
 	ck_assert_int_eq(action_of("same", 0), -1);
-	ck_assert_int_eq(action_of("moved", 0), PLAN_SYMLINK);
+	ck_assert_int_eq(action_of("moved", 0), RULE_SYMLINK);
 	/* rename() replaces a file by a symlink: no delete needed. */
-	ck_assert_int_eq(action_of("wasfile", 0), PLAN_SYMLINK);
+	ck_assert_int_eq(action_of("wasfile", 0), RULE_SYMLINK);
 	ck_assert_int_eq(action_of("wasfile", 1), -1);
 }
 END_TEST
@@ -329,14 +375,14 @@ START_TEST(test_dir_replaced_by_file_and_file_by_dir)
 	add(&src, "l2d", S_IFDIR | 0755, 0, 1, NULL);
 	add(&dst, "l2d", S_IFLNK | 0777, 1, 1, "/");
 	run_plan("", false);
-	ck_assert_int_eq(action_of("d2f", 0), PLAN_DELETE);
-	ck_assert_int_eq(action_of("d2f", 1), PLAN_COPY);
-	ck_assert_int_eq(action_of("f2d", 0), PLAN_DELETE);
-	ck_assert_int_eq(action_of("f2d", 1), PLAN_MKDIR);
-	ck_assert_int_eq(action_of("f2d", 2), PLAN_RECURSE);
+	ck_assert_int_eq(action_of("d2f", 0), RULE_DELETE);
+	ck_assert_int_eq(action_of("d2f", 1), RULE_COPY);
+	ck_assert_int_eq(action_of("f2d", 0), RULE_DELETE);
+	ck_assert_int_eq(action_of("f2d", 1), RULE_MKDIR);
+	ck_assert_int_eq(action_of("f2d", 2), RULE_RECURSE);
 	/* A symlink where a directory belongs is replaced, never followed. */
-	ck_assert_int_eq(action_of("l2d", 0), PLAN_DELETE);
-	ck_assert_int_eq(action_of("l2d", 1), PLAN_MKDIR);
+	ck_assert_int_eq(action_of("l2d", 0), RULE_DELETE);
+	ck_assert_int_eq(action_of("l2d", 1), RULE_MKDIR);
 }
 END_TEST
 
@@ -347,8 +393,8 @@ START_TEST(test_specials_and_source_errors_leave_destination_alone)
 	add(&dst, "unreadable", S_IFREG | 0644, 9, 1, NULL);
 	entry(&src, "unreadable")->err = -13;
 	run_plan("", false);
-	ck_assert_int_eq(action_of("fifo", 0), PLAN_SKIP_SPECIAL);
-	ck_assert_int_eq(action_of("unreadable", 0), PLAN_SOURCE_ERROR);
+	ck_assert_int_eq(action_of("fifo", 0), RULE_SKIP);
+	ck_assert_int_eq(action_of("unreadable", 0), RULE_SOURCE_ERROR);
 	ck_assert_int_eq(action_of("unreadable", 1), -1);
 }
 END_TEST
@@ -361,7 +407,7 @@ START_TEST(test_special_source_keeps_unknown_destination_entry)
 	add(&dst, "fifo", S_IFREG | 0644, 1, 1, NULL);
 	entry(&dst, "fifo")->err = -13;
 	run_plan("", false);
-	ck_assert_int_eq(action_of("fifo", 0), PLAN_SKIP_SPECIAL);
+	ck_assert_int_eq(action_of("fifo", 0), RULE_SKIP);
 	ck_assert_uint_eq(plan.n, 1);
 }
 END_TEST
@@ -371,9 +417,9 @@ START_TEST(test_fresh_directory)
 	add(&src, "a", S_IFREG | 0644, 1, 1, NULL);
 	add(&src, "d", S_IFDIR | 0755, 0, 1, NULL);
 	run_plan("x", true);
-	ck_assert_int_eq(action_of("a", 0), PLAN_COPY);
-	ck_assert_int_eq(action_of("d", 0), PLAN_MKDIR);
-	ck_assert_int_eq(action_of("d", 1), PLAN_RECURSE);
+	ck_assert_int_eq(action_of("a", 0), RULE_COPY);
+	ck_assert_int_eq(action_of("d", 0), RULE_MKDIR);
+	ck_assert_int_eq(action_of("d", 1), RULE_RECURSE);
 	ck_assert_uint_eq(plan.n, 3);
 }
 END_TEST
@@ -394,6 +440,8 @@ planner_suite(void)
 	tcase_add_test(tc, test_leftover_temporary_goes_when_source_has_the_name);
 	tcase_add_test(tc, test_hash_mode);
 	tcase_add_test(tc, test_hardlinks);
+	tcase_add_test(tc, test_hardlink_leader_in_hash_mode);
+	tcase_add_test(tc, test_directory_attributes);
 	tcase_add_test(tc, test_symlinks);
 	tcase_add_test(tc, test_dir_replaced_by_file_and_file_by_dir);
 	tcase_add_test(tc, test_specials_and_source_errors_leave_destination_alone);
