@@ -94,7 +94,8 @@ if [ -z "${QUICK:-}" ]; then
   show_reports "$logs/asan"
   show_reports "$logs/ubsan"
 
-  # TSan: the threaded parts (reactor + worker pool, watcher thread). The
+  # TSan: the threaded parts (reactor + worker pool, watcher thread, the
+  # log writer in test-synclog). The
   # unit suites, then the live daemon on a shorter churn. Suppressions
   # (outside our code only) are explained in tests/tsan.supp.
   export TSAN_OPTIONS="halt_on_error=1:exitcode=89:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp:log_path=$logs/tsan"

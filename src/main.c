@@ -357,6 +357,22 @@ out:
 	return status;
 }
 
+/*
+ * Test hook (TREESYNC_TEST_HOOKS=1): TREESYNC_TEST_LOG_BACKLOG=BYTES makes
+ * the log's backlog small, so a test can drive it past its bound without
+ * megabytes of lines.
+ */
+static void
+set_test_log_limits(void)
+{
+	const char *hooks = getenv("TREESYNC_TEST_HOOKS");
+	const char *backlog = getenv("TREESYNC_TEST_LOG_BACKLOG");
+
+	if (hooks == NULL || strcmp(hooks, "1") != 0 || backlog == NULL)
+		return;
+	synclog_set_writer_limits(strtoull(backlog, NULL, 10), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -433,6 +449,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
+	set_test_log_limits();
 	if ((r = synclog_open(cfg->log_file, cfg->log_level)) < 0) {
 		fprintf(stderr, "treesyncd: cannot open log file '%s': %s\n",
 		    cfg->log_file, strerror(-r));

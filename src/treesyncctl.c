@@ -11,11 +11,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -121,6 +124,48 @@ write_all(int fd, const char *p, size_t n)
 }
 
 /*
+ * Why connect failed, said so that the operator can act: a permission
+ * error names who may use the socket; a missing or refused socket asks
+ * whether the daemon runs.
+ */
+static void
+connect_error(const char *sock, int e)
+{
+	char owner[64], group[64], *dir;
+	struct passwd *pw;
+	struct group *gr;
+	struct stat st;
+
+	if (e != EACCES && e != EPERM) {
+		fprintf(stderr, "treesyncctl: cannot connect to %s: %s — is "
+		    "treesyncd running?\n", sock, strerror(e));
+		return;
+	}
+	if (stat(sock, &st) < 0) {
+		dir = strdup(sock);
+		if (dir != NULL && strrchr(dir, '/') != NULL)
+			*strrchr(dir, '/') = '\0';
+		fprintf(stderr, "treesyncctl: cannot connect to %s: %s: a "
+		    "directory on the way to it (under '%s') is not searchable "
+		    "for this user\n", sock, strerror(e), dir ? dir : sock);
+		free(dir);
+		return;
+	}
+	if ((pw = getpwuid(st.st_uid)) != NULL)
+		snprintf(owner, sizeof owner, "%s", pw->pw_name);
+	else
+		snprintf(owner, sizeof owner, "%u", (unsigned)st.st_uid);
+	if ((gr = getgrgid(st.st_gid)) != NULL)
+		snprintf(group, sizeof group, "%s", gr->gr_name);
+	else
+		snprintf(group, sizeof group, "%u", (unsigned)st.st_gid);
+	fprintf(stderr, "treesyncctl: cannot connect to %s: %s: the socket is "
+	    "owned by %s:%s with mode %04o; run treesyncctl as %s or as a "
+	    "member of group %s\n", sock, strerror(e), owner, group,
+	    (unsigned)(st.st_mode & 07777), owner, group);
+}
+
+/*
  * Sends line, prints the answer's body; returns the exit status (with
  * body_is_news, as diff: 1 for an OK answer that says anything).
  */
@@ -149,8 +194,7 @@ request(const char *sock, const char *line, bool body_is_news)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		fprintf(stderr, "treesyncctl: cannot connect to %s: %s — is "
-		    "treesyncd running?\n", sock, strerror(errno));
+		connect_error(sock, errno);
 		goto out;
 	}
 	if ((r = write_all(fd, line, strlen(line))) < 0) {

@@ -69,6 +69,7 @@ typedef struct SyncPairConfig {
 	MaxDelete max_delete;	/* its own, else the global one */
 	int line;		/* line of this sync's group, for messages */
 	int source_line;	/* line of its source setting, for messages */
+	int *destination_lines;	/* parallel to destinations, for messages */
 } SyncPairConfig;
 
 #endif

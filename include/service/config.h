@@ -4,7 +4,8 @@
  * Owns every string and array inside a Config; config_free releases it all.
  * Validation collects every problem, each as "FILE:LINE: message", so an
  * operator fixes a broken file in one pass. Called from main.c (start-up,
- * --check-config) and from the reactor on SIGHUP; never from workers.
+ * --check-config) and, for a reload, from the thread of service/reload.h
+ * (never from the reactor: it reads files and resolves paths).
  */
 #ifndef TREESYNC_CONFIG_H
 #define TREESYNC_CONFIG_H
@@ -30,6 +31,7 @@ typedef struct Config {
 	int workers;		/* 1..CONFIG_MAX_WORKERS */
 	int delay_ms;		/* 0..CONFIG_MAX_DELAY_MS */
 	char *log_file;		/* NULL: stderr (or the journal) */
+	int log_file_line;	/* for messages */
 	LogLevel log_level;
 	char *control_socket;
 	char *control_socket_group;	/* NULL: the daemon's own group */
@@ -54,9 +56,13 @@ typedef struct Config {
 int config_load(const char *path, Config **ret, char **errors);
 
 /*
- * Checks what only the machine can tell: every source exists and is a
- * directory, every remote's identity and known_hosts file can be read. Same error convention as config_load. --check-config runs it;
- * the daemon instead treats a missing source as a fault of that pair.
+ * Checks what only the machine can tell, what the daemon would otherwise
+ * fail on at start: every source exists and is a directory; the directory
+ * log_file goes in exists; each local destination's parent directory exists (a
+ * destination itself is made when missing, its parents are not); every
+ * remote's identity and known_hosts file can be read. Same
+ * error convention as config_load. --check-config runs it; the daemon
+ * instead treats a missing source as a fault of that pair.
  */
 int config_check_sources(const Config *cfg, char **errors);
 

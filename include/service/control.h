@@ -5,12 +5,15 @@
  * Owns the listening socket (its file too: made at control_new, removed
  * by control_free while it is still ours) and the connected clients with
  * their bounded buffers. One request line per connection (parsed by
- * control_parse), answered by the handler, then the connection closes.
- * The wire format is in docs/design.md, "The control socket".
+ * control_parse), answered by the handler at once or later
+ * (control_answer), then the connection closes. The wire format is in
+ * docs/design.md, "The control socket", and treesyncctl(1).
  *
  * Nothing here waits: clients are non-blocking bufferevents; a client
- * that does not send its request, or does not read its answer, within
- * CONTROL_TIMEOUT_S is dropped, as is one past CONTROL_MAX_CLIENTS.
+ * that has not sent its whole request CONTROL_TIMEOUT_S after it
+ * connected, or not read its whole answer CONTROL_TIMEOUT_S after it was
+ * ready, is dropped; past CONTROL_MAX_CLIENTS the client that has waited
+ * longest without a request makes room for the new one.
  * Reactor thread only.
  */
 #ifndef TREESYNC_CONTROL_H
@@ -25,35 +28,34 @@ struct evbuffer;
 
 #define CONTROL_MAX_CLIENTS 32
 #define CONTROL_TIMEOUT_S 10
+#define CONTROL_TIMEOUT_TEXT "10 s"
 #define CONTROL_REPLY_MAX (16u << 20)	/* an answer larger is refused */
 
-typedef struct Control Control;
-typedef struct ControlClient ControlClient;
+#define CONTROL_LATER 1	/* a handler's "the answer comes later" */
 
-/* A handler's "I answer later" (see ControlHandler). */
-#define CONTROL_LATER 1
+typedef struct Control Control;
+/* One connected client; owned by its Control. */
+typedef struct ControlClient ControlClient;
 
 /*
  * Answers one request: writes the body into out and returns 0 (the
  * answer is "OK") or -1 (it is "ERR": the body says why, one line or
- * more). Or, for an answer that takes work on the pool (diff), calls
- * control_defer(client, ...) and returns CONTROL_LATER; out is then
- * dropped and control_answer sends the answer. Runs on the reactor
- * thread, inside the control's callbacks; it may call control_stop on
- * this Control, not control_free.
+ * more); or returns CONTROL_LATER and answers later with control_answer
+ * on cl (exactly once, and before the Control is freed: control_free
+ * frees its clients). Runs on the reactor thread, inside the control's
+ * callbacks; it may call control_stop on this Control, not control_free.
  */
-typedef int (*ControlHandler)(const ControlRequest *req, struct evbuffer *out,
-    ControlClient *client, void *arg);
+typedef int (*ControlHandler)(const ControlRequest *req, ControlClient *cl,
+    struct evbuffer *out, void *arg);
 
+/* The answer to a request whose handler returned CONTROL_LATER. */
+void control_answer(ControlClient *cl, int ok, struct evbuffer *body);
 /*
- * The client waits for control_answer, without the request timeout (it
- * still is dropped when it hangs up). gone(arg) is called once if the
- * client goes first (hangs up, control_free): client is not to be used
- * after that.
+ * gone(arg) is called once if the client is freed while its answer is
+ * still owed (control_free at shutdown, or a reload that stops the
+ * socket): the handler must not answer it after that. NULL: nobody.
  */
-void control_defer(ControlClient *client, void (*gone)(void *arg), void *arg);
-/* The deferred answer: "OK" (ok 0) or "ERR" (-1), then body (drained). */
-void control_answer(ControlClient *client, int ok, struct evbuffer *body);
+void control_on_gone(ControlClient *cl, void (*gone)(void *arg), void *arg);
 
 /*
  * Makes the socket at path (absolute): the parent directory is made (0755)
@@ -65,6 +67,8 @@ void control_answer(ControlClient *client, int ok, struct evbuffer *body);
 int control_new(struct event_base *base, const char *path, ControlHandler fn,
     void *arg, Control **ret);
 const char *control_path(const Control *c);
+/* Clients connected (a stopped Control may still have some). */
+size_t control_clients(const Control *c);
 /*
  * Gives the socket file the group gid (it stays mode 0660: root and that
  * group may connect; control_socket_group). -ESTALE: the file at the path

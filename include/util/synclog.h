@@ -2,15 +2,26 @@
  * synclog — the sync log and diagnostics.
  *
  * Owns the log destination (a log file, else stderr, or the journal with
- * structured fields when stderr is systemd's journal stream) and the
- * level filter.
+ * structured fields when stderr is systemd's journal stream), the level
+ * filter and the writer thread that does the writing.
  * Format, one line per event (SPEC "Sync log"):
  *   2026-11-24T13:45:01.123Z info  projects copy   src/main.c -> /dst  4.1 KiB 0.8 ms
  * Paths are escaped so that every event stays on one line: backslash,
  * control characters and bytes >= 0x7f that are not valid UTF-8 become
  * \\, \n, \t, \xNN.
  *
- * Thread: the reactor thread (and main.c before the loop starts) only.
+ * Lines are made (formatted, time-stamped) by the caller's thread and
+ * queued; after synclog_open a writer thread of this module writes them
+ * (write(2) or sd_journal_sendv), so a slow or stalled log disk never
+ * holds up the caller. The queue is bounded (SYNCLOG_BACKLOG_DEFAULT
+ * bytes): below the bound no line is lost; past it lines are dropped, and
+ * once the writer has room again one line says how many ("log: 1234 lines
+ * dropped: ..."). synclog_close writes out what is queued before it
+ * returns. Before synclog_open and after synclog_close there is no writer
+ * and lines are written directly (start-up errors, unit tests).
+ *
+ * Thread: every function here is for the reactor thread (and main.c
+ * before the loop starts and after it ends). Workers never log.
  */
 #ifndef TREESYNC_SYNCLOG_H
 #define TREESYNC_SYNCLOG_H
@@ -26,16 +37,39 @@ typedef enum {
 	LOG_LEVEL_DEBUG,
 } LogLevel;
 
+#define SYNCLOG_BACKLOG_DEFAULT (4u << 20)	/* bytes queued, at most */
+#define SYNCLOG_EXIT_WAIT_MS_DEFAULT 5000	/* close: no progress for so long */
+
 /* Parses "error" | "warn" | "info" | "debug"; -1 when unknown. */
 int synclog_level_from_string(const char *s);
 const char *synclog_level_name(LogLevel level);
 
-/* Opens path for appending (NULL: stderr). Returns 0 or -errno. */
+/*
+ * The writer's bounds, for the next synclog_open: the backlog in bytes
+ * (0: the default), and how long synclog_close waits for a writer that
+ * makes no progress before it gives up on what is left (0: the default).
+ */
+void synclog_set_writer_limits(size_t backlog_bytes, int exit_wait_ms);
+
+/*
+ * Opens path for appending (NULL: stderr, or the journal) and starts the
+ * writer thread. Returns 0 or -errno (the path cannot be opened, or no
+ * thread).
+ */
 int synclog_open(const char *path, LogLevel level);
-/* Reopens the log file after logrotate moved it (SIGUSR1). */
-int synclog_reopen(void);
+/*
+ * Reopens the log file after logrotate moved it (SIGUSR1). The writer
+ * does it once the lines logged before this call are written, then logs
+ * "log file reopened" in the new file, or why not in the old one.
+ */
+void synclog_reopen(void);
 void synclog_set_level(LogLevel level);
 bool synclog_enabled(LogLevel level);
+/*
+ * Writes what is queued and stops the writer. A writer that makes no
+ * progress for the exit wait (a stalled log disk) is given up on: what it
+ * still held is counted on stderr. Then the file is closed.
+ */
 void synclog_close(void);
 /* True when lines go to the journal (sd_journal_send). */
 bool synclog_to_journal(void);
@@ -61,7 +95,11 @@ void synclog_escape(const char *s, char *buf, size_t size);
 /* "4.1 KiB", "2.0 GiB": human size into buf. */
 void synclog_format_size(unsigned long long bytes, char *buf, size_t size);
 
-/* Clears a progress line on a TTY before a log line is printed over it. */
+/*
+ * The TTY progress line (NULL or "": clear it). Log lines are printed
+ * above it; it goes through the writer when the log is on stderr too, so
+ * the order on the terminal is the order of the calls.
+ */
 void synclog_set_progress(const char *line);
 
 #endif

@@ -64,7 +64,7 @@ get_word_of(const ConfigVoice *v, const config_setting_t *s,
 	const char *w;
 	char got[160];
 
-	v->describe(s, got, sizeof got);
+	v->describe(v->ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
 		say(v, s, "%s: %s: must be a string holding %s, got %s", label,
 		    config_setting_name(s), what, got);
@@ -86,7 +86,7 @@ get_file(const ConfigVoice *v, const config_setting_t *s, const char *label,
 	char got[160];
 	int r;
 
-	v->describe(s, got, sizeof got);
+	v->describe(v->ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
 		say(v, s, "%s: %s: must be a string holding an absolute path, "
 		    "got %s", label, config_setting_name(s), got);
@@ -112,7 +112,7 @@ get_int(const ConfigVoice *v, const config_setting_t *s, const char *label,
 	char got[160];
 	long long n;
 
-	v->describe(s, got, sizeof got);
+	v->describe(v->ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		say(v, s, "%s: %s: must be an integer from %lld to %lld, got %s",
@@ -141,7 +141,7 @@ get_bwlimit(const ConfigVoice *v, const config_setting_t *s,
 	const char *t;
 	char *end, got[160];
 
-	v->describe(s, got, sizeof got);
+	v->describe(v->ld, s, got, sizeof got);
 	if (config_setting_type(s) == CONFIG_TYPE_INT ||
 	    config_setting_type(s) == CONFIG_TYPE_INT64) {
 		long long x = config_setting_get_int64(s);
@@ -300,7 +300,7 @@ config_remotes_load(const ConfigVoice *v, const config_setting_t *s,
 	int n, r = 0;
 
 	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
-		v->describe(s, got, sizeof got);
+		v->describe(v->ld, s, got, sizeof got);
 		say(v, s, "remotes: must be a list of remote groups, remotes = "
 		    "( { name = ...; host = ...; identity = ...; known_hosts = "
 		    "...; } ), got %s", got);
@@ -314,7 +314,7 @@ config_remotes_load(const ConfigVoice *v, const config_setting_t *s,
 		const config_setting_t *g = config_setting_get_elem(s, i);
 
 		if (!config_setting_is_group(g)) {
-			v->describe(g, got, sizeof got);
+			v->describe(v->ld, g, got, sizeof got);
 			say(v, g, "remotes: entry %d: must be a group { name = "
 			    "...; host = ...; ... }, got %s", i + 1, got);
 			continue;
@@ -369,7 +369,7 @@ config_remote_destination(const ConfigVoice *v, const Config *cfg,
 	if (text[0] == '/' || colon == NULL || colon == text ||
 	    memchr(text, '/', (size_t)(colon - text)) != NULL)
 		return 0;
-	v->describe(e, got, sizeof got);
+	v->describe(v->ld, e, got, sizeof got);
 	*remote = find_remote(cfg, text, (size_t)(colon - text));
 	if (*remote == NULL) {
 		say(v, e, "%s%s: '%.*s' is not a remote declared in 'remotes' "

@@ -21,7 +21,8 @@ typedef struct ConfigVoice {
 	void (*report)(void *ld, const config_setting_t *at, const char *fmt,
 	    va_list ap);
 	/* "integer 5", "string \"x\"": for "got ..." */
-	void (*describe)(const config_setting_t *s, char *buf, size_t size);
+	void (*describe)(void *ld, const config_setting_t *s, char *buf,
+	    size_t size);
 	int (*line_of)(void *ld, const config_setting_t *s);
 	/* An absolute path without "//", "/./" or a trailing '/' in *out:
 	 * 0, 1 (relative), 2 (has ".."), or -ENOMEM. */

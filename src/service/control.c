@@ -2,17 +2,31 @@
  * control — see include/service/control.h.
  *
  * DESIGN
- * A connection lives as a bufferevent: the request is read until "\n"
- * (at most CONTROL_LINE_MAX bytes, else refused), the handler writes the
- * whole answer into the output buffer at once (its size is bounded by
- * CONTROL_REPLY_MAX), reading stops, and the connection is freed when
- * the output has drained. A read or write timeout drops the client, so a
- * peer that connects and stalls costs one fd and a buffer for at most
- * CONTROL_TIMEOUT_S, never the reactor's time.
+ * A connection lives as a bufferevent and goes through three states:
+ * READING its request (until "\n", at most CONTROL_LINE_MAX bytes, else
+ * refused), PENDING while the handler works on it (a reload, off the
+ * reactor), WRITING the answer, which the handler put into the output
+ * buffer whole (bounded by CONTROL_REPLY_MAX); the connection is freed
+ * when the output has drained.
+ *
+ * Deadlines are for the whole request and the whole answer, not per
+ * byte: a client must send its line within CONTROL_TIMEOUT_S of
+ * connecting, and read its answer within CONTROL_TIMEOUT_S of it being
+ * ready, or it is dropped; a client that trickles a byte now and then
+ * cannot keep a slot. PENDING has no deadline: the daemon is the slow one.
+ * Past CONTROL_MAX_CLIENTS, the client that has waited longest without
+ * sending a request is dropped to make room (else the one that has had
+ * its answer longest), never the new one: a stuck or hostile client
+ * cannot lock the operator out. Only when every slot waits for the daemon
+ * (PENDING) is the new one refused.
+ *
+ * One request per connection: the answer's body ends at EOF, so a second
+ * answer could not be told from the first. Bytes after the request line
+ * are refused with a message and neither request is carried out.
  *
  * A reload that moves the socket runs inside a handler of the old
- * Control: it only stops it (control_stop: no more listening, file gone)
- * and frees it later, so the answer to that reload still goes out.
+ * Control: it only stops it (control_stop: no more listening, file gone),
+ * so the answers to the clients it still has go out.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +46,11 @@
 
 #include "service/control.h"
 
-typedef struct ControlClient Client;
+typedef enum {
+	CLIENT_READING,
+	CLIENT_PENDING,
+	CLIENT_WRITING,
+} ClientState;
 
 struct Control {
 	struct event_base *base;
@@ -43,27 +61,27 @@ struct Control {
 	void *arg;
 	dev_t dev;		/* the socket file we made */
 	ino_t ino;
-	Client *clients;	/* connected, newest first */
+	ControlClient *clients;	/* connected, newest first */
+	ControlClient *oldest;	/* the list's tail */
 	size_t n_clients;
 };
 
 struct ControlClient {
-	Client *next, *prev;
+	ControlClient *next, *prev;	/* newer, older: prev is newer */
 	Control *ctl;
 	struct bufferevent *bev;
-	bool answered;
-	/* control_defer: the handler answers later; gone if we go first. */
-	bool deferred;
-	void (*gone)(void *arg);
+	struct event *deadline;
+	ClientState state;
+	void (*gone)(void *arg);	/* control_on_gone */
 	void *gone_arg;
 };
 
 static void
-client_free(Client *cl)
+client_free(ControlClient *cl)
 {
 	Control *c = cl->ctl;
 
-	if (cl->deferred && cl->gone != NULL)
+	if (cl->state == CLIENT_PENDING && cl->gone != NULL)
 		cl->gone(cl->gone_arg);
 	if (cl->prev != NULL)
 		cl->prev->next = cl->next;
@@ -71,17 +89,52 @@ client_free(Client *cl)
 		c->clients = cl->next;
 	if (cl->next != NULL)
 		cl->next->prev = cl->prev;
+	else
+		c->oldest = cl->prev;
 	c->n_clients--;
+	event_free(cl->deadline);
 	bufferevent_free(cl->bev);
 	free(cl);
 }
 
+/* A last word to a client that is dropped: best effort, never waits. */
 static void
-answer(Client *cl, int ok, struct evbuffer *body)
+say_and_drop(ControlClient *cl, const char *msg)
+{
+	(void)!send(bufferevent_getfd(cl->bev), msg, strlen(msg),
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	client_free(cl);
+}
+
+static void
+arm_deadline(ControlClient *cl)
+{
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+
+	event_add(cl->deadline, &tv);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	ControlClient *cl = arg;
+
+	(void)fd;
+	(void)what;
+	if (cl->state == CLIENT_READING)
+		say_and_drop(cl, "ERR\nno complete request within "
+		    CONTROL_TIMEOUT_TEXT "\n");
+	else
+		client_free(cl);	/* did not read its answer in time */
+}
+
+static void
+answer(ControlClient *cl, int ok, struct evbuffer *body)
 {
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 
-	cl->answered = true;
+	cl->state = CLIENT_WRITING;
+	arm_deadline(cl);
 	bufferevent_disable(cl->bev, EV_READ);
 	if (evbuffer_get_length(body) > CONTROL_REPLY_MAX) {
 		evbuffer_add_printf(out, "ERR\nanswer too large (over %u "
@@ -89,13 +142,27 @@ answer(Client *cl, int ok, struct evbuffer *body)
 		return;
 	}
 	evbuffer_add_printf(out, "%s\n", ok == 0 ? "OK" : "ERR");
-	evbuffer_add_buffer(out, body);
+	evbuffer_add(out, evbuffer_pullup(body, -1), evbuffer_get_length(body));
+}
+
+void
+control_answer(ControlClient *cl, int ok, struct evbuffer *body)
+{
+	if (cl->state == CLIENT_PENDING)
+		answer(cl, ok, body);
+}
+
+void
+control_on_gone(ControlClient *cl, void (*gone)(void *arg), void *arg)
+{
+	cl->gone = gone;
+	cl->gone_arg = arg;
 }
 
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
-	Client *cl = arg;
+	ControlClient *cl = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *body = evbuffer_new();
 	struct evbuffer_ptr eol;
@@ -104,12 +171,7 @@ on_read(struct bufferevent *bev, void *arg)
 	size_t len;
 	int ok = -1;
 
-	if (cl->deferred) {
-		/* Waiting for its answer: more input is no request. */
-		evbuffer_drain(in, evbuffer_get_length(in));
-		goto out;
-	}
-	if (cl->answered || body == NULL)
+	if (cl->state != CLIENT_READING || body == NULL)
 		goto out;
 	eol = evbuffer_search(in, "\n", 1, NULL);
 	if (eol.pos < 0) {
@@ -127,51 +189,41 @@ on_read(struct bufferevent *bev, void *arg)
 		answer(cl, -1, body);
 		goto out;
 	}
-	evbuffer_remove(in, line, len);
-	if (control_parse(line, len, &req) < 0)
-		evbuffer_add_printf(body, "bad request: %s\n", req.error);
-	else
-		ok = cl->ctl->fn(&req, body, cl, cl->ctl->arg);
-	if (ok == CONTROL_LATER && cl->deferred)
+	if (evbuffer_get_length(in) > len) {
+		evbuffer_add_printf(body, "bad request: more than one request "
+		    "on one connection; nothing was done (one request per "
+		    "connection: the answer ends when the daemon closes it)\n");
+		answer(cl, -1, body);
 		goto out;
-	answer(cl, ok == 0 ? 0 : -1, body);
+	}
+	evbuffer_remove(in, line, len);
+	if (control_parse(line, len, &req) < 0) {
+		evbuffer_add_printf(body, "bad request: %s\n", req.error);
+	} else {
+		cl->state = CLIENT_PENDING;
+		event_del(cl->deadline);
+		bufferevent_disable(cl->bev, EV_READ);
+		ok = cl->ctl->fn(&req, cl, body, cl->ctl->arg);
+		if (ok == CONTROL_LATER)
+			goto out;	/* control_answer follows */
+	}
+	answer(cl, ok, body);
 out:
 	if (body != NULL)
 		evbuffer_free(body);
-}
-
-void
-control_defer(ControlClient *cl, void (*gone)(void *arg), void *arg)
-{
-	struct timeval timeout = { CONTROL_TIMEOUT_S, 0 };
-
-	cl->deferred = true;
-	cl->gone = gone;
-	cl->gone_arg = arg;
-	/* No read timeout while the work runs; reading goes on, so that a
-	 * hang-up is noticed. */
-	bufferevent_set_timeouts(cl->bev, NULL, &timeout);
-}
-
-void
-control_answer(ControlClient *cl, int ok, struct evbuffer *body)
-{
-	cl->deferred = false;
-	cl->gone = NULL;
-	answer(cl, ok, body);
 }
 
 /* The answer has drained: done. */
 static void
 on_write(struct bufferevent *bev, void *arg)
 {
-	Client *cl = arg;
+	ControlClient *cl = arg;
 
 	char sink[4096];
 	ssize_t n;
 	size_t left = 64 * 1024;
 
-	if (!cl->answered ||
+	if (cl->state != CLIENT_WRITING ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	/* Closing a UNIX socket with unread input resets the peer, which
@@ -183,47 +235,95 @@ on_write(struct bufferevent *bev, void *arg)
 	client_free(cl);
 }
 
-/* EOF, an error or a timeout: drop the client. */
+/* EOF or an error: drop the client (not while the handler holds it). */
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
+	ControlClient *cl = arg;
+
 	(void)bev;
 	(void)what;
-	client_free(arg);
+	if (cl->state == CLIENT_PENDING)
+		bufferevent_disable(cl->bev, EV_READ | EV_WRITE);
+	else
+		client_free(cl);
+}
+
+/*
+ * Room for one more client: the one that has waited longest without a
+ * request goes, else the one whose answer has waited longest. false when
+ * every slot waits for the daemon.
+ */
+static bool
+make_room(Control *c)
+{
+	ControlClient *victim = NULL;
+
+	for (ControlClient *cl = c->oldest; cl != NULL; cl = cl->prev)
+		if (cl->state == CLIENT_READING) {
+			victim = cl;
+			break;
+		}
+	for (ControlClient *cl = c->oldest; victim == NULL && cl != NULL;
+	    cl = cl->prev)
+		if (cl->state == CLIENT_WRITING)
+			victim = cl;
+	if (victim == NULL)
+		return false;
+	if (victim->state == CLIENT_READING)
+		say_and_drop(victim, "ERR\ndropped without a request: "
+		    "another client needed the slot\n");
+	else
+		client_free(victim);
+	return true;
 }
 
 static void
 on_accept(evutil_socket_t fd, short what, void *arg)
 {
+	static const char full[] = "ERR\ntoo many requests waiting for the "
+	    "daemon; try again later\n";
 	Control *c = arg;
-	struct timeval timeout = { CONTROL_TIMEOUT_S, 0 };
-	Client *cl;
+	ControlClient *cl;
 	int cfd;
 
 	(void)what;
 	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC)) >= 0) {
-		if (c->n_clients >= CONTROL_MAX_CLIENTS ||
-		    (cl = calloc(1, sizeof *cl)) == NULL) {
+		if (c->n_clients >= CONTROL_MAX_CLIENTS && !make_room(c)) {
+			(void)!send(cfd, full, sizeof full - 1, MSG_DONTWAIT |
+			    MSG_NOSIGNAL);
+			close(cfd);
+			continue;
+		}
+		if ((cl = calloc(1, sizeof *cl)) == NULL) {
 			close(cfd);
 			continue;
 		}
 		cl->ctl = c;
 		cl->bev = bufferevent_socket_new(c->base, cfd,
 		    BEV_OPT_CLOSE_ON_FREE);
-		if (cl->bev == NULL) {
-			close(cfd);
+		cl->deadline = evtimer_new(c->base, on_deadline, cl);
+		if (cl->bev == NULL || cl->deadline == NULL) {
+			if (cl->bev != NULL)
+				bufferevent_free(cl->bev);
+			else
+				close(cfd);
+			if (cl->deadline != NULL)
+				event_free(cl->deadline);
 			free(cl);
 			continue;
 		}
 		cl->next = c->clients;
 		if (c->clients != NULL)
 			c->clients->prev = cl;
+		else
+			c->oldest = cl;
 		c->clients = cl;
 		c->n_clients++;
 		bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
-		bufferevent_set_timeouts(cl->bev, &timeout, &timeout);
-		/* Read no more than a request can be. */
+		arm_deadline(cl);
+		/* Read no more than a request can be, and a byte more. */
 		bufferevent_setwatermark(cl->bev, EV_READ, 0,
 		    CONTROL_LINE_MAX + 1);
 		if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) < 0)
@@ -347,6 +447,12 @@ control_path(const Control *c)
 	return c->path;
 }
 
+size_t
+control_clients(const Control *c)
+{
+	return c->n_clients;
+}
+
 int
 control_set_group(Control *c, gid_t gid)
 {
@@ -395,6 +501,7 @@ control_free(Control *c)
 	control_stop(c);
 	while (c->clients != NULL)
 		client_free(c->clients);
+	c->oldest = NULL;
 	free(c->path);
 	free(c);
 }

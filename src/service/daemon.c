@@ -7,8 +7,13 @@
  * (live_start); events that arrive meanwhile wait in the pair's pending
  * table, so nothing changed during the start-up scan is lost.
  *
- * Reload (SIGHUP): the new file is parsed beside the old one; when it is
- * invalid, the problems are logged and nothing changes. Otherwise pairs
+ * Reload (SIGHUP, treesyncctl reload; daemon-reload.c): the new file is
+ * read, parsed and
+ * its paths resolved on a thread of its own (reload.h), never on the
+ * reactor: a hung NFS path must not freeze the loop or trip the
+ * watchdog. Meanwhile the pairs sync and the socket answers; a request
+ * for another reload waits for the next load. Back on the reactor, when
+ * the file is invalid, the problems are logged and nothing changes. Otherwise pairs
  * whose settings are unchanged keep running untouched; removed or changed
  * ones are stopped and retired (freed once their jobs are back), and new
  * or changed ones start. A started pair's first pass waits (reaper)
@@ -55,9 +60,13 @@
 #include "service/metrics.h"
 #include "service/metrics_http.h"
 #include "service/notify.h"
+#include "service/reload.h"
 #include "engine/pool.h"
+#include "util/alloc.h"
 #include "util/synclog.h"
 #include "watch/watcher.h"
+
+#include "daemon-int.h"
 
 #ifndef TREESYNC_VERSION
 #define TREESYNC_VERSION "unknown"
@@ -67,72 +76,13 @@
 #define REAPER_INTERVAL_US 250000	/* also how soon an idle heap is trimmed */
 #define TRIM_GAP_S 2		/* malloc_trim costs ~4 ms at 50,000 dirs */
 
-typedef struct ConfigRef {
-	Config *cfg;
-	unsigned refs;
-} ConfigRef;
-
-typedef struct PairRun {
-	struct PairRun *next;
-	ConfigRef *ref;
-	const SyncPairConfig *pair;
-	Live *live;
-	unsigned root;		/* watcher root id, never reused */
-	bool watched;		/* the watcher holds its Exclude */
-	size_t watches;		/* directories watched, from the watcher */
-	bool started;		/* its first pass was started */
-	bool restart;		/* its source is back: watch it again */
-	bool start_waiting;	/* first pass waits for a retired pair */
-	struct Daemon *dm;
-} PairRun;
-
-typedef struct Daemon {
-	struct event_base *base;
-	Pool *pool;
-	Watcher *watcher;
-	ConfigRef *current;
-	char *config_path;
-	PairRun *pairs;
-	PairRun *retiring;
-	Diff *diffs;		/* treesyncctl diffs in progress */
-	unsigned next_root;
-	struct event *signals[5];
-	struct event *reaper;
-	Control *control;
-	Control *old_control;	/* stopped by a reload that moved it */
-	MetricsHttp *metrics;	/* metrics_listen; NULL: not configured */
-	time_t started;
-	struct event *restarter;	/* pairs whose source is back */
-	bool trim_due;		/* jobs were out since the last malloc_trim */
-	time_t trimmed_at;	/* CLOCK_MONOTONIC seconds; 0: never */
-	bool stopping;
-	bool ready;		/* READY=1 was sent */
-} Daemon;
-
-static void
+void
 ref_put(ConfigRef *ref)
 {
 	if (ref != NULL && --ref->refs == 0) {
 		config_free(ref->cfg);
 		free(ref);
 	}
-}
-
-static bool
-same_pair(const SyncPairConfig *a, const SyncPairConfig *b)
-{
-	if (strcmp(a->name, b->name) != 0 || strcmp(a->source, b->source) != 0
-	    || a->delete != b->delete || a->compare != b->compare ||
-	    a->max_delete.kind != b->max_delete.kind ||
-	    a->max_delete.value != b->max_delete.value ||
-	    a->n_destinations != b->n_destinations ||
-	    !exclude_equal(a->exclude, b->exclude))
-		return false;
-	for (size_t i = 0; i < a->n_destinations; i++)
-		if (strcmp(a->destinations[i], b->destinations[i]) != 0 ||
-		    !config_remote_same(a->dest_remotes[i], b->dest_remotes[i]))
-			return false;
-	return true;
 }
 
 /*
@@ -183,7 +133,7 @@ pair_first_pass(Daemon *dm, PairRun *pr)
 	live_start(pr->live);
 }
 
-static int
+int
 pair_start(Daemon *dm, ConfigRef *ref, const SyncPairConfig *pair)
 {
 	LiveOptions opt = { .delay_ms = ref->cfg->delay_ms,
@@ -233,7 +183,7 @@ fail:
 }
 
 /* Stops a pair; it is freed by the reaper once its jobs are back. */
-static void
+void
 pair_retire(Daemon *dm, PairRun *pr)
 {
 	if (pr->watched && watcher_remove_root(dm->watcher, pr->root) < 0)
@@ -264,7 +214,7 @@ static int snapshot(Daemon *dm, DaemonStatus *st);
 static void snapshot_release(DaemonStatus *st);
 
 /* The STATUS= line, from the snapshot every read-out renders. */
-static void
+void
 update_status(Daemon *dm)
 {
 	DaemonStatus st;
@@ -314,6 +264,7 @@ on_reaper(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	update_status(dm);
+	free_idle_controls(dm);
 	while (*pp != NULL) {
 		PairRun *pr = *pp;
 		/* Its jobs are back and the watcher let go of its Exclude. */
@@ -480,222 +431,6 @@ out:
 	watcher_batch_free(batch);
 }
 
-static int on_control(const ControlRequest *req, struct evbuffer *out,
-    ControlClient *client, void *arg);
-
-/* Opens the new control socket of a reload; the old one goes when it did. */
-static void
-move_control(Daemon *dm, const char *path, struct evbuffer *answer)
-{
-	Control *c;
-	int r;
-
-	if (dm->control != NULL && strcmp(control_path(dm->control), path) == 0)
-		return;
-	if ((r = control_new(dm->base, path, on_control, dm, &c)) < 0) {
-		synclog_msg(LOG_LEVEL_ERROR, "reload: cannot open the control "
-		    "socket '%s': %s; staying on '%s'", path, r == -EADDRINUSE ?
-		    "another daemon answers on it" : strerror(-r),
-		    dm->control ? control_path(dm->control) : "(none)");
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "cannot move the control "
-			    "socket to '%s': %s\n", path, r == -EADDRINUSE ?
-			    "another daemon answers on it" : strerror(-r));
-		return;
-	}
-	synclog_msg(LOG_LEVEL_INFO, "control socket moved to %s", path);
-	/* We may be inside a handler of the old one: stop it, free later. */
-	control_free(dm->old_control);
-	control_stop(dm->control);
-	dm->old_control = dm->control;
-	dm->control = c;
-}
-
-/*
- * control_socket_group on the socket file; when the setting went away
- * (was_set), the daemon's own group again. Without it the file keeps the
- * group it was made with.
- */
-static void
-apply_socket_group(Daemon *dm, const Config *cfg, bool was_set)
-{
-	gid_t gid = cfg->control_socket_group != NULL ?
-	    cfg->control_socket_gid : getegid();
-	int r;
-
-	if (cfg->control_socket_group == NULL && !was_set)
-		return;
-	if (dm->control != NULL && (r = control_set_group(dm->control,
-	    gid)) < 0)
-		synclog_msg(LOG_LEVEL_ERROR, "cannot give the control socket "
-		    "'%s' the group %s: %s; only root may connect",
-		    control_path(dm->control), cfg->control_socket_group ?
-		    cfg->control_socket_group : "of the daemon", strerror(-r));
-}
-
-static int render_metrics(struct evbuffer *out, void *arg);
-
-/*
- * Starts, moves or stops the Prometheus endpoint as cfg says; on a reload
- * (answer may be NULL then) a new address that cannot be had keeps the
- * old one. 0, or -errno when the endpoint cfg names is not listening.
- */
-static int
-move_metrics(Daemon *dm, const Config *cfg, bool reloading,
-    struct evbuffer *answer)
-{
-	const char *was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
-	const struct sockaddr *sa = (const struct sockaddr *)&cfg->metrics_addr;
-	MetricsHttp *m = NULL;
-	int r;
-
-	if (cfg->metrics_listen == NULL) {
-		if (was != NULL)
-			synclog_msg(LOG_LEVEL_INFO, "metrics endpoint on %s "
-			    "stopped (no metrics_listen)", was);
-		metrics_http_free(dm->metrics);
-		dm->metrics = NULL;
-		return 0;
-	}
-	if (was != NULL && strcmp(was, cfg->metrics_listen) == 0)
-		return 0;
-	r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
-	    cfg->metrics_addrlen, render_metrics, dm, &m);
-	if (r == -EADDRINUSE && dm->metrics != NULL) {
-		/* Perhaps we hold the port ourselves ("127.0.0.1:9851" to
-		 * "0.0.0.0:9851"): let it go, and take it back on failure. */
-		char *old = strdup(was);
-		MetricsHttp *back = NULL;
-		struct sockaddr_storage osa;
-		socklen_t olen;
-		const struct sockaddr *held = metrics_http_addr(dm->metrics,
-		    &olen);
-
-		memcpy(&osa, held, olen);
-		metrics_http_free(dm->metrics);
-		dm->metrics = NULL;
-		r = metrics_http_new(dm->base, cfg->metrics_listen, sa,
-		    cfg->metrics_addrlen, render_metrics, dm, &m);
-		if (r < 0 && old != NULL && metrics_http_new(dm->base, old,
-		    (const struct sockaddr *)&osa, olen, render_metrics, dm,
-		    &back) == 0)
-			dm->metrics = back;
-		free(old);
-		was = dm->metrics ? metrics_http_listen(dm->metrics) : NULL;
-	}
-	if (r < 0) {
-		synclog_msg(LOG_LEVEL_ERROR, "%scannot listen on %s "
-		    "(metrics_listen): %s; %s%s", reloading ? "reload: " : "",
-		    cfg->metrics_listen, strerror(-r), reloading ?
-		    "the metrics endpoint stays on " : "not starting",
-		    reloading ? (was ? was : "(none)") : "");
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "cannot listen on %s "
-			    "(metrics_listen): %s\n", cfg->metrics_listen,
-			    strerror(-r));
-		return r;
-	}
-	metrics_http_free(dm->metrics);
-	dm->metrics = m;
-	synclog_msg(LOG_LEVEL_INFO, "metrics endpoint: http://%s/metrics",
-	    cfg->metrics_listen);
-	return 0;
-}
-
-/*
- * SIGHUP or treesyncctl reload. 0, or -1 when the file is invalid (the
- * running configuration stays); answer (may be NULL) gets what the
- * operator should read: the FILE:LINE problems, or what changed.
- */
-static int
-reload(Daemon *dm, struct evbuffer *answer)
-{
-	Config *cfg = NULL;
-	char *errors = NULL;
-	ConfigRef *ref;
-	PairRun *keep = NULL, *pr;
-	bool had_group;
-	int r;
-
-	synclog_msg(LOG_LEVEL_INFO, "%s: reloading %s", answer != NULL ?
-	    "treesyncctl reload" : "SIGHUP", dm->config_path);
-	notify_reloading();
-	if ((r = config_load(dm->config_path, &cfg, &errors)) < 0) {
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "%s is not valid; the "
-			    "running configuration stays in force:\n%s",
-			    dm->config_path, errors ? errors : "");
-		/* One log line per problem, each FILE:LINE: message. */
-		for (char *line = strtok(errors ? errors : "", "\n");
-		    line != NULL; line = strtok(NULL, "\n"))
-			synclog_msg(LOG_LEVEL_ERROR, "reload: %s", line);
-		synclog_msg(LOG_LEVEL_ERROR, "reload failed: the running "
-		    "configuration stays in force");
-		free(errors);
-		notify_ready();
-		return -1;
-	}
-	if ((ref = calloc(1, sizeof *ref)) == NULL) {
-		synclog_msg(LOG_LEVEL_ERROR, "reload failed: out of memory");
-		config_free(cfg);
-		notify_ready();
-		if (answer != NULL)
-			evbuffer_add_printf(answer, "out of memory\n");
-		return -1;
-	}
-	ref->cfg = cfg;
-	ref->refs = 1;
-	synclog_set_level(cfg->log_level);
-	/* Keep what is unchanged; retire the rest. */
-	while ((pr = dm->pairs) != NULL) {
-		const SyncPairConfig *np = config_find_sync(cfg, pr->pair->name);
-		dm->pairs = pr->next;
-		if (np != NULL && same_pair(pr->pair, np) &&
-		    pr->ref->cfg->watch == cfg->watch) {
-			pr->next = keep;
-			keep = pr;
-		} else {
-			synclog_msg(LOG_LEVEL_INFO, "%s: %s", pr->pair->name,
-			    np != NULL ? "changed: restarting it" : "removed");
-			pair_retire(dm, pr);
-		}
-	}
-	dm->pairs = keep;
-	for (size_t i = 0; i < cfg->n_syncs; i++) {
-		const SyncPairConfig *np = &cfg->syncs[i];
-		bool running = false;
-		for (pr = dm->pairs; pr != NULL; pr = pr->next)
-			running |= strcmp(pr->pair->name, np->name) == 0;
-		if (running)
-			continue;
-		synclog_msg(LOG_LEVEL_INFO, "%s: starting (%s -> %zu "
-		    "destination%s)", np->name, np->source, np->n_destinations,
-		    np->n_destinations == 1 ? "" : "s");
-		if (pair_start(dm, ref, np) < 0)
-			synclog_msg(LOG_LEVEL_ERROR, "%s: cannot start",
-			    np->name);
-	}
-	move_metrics(dm, cfg, true, answer);
-	had_group = dm->current->cfg->control_socket_group != NULL;
-	ref_put(dm->current);
-	dm->current = ref;
-	move_control(dm, cfg->control_socket, answer);
-	apply_socket_group(dm, cfg, had_group);
-	if (cfg->n_syncs == 0)
-		synclog_msg(LOG_LEVEL_INFO, "no sync pairs in %s: idle until "
-		    "a reload brings one", dm->config_path);
-	synclog_msg(LOG_LEVEL_INFO, "reload done: %zu sync pair%s",
-	    cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
-	if (answer != NULL)
-		evbuffer_add_printf(answer, "reloaded %s: %zu sync pair%s\n",
-		    dm->config_path, cfg->n_syncs, cfg->n_syncs == 1 ? "" : "s");
-	/* New pairs place their watches in the background; systemd's
-	 * reload is done once the new config is in force. */
-	update_status(dm);
-	notify_ready();
-	return 0;
-}
-
 /* A snapshot of every running pair, for metrics.c. */
 static int
 snapshot(Daemon *dm, DaemonStatus *st)
@@ -741,7 +476,7 @@ snapshot_release(DaemonStatus *st)
 }
 
 /* GET /metrics (metrics_http.c): what treesyncctl metrics answers. */
-static int
+int
 render_metrics(struct evbuffer *out, void *arg)
 {
 	DaemonStatus st;
@@ -779,9 +514,9 @@ start_diff(Daemon *dm, PairRun *pr, ControlClient *client,
 }
 
 /* treesyncctl's requests (control.c parsed them). */
-static int
-on_control(const ControlRequest *req, struct evbuffer *out,
-    ControlClient *client, void *arg)
+int
+on_control(const ControlRequest *req, ControlClient *cl,
+    struct evbuffer *out, void *arg)
 {
 	Daemon *dm = arg;
 	DaemonStatus st;
@@ -841,9 +576,9 @@ on_control(const ControlRequest *req, struct evbuffer *out,
 		return 0;
 	}
 	case CONTROL_RELOAD:
-		return reload(dm, out);
+		return reload_request(dm, cl);
 	case CONTROL_DIFF:
-		return start_diff(dm, pr, client, out);
+		return start_diff(dm, pr, cl, out);
 	}
 	return -1;
 }
@@ -856,17 +591,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		reload(dm, NULL);
+		reload_request(dm, NULL);
 		break;
-	case SIGUSR1: {
-		int r = synclog_reopen();
-		if (r < 0)
-			synclog_msg(LOG_LEVEL_ERROR, "cannot reopen the log "
-			    "file: %s", strerror(-r));
-		else
-			synclog_msg(LOG_LEVEL_INFO, "log file reopened");
+	case SIGUSR1:
+		/* The writer reopens it after the lines before, and says so. */
+		synclog_reopen();
 		break;
-	}
 	case SIGUSR2:
 		/* Test hook only (TREESYNC_TEST_HOOKS=1): a hung reactor,
 		 * for the systemd watchdog test. */
@@ -911,6 +641,12 @@ daemon_run(Config *cfg)
 	if ((r = pool_new(dm.base, cfg->workers, &dm.pool)) < 0) {
 		synclog_msg(LOG_LEVEL_ERROR, "cannot start %d workers: %s",
 		    cfg->workers, strerror(-r));
+		goto out;
+	}
+	if ((r = reload_loader_new(dm.base, on_reload_loaded, &dm,
+	    &dm.loader)) < 0) {
+		synclog_msg(LOG_LEVEL_ERROR, "cannot set up reloads: %s",
+		    strerror(-r));
 		goto out;
 	}
 	if ((r = watcher_new(dm.base, on_watch, &dm, &dm.watcher)) < 0) {
@@ -965,9 +701,16 @@ daemon_run(Config *cfg)
 	event_base_dispatch(dm.base);
 	status = 0;
 out:
+	/* A load still reading is abandoned (its thread cleans up); its
+	 * waiting clients go with their sockets. */
+	reload_loader_free(dm.loader);
+	free(dm.waiting.v);
+	free(dm.waiting_next.v);
 	metrics_http_free(dm.metrics);
 	control_free(dm.control);
-	control_free(dm.old_control);
+	for (size_t i = 0; i < dm.n_retired_controls; i++)
+		control_free(dm.retired_controls[i]);
+	free(dm.retired_controls);
 	for (PairRun *pr = dm.pairs; pr != NULL; pr = pr->next)
 		live_stop(pr->live);
 	diff_stop_all(dm.diffs);

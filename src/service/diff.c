@@ -40,7 +40,7 @@ diff_free(Diff *d)
 	/* Still waiting (shutdown): no answer comes, and no "gone" call
 	 * may reach us once we are freed. */
 	if (d->client != NULL)
-		control_defer(d->client, NULL, NULL);
+		control_on_gone(d->client, NULL, NULL);
 	for (size_t i = 0; i < d->n; i++)
 		fullsync_free(d->passes[i]);
 	for (size_t i = 0; d->items != NULL && i < d->pair->n_destinations;
@@ -153,7 +153,7 @@ diff_start(Diff **list, Pool *pool, const SyncPairConfig *pair,
 	d->list = list;
 	d->next = *list;
 	*list = d;
-	control_defer(client, client_gone, d);
+	control_on_gone(client, client_gone, d);
 	synclog_msg(LOG_LEVEL_INFO, "%s: treesyncctl diff: comparing %zu "
 	    "destination%s (dry run: nothing is changed)", pair->name,
 	    pair->n_destinations, pair->n_destinations == 1 ? "" : "s");

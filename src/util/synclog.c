@@ -1,16 +1,20 @@
 /*
  * synclog — see include/util/synclog.h.
  *
- * Lines are formatted into one buffer and written with a single write(2),
- * so a line is never interleaved with another process's output and a crash
- * loses at most the line being written.
+ * The lines are made here, on the caller's thread: time, level, the
+ * escaped path, the outcome, all in one buffer; synclog-writer.c queues
+ * the line and its thread writes it with a single write(2), so a line is
+ * never interleaved with another process's output. A crash loses what the
+ * queue still held (at most the backlog); an exit writes it out.
  *
  * Under systemd, when stderr is the journal stream (JOURNAL_STREAM names
  * its device and inode) and no log_file is set, lines go to the journal
- * with sd_journal_send instead: PRIORITY from the level, MESSAGE the line
+ * with sd_journal_sendv instead: PRIORITY from the level, MESSAGE the line
  * without its time (the journal stamps its own), and for sync events the
  * fields SYNC=, ACTION=, PATH=, DEST=, so `journalctl SYNC=name` selects
- * one pair. A datagram to journald; it does not wait on a disk.
+ * one pair. Those go through the writer too: a datagram to journald blocks
+ * when journald's socket queue is full (it rate-limits and can fall
+ * behind under a burst), and the reactor must not wait for that either.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,28 +24,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-journal.h>
-#endif
+#include "synclog-int.h"
 
-#include "util/synclog.h"
-
-#define LINE_MAX_BYTES 8192
-
-static int log_fd = STDERR_FILENO;
-static char *log_path;
+static bool log_to_file;	/* a log_file is open (else stderr/journal) */
 static LogLevel log_level = LOG_LEVEL_INFO;
 static char progress[256];	/* last progress line shown on the TTY */
 static int progress_tty = -1;	/* stderr is a terminal (-1: not asked yet) */
 static bool to_journal;		/* stderr is systemd's journal stream */
+static size_t backlog_limit = SYNCLOG_BACKLOG_DEFAULT;
+static int exit_wait_ms = SYNCLOG_EXIT_WAIT_MS_DEFAULT;
 
-#ifdef HAVE_LIBSYSTEMD
 static const int priorities[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-#endif
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -62,11 +60,12 @@ synclog_level_name(LogLevel level)
 	return level_names[level];
 }
 
-static int
-open_log_file(const char *path)
+int
+synclog_priority(LogLevel level)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	return fd < 0 ? -errno : fd;
+	if ((unsigned)level >= sizeof priorities / sizeof priorities[0])
+		return LOG_DEBUG;
+	return priorities[level];
 }
 
 /* True when stderr is the stream systemd connected to the journal. */
@@ -95,40 +94,46 @@ synclog_to_journal(void)
 	return to_journal;
 }
 
-int
-synclog_open(const char *path, LogLevel level)
+void
+synclog_set_writer_limits(size_t backlog_bytes, int wait_ms)
 {
-	int fd = STDERR_FILENO;
-	char *copy = NULL;
-
-	if (path != NULL) {
-		if ((copy = strdup(path)) == NULL)
-			return -ENOMEM;
-		if ((fd = open_log_file(path)) < 0) {
-			free(copy);
-			return fd;
-		}
-	}
-	synclog_close();
-	log_fd = fd;
-	log_path = copy;
-	log_level = level;
-	to_journal = path == NULL && stderr_is_journal();
-	return 0;
+	backlog_limit = backlog_bytes > 0 ? backlog_bytes :
+	    SYNCLOG_BACKLOG_DEFAULT;
+	exit_wait_ms = wait_ms > 0 ? wait_ms : SYNCLOG_EXIT_WAIT_MS_DEFAULT;
 }
 
 int
+synclog_open(const char *path, LogLevel level)
+{
+	int fd = STDERR_FILENO, r;
+	bool journal;
+
+	if (path != NULL && (fd = open(path, O_WRONLY | O_CREAT | O_APPEND |
+	    O_CLOEXEC, 0640)) < 0)
+		return -errno;
+	synclog_close();
+	journal = path == NULL && stderr_is_journal();
+	if ((r = writer_start(fd, path, journal, backlog_limit,
+	    exit_wait_ms)) < 0) {
+		if (fd != STDERR_FILENO)
+			close(fd);
+		return r;
+	}
+	log_to_file = path != NULL;
+	log_level = level;
+	to_journal = journal;
+	return 0;
+}
+
+void
 synclog_reopen(void)
 {
-	int fd;
-
-	if (log_path == NULL)
-		return 0;
-	if ((fd = open_log_file(log_path)) < 0)
-		return fd;
-	close(log_fd);
-	log_fd = fd;
-	return 0;
+	if (!log_to_file)
+		synclog_msg(LOG_LEVEL_INFO, "log: no log file to reopen (the "
+		    "log goes to %s)", to_journal ? "the journal" :
+		    "standard error");
+	else
+		writer_reopen(synclog_enabled(LOG_LEVEL_INFO));
 }
 
 void
@@ -156,28 +161,9 @@ synclog_is_tty(void)
 void
 synclog_close(void)
 {
-	if (log_fd != STDERR_FILENO && log_fd >= 0)
-		close(log_fd);
-	log_fd = STDERR_FILENO;
-	free(log_path);
-	log_path = NULL;
+	writer_stop();
+	log_to_file = false;
 	to_journal = false;
-}
-
-/* Writes all of buf, retrying short writes and EINTR; drops it on error. */
-static void
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
 }
 
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
@@ -271,100 +257,143 @@ format_time(char *buf, size_t size)
 	return n;
 }
 
-/* Emits one finished line, keeping a TTY progress line below it. */
-static void
-emit(char *line, size_t len)
-{
-	if (len >= LINE_MAX_BYTES - 1)
-		len = LINE_MAX_BYTES - 2;
-	line[len++] = '\n';
-	bool shared = log_fd == STDERR_FILENO && progress[0] != '\0';
-
-	if (shared)
-		write_all(log_fd, "\r\033[K", 4);
-	write_all(log_fd, line, len);
-	if (shared)
-		write_all(log_fd, progress, strlen(progress));
-}
-
 static size_t
 clamp(int n, size_t used)
 {
 	if (n < 0)
 		return used;
-	if (used + (size_t)n >= LINE_MAX_BYTES)
-		return LINE_MAX_BYTES - 1;
+	if (used + (size_t)n >= SYNCLOG_LINE_MAX)
+		return SYNCLOG_LINE_MAX - 1;
 	return used + (size_t)n;
+}
+
+size_t
+synclog_prefix(char *buf, size_t size, LogLevel level, size_t *time_len)
+{
+	size_t t = format_time(buf, size), n;
+
+	n = (size_t)snprintf(buf + t, size - t, "%-5s ",
+	    synclog_level_name(level));
+	*time_len = t;
+	return t + n;
+}
+
+/*
+ * Hands one finished line (line[0..len), no newline; its time ends at t)
+ * to the writer: to the journal as fields (fields[0..n_fields) are the
+ * extra ones), else as text with a TTY progress line kept below it.
+ */
+static void
+emit(LogLevel level, char *line, size_t len, size_t t,
+    const struct iovec *fields, int n_fields)
+{
+	struct iovec iov[8];
+	char prio[32];
+	int n = 0;
+
+	if (len >= SYNCLOG_LINE_MAX - 1)
+		len = SYNCLOG_LINE_MAX - 2;
+	if (to_journal) {
+		memcpy(line + t - 8, "MESSAGE=", 8);
+		iov[n++] = (struct iovec){ line + t - 8, len - (t - 8) };
+		snprintf(prio, sizeof prio, "PRIORITY=%d",
+		    synclog_priority(level));
+		iov[n++] = (struct iovec){ prio, strlen(prio) };
+		for (int i = 0; i < n_fields && n < 8; i++)
+			iov[n++] = fields[i];
+		writer_put(STDERR_FILENO, true, iov, n);
+		return;
+	}
+	line[len++] = '\n';
+	bool shared = !log_to_file && progress[0] != '\0';
+
+	if (shared)
+		iov[n++] = (struct iovec){ "\r\033[K", 4 };
+	iov[n++] = (struct iovec){ line, len };
+	if (shared)
+		iov[n++] = (struct iovec){ progress, strlen(progress) };
+	writer_put(STDERR_FILENO, false, iov, n);
 }
 
 void
 synclog_msg(LogLevel level, const char *fmt, ...)
 {
-	char line[LINE_MAX_BYTES];
-	size_t n;
+	char line[SYNCLOG_LINE_MAX];
+	size_t n, t;
 	va_list ap;
-
-	size_t t;
 
 	if (!synclog_enabled(level))
 		return;
-	n = t = format_time(line, sizeof line);
-	n = clamp(snprintf(line + n, sizeof line - n, "%-5s ",
-	    synclog_level_name(level)), n);
+	n = synclog_prefix(line, sizeof line, level, &t);
 	va_start(ap, fmt);
 	n = clamp(vsnprintf(line + n, sizeof line - n, fmt, ap), n);
 	va_end(ap);
-#ifdef HAVE_LIBSYSTEMD
-	if (to_journal) {
-		sd_journal_send("MESSAGE=%s", line + t, "PRIORITY=%d",
-		    priorities[level], NULL);
-		return;
-	}
-#endif
-	emit(line, n);
+	emit(level, line, n, t, NULL, 0);
+}
+
+/* "NAME=value" into buf as one journal field. */
+static struct iovec
+field(char *buf, size_t size, const char *name, const char *value)
+{
+	int n = snprintf(buf, size, "%s=%s", name, value);
+
+	return (struct iovec){ buf, n < 0 ? 0 : (size_t)n >= size ? size - 1 :
+	    (size_t)n };
 }
 
 void
 synclog_event(LogLevel level, const char *pair, const char *action,
     const char *relpath, const char *dest, const char *fmt, ...)
 {
-	char line[LINE_MAX_BYTES], path[4096];
-	size_t n;
+	char line[SYNCLOG_LINE_MAX], path[4096];
+	char f_sync[300], f_action[64], f_path[4096 + 8], f_dest[4096 + 8];
+	struct iovec fields[4];
+	size_t n, t;
 	va_list ap;
-
-	size_t t;
 
 	if (!synclog_enabled(level))
 		return;
 	synclog_escape(relpath[0] == '\0' ? "." : relpath, path, sizeof path);
-	n = t = format_time(line, sizeof line);
-	n = clamp(snprintf(line + n, sizeof line - n, "%-5s %s %-6s %s -> %s  ",
-	    synclog_level_name(level), pair, action, path, dest), n);
+	n = synclog_prefix(line, sizeof line, level, &t);
+	n = clamp(snprintf(line + n, sizeof line - n, "%s %-6s %s -> %s  ",
+	    pair, action, path, dest), n);
 	va_start(ap, fmt);
 	n = clamp(vsnprintf(line + n, sizeof line - n, fmt, ap), n);
 	va_end(ap);
-#ifdef HAVE_LIBSYSTEMD
 	if (to_journal) {
-		sd_journal_send("MESSAGE=%s", line + t, "PRIORITY=%d",
-		    priorities[level], "SYNC=%s", pair, "ACTION=%s", action,
-		    "PATH=%s", path, "DEST=%s", dest, NULL);
-		return;
+		fields[0] = field(f_sync, sizeof f_sync, "SYNC", pair);
+		fields[1] = field(f_action, sizeof f_action, "ACTION", action);
+		fields[2] = field(f_path, sizeof f_path, "PATH", path);
+		fields[3] = field(f_dest, sizeof f_dest, "DEST", dest);
 	}
-#endif
-	emit(line, n);
+	emit(level, line, n, t, fields, to_journal ? 4 : 0);
 }
 
 void
 synclog_set_progress(const char *line)
 {
+	struct iovec iov;
+
 	if (!synclog_is_tty())
 		return;
 	if (line == NULL || line[0] == '\0') {
-		if (progress[0] != '\0')
-			write_all(STDERR_FILENO, "\r\033[K", 4);
+		bool shown = progress[0] != '\0';
+
 		progress[0] = '\0';
+		if (!shown)
+			return;
+		iov = (struct iovec){ "\r\033[K", 4 };
+	} else {
+		snprintf(progress, sizeof progress, "\r\033[K%s", line);
+		iov = (struct iovec){ progress, strlen(progress) };
+	}
+	/* Beside the log's lines, in order; directly when they go to a
+	 * file (the terminal then shows only this line). */
+	if (!log_to_file && !to_journal) {
+		writer_put(STDERR_FILENO, false, &iov, 1);
 		return;
 	}
-	snprintf(progress, sizeof progress, "\r\033[K%s", line);
-	write_all(STDERR_FILENO, progress, strlen(progress));
+	while (write(STDERR_FILENO, iov.iov_base, iov.iov_len) < 0 &&
+	    errno == EINTR)
+		;
 }

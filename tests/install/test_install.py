@@ -162,8 +162,9 @@ class Install(unittest.TestCase):
         with open(os.path.join(ROOT, "src", "service", "config.c")) as f:
             src = f.read()
         keys = set()
-        for block in re.findall(r"static const char \*const \w+\[\] = "
-                                r"\{(.*?)\};", src, re.S):
+        # The key lists (shared by config.c's files, so not static).
+        for block in re.findall(r"(?:static )?const char \*const \w+\[\]"
+                                r" = \{(.*?)\};", src, re.S):
             keys |= set(re.findall(r'"([a-z_]+)"', block))
         self.assertGreaterEqual(len(keys), 11, keys)
         with open(self.page("treesync.conf.5")) as f:

@@ -122,10 +122,12 @@ class DaemonCase(unittest.TestCase):
             cmd.append("--no-rsync")
         return subprocess.run(cmd, capture_output=True, text=True)
 
-    def wait_equal(self, src=None, dst=None, *args):
-        """Polls the independent check until the mirror is equal."""
+    def wait_equal(self, src=None, dst=None, *args, deadline=DEADLINE):
+        """Polls the independent check until the mirror is equal (within
+        deadline seconds: a tree whose check itself takes seconds may
+        need more than the usual)."""
         src, dst = src or self.src, dst or self.dst
-        end = time.monotonic() + DEADLINE
+        end = time.monotonic() + deadline
         while True:
             if self.proc is not None and self.proc.poll() is not None:
                 self.fail("daemon exited %d:\n%s" % (
@@ -138,7 +140,7 @@ class DaemonCase(unittest.TestCase):
                         return
             if time.monotonic() > end:
                 self.fail("not converged after %d s:\n%s\nlog tail:\n%s" % (
-                    DEADLINE, p.stdout[-3000:], self.logtext()[-3000:]))
+                    deadline, p.stdout[-3000:], self.logtext()[-3000:]))
             time.sleep(0.1)
 
     def stop(self):

@@ -11,12 +11,16 @@ Environment: TREESYNCD, TREESYNCCTL, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP
 """
 import json
 import os
+import grp
+import pwd
 import re
+import signal
 import shutil
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -626,6 +630,152 @@ class Ctl(DaemonCase):
         self.assertTrue(got.startswith(b"OK\n"), got[:100])
         self.assertLess(len(got), size)
         self.stop()
+
+    # -- reload off the reactor ----------------------------------------------
+    def test_reload_reads_the_file_off_the_reactor(self):
+        """A reload whose file cannot be read yet (its @include is a fifo
+        nobody writes: open(2) blocks, as on a hung NFS server) does not
+        stop the daemon: changes arrive and status answers meanwhile, and
+        the reload finishes once the file can be read."""
+        write(os.path.join(self.src, "before"), b"b")
+        self.start()
+        fifo = os.path.join(self.tmp, "slow.conf")
+        os.mkfifo(fifo)
+        self.write_config(extra='@include "%s"' % fifo)
+        reload = subprocess.Popen([TREESYNCCTL, "-s", self.sock, "reload"],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            write(os.path.join(self.src, "during"), b"while reloading")
+            self.wait_equal()
+            self.assertEqual(self.pair()["name"], "t")
+            self.assertIsNone(reload.poll(), "the reload did not block: "
+                              "no test")
+        finally:
+            # The file becomes readable: an empty include.
+            os.close(os.open(fifo, os.O_WRONLY))
+        out, err = reload.communicate(timeout=60 * SLOW)
+        self.assertEqual(reload.returncode, 0, err)
+        self.assertIn("reloaded %s: 1 sync pair" % self.conf, out)
+        # SIGHUP takes the same way; SIGTERM while it hangs still exits 0.
+        self.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + DEADLINE
+        while "SIGHUP: reloading" not in self.logtext():
+            self.assertLess(time.monotonic(), end, self.logtext()[-2000:])
+            time.sleep(0.1)
+        write(os.path.join(self.src, "during-sighup"), b"x")
+        self.wait_equal()
+        self.stop()
+
+    def test_reload_that_cannot_move_the_socket_fails(self):
+        self.start()
+        other = os.path.join(self.tmp, "not-a-socket")
+        write(other, b"in the way")
+        self.write_config(sock=other)
+        p = self.ctl("reload", check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("cannot move the control socket to '%s'" % other,
+                      p.stderr)
+        self.assertIn("not a socket", p.stderr)
+        # The daemon stays on its socket.
+        self.assertEqual(self.status()["control_socket"], self.sock)
+        self.stop()
+
+    # -- the socket's limits -------------------------------------------------
+    def test_a_trickling_client_is_dropped_at_the_request_deadline(self):
+        """One byte every 2 s never makes a request: the 10 s are for the
+        whole request, so the daemon drops it, with a word."""
+        self.start()
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(self.sock)
+        c.settimeout(2)
+        got = b""
+        end = time.monotonic() + 40 * SLOW
+        for ch in b"status --json" * 10:
+            try:
+                c.send(bytes([ch]))
+                chunk = c.recv(4096)
+                got += chunk
+                if not chunk:
+                    break
+            except socket.timeout:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            self.assertLess(time.monotonic(), end,
+                            "a trickling client kept its connection")
+        c.close()
+        self.assertTrue(got.startswith(b"ERR\nno complete request"), got)
+        self.ctl("status")
+        self.stop()
+
+    def test_past_the_client_cap_the_oldest_idle_client_goes(self):
+        self.start()
+        idle = []
+        for _ in range(32):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(self.sock)
+            idle.append(c)
+        # The 33rd is served (it used to be closed at once).
+        p = self.ctl("status", "--json")
+        self.assertEqual(json.loads(p.stdout)["pairs"][0]["name"], "t")
+        idle[0].settimeout(10 * SLOW)
+        self.assertTrue(idle[0].recv(4096).startswith(b"ERR\ndropped"))
+        idle[-1].settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            idle[-1].recv(4096)   # the newest is still there
+        for c in idle:
+            c.close()
+        self.stop()
+
+    def test_a_second_request_on_one_connection_is_refused(self):
+        self.start()
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(self.sock)
+        c.sendall(b"status\npause t\n")
+        c.settimeout(10 * SLOW)
+        answer = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        c.close()
+        self.assertTrue(answer.startswith(b"ERR\n"), answer)
+        self.assertIn(b"one request per connection", answer)
+        self.assertEqual(self.pair()["state"], "idle")   # not paused
+        self.stop()
+
+    def test_permission_error_names_the_sockets_owner_group_and_mode(self):
+        """As a real unprivileged user (a temporary one)."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to add a user")
+        user = "service-ctl%d" % os.getpid()
+        subprocess.run(["useradd", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", user], check=True)
+        self.addCleanup(subprocess.run, ["userdel", user])
+        ent = pwd.getpwnam(user)
+        # A copy the user can run, wherever the build lives.
+        ctl = os.path.join(self.tmp, "treesyncctl")
+        shutil.copy(TREESYNCCTL, ctl)
+        os.chmod(ctl, 0o755)
+        self.start()
+        st = os.stat(self.sock)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        # Its own uid, gid and no supplementary group (not root's).
+        p = subprocess.run([ctl, "-s", self.sock, "status"],
+                           user=ent.pw_uid, group=ent.pw_gid,
+                           extra_groups=[], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1)
+        owner = pwd.getpwuid(st.st_uid).pw_name
+        group = grp.getgrgid(st.st_gid).gr_name
+        self.assertIn("Permission denied", p.stderr)
+        self.assertIn("owned by %s:%s with mode 0660" % (owner, group),
+                      p.stderr)
+        self.assertNotIn("is treesyncd running", p.stderr)
+        self.stop()
+
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to add a group and "
                      "users")

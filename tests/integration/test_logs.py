@@ -6,14 +6,20 @@
   no line is lost (every file copied has exactly one copy line over both
   files, every line is whole);
 - log_level: debug lines only at debug, no info lines at warn;
-- a copy line holds every SPEC field.
+- a copy line holds every SPEC field;
+- a log that stops taking lines (a fifo nobody reads) does not stop the
+  syncing: the trees converge meanwhile, and once the log is read again
+  its lines are all there (below the backlog bound) or a line counts the
+  dropped ones (past it); SIGTERM still stops the daemon.
 
 Environment: TREESYNCD, TREESYNC_SOURCE_ROOT, TREESYNC_WRAP (as test_live).
 """
 import datetime
+import fcntl
 import os
 import re
 import shutil
+import select
 import signal
 import subprocess
 import sys
@@ -212,6 +218,177 @@ class Logs(DaemonCase):
         self.assertEqual(m.group("path"), "sub dir/f\\tx.bin")
         self.assertEqual(m.group("dest"), self.dst)
         self.assertEqual(m.group("size"), "4.9 KiB")
+
+
+DROPPED = re.compile(r"^\S+ warn  log: (\d+) lines? dropped: the log file "
+                     r"was not writable fast enough$")
+F_SETPIPE_SZ = 1031
+
+
+class StalledLog(DaemonCase):
+    """log_file is a fifo: the test reads it, then stops reading while the
+    source changes (the pipe fills and every write(2) to it blocks), then
+    reads again."""
+    delay_ms = 20
+
+    def setUp(self):
+        super().setUp()
+        os.mkfifo(self.log)
+        # Open for reading first, so that the daemon's open does not wait.
+        self.fd = os.open(self.log, os.O_RDONLY | os.O_NONBLOCK)
+        # The smallest pipe (a page): a few lines fill it, so the stall
+        # does not depend on how many lines the changes make.
+        fcntl.fcntl(self.fd, F_SETPIPE_SZ, 4096)
+        self.got = b""
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            os.close(self.fd)
+
+    def logtext(self):
+        return self.got.decode(errors="replace")
+
+    def read_available(self):
+        """Everything the pipe holds now; b"" at EOF too."""
+        out = b""
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+    def read_until(self, pattern, what):
+        end = time.monotonic() + DEADLINE
+        while not re.search(pattern, self.logtext(), re.M):
+            if time.monotonic() > end:
+                self.fail("no %s in the log after %d s:\n%s" % (
+                    what, DEADLINE, self.logtext()[-3000:]))
+            select.select([self.fd], [], [], 0.2)
+            self.got += self.read_available()
+
+    def read_to_eof(self):
+        """After SIGTERM: the daemon writes what it queued, then closes."""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            select.select([self.fd], [], [], 0.2)
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return
+            self.got += chunk
+        self.fail("the log was not closed after SIGTERM")
+
+    def blocked_writing_the_log(self):
+        """True when a thread of the daemon sits in write(2) on the log:
+        /proc/PID/task/TID/syscall names the call a blocked thread is in
+        and its first argument, the fd, which must be the fifo's."""
+        write_nr = {"x86_64": 1, "aarch64": 64}.get(os.uname().machine)
+        if write_nr is None:
+            self.skipTest("write(2)'s number unknown on this machine")
+        pid = self.proc.pid
+        fds = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == self.log:
+                    fds.add(int(fd))
+            except OSError:
+                pass
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                    words = f.read().split()
+            except OSError:
+                continue
+            if len(words) > 1 and words[0] == str(write_nr) and \
+                    int(words[1], 16) in fds:
+                return True
+        return False
+
+    def run_stalled(self, env=None, files=400):
+        """Starts the daemon, reads up to its ready line, stops reading and
+        writes `files` files: the trees must converge while nobody reads
+        the log, and the log must then be full (the writer blocked)."""
+        self.write_config()
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(WRAP + [TREESYNCD, "-f", "-c",
+                                             self.conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=e)
+        self.read_until(r" ready: watches in place", "ready line")
+        names = []
+        for i in range(files):
+            name = "d%d/f%04d.txt" % (i % 4, i)
+            write(os.path.join(self.src, name), b"%d\n" % i * 10)
+            names.append(name)
+        # Nobody reads the log: the daemon syncs all the same.
+        self.wait_equal()
+        # The test proves something only if the log really stalled: the
+        # daemon is stuck writing to it (the full pipe) while it synced.
+        self.assertTrue(self.blocked_writing_the_log(),
+                        "nothing waits to write the log: no stall happened")
+        return names
+
+    def finish(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.read_to_eof()
+        self.assertEqual(self.proc.wait(timeout=10 * SLOW), 0)
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        self.proc = None
+        lines = self.logtext().splitlines()
+        for line in lines:
+            self.assertRegex(line, LINE)  # whole lines only
+        return lines, err
+
+    def copied(self, lines):
+        return {m.group("path") for m in map(COPY.match, lines) if m}
+
+    def test_stalled_log_does_not_delay_syncing_and_loses_no_line(self):
+        names = self.run_stalled()
+        self.read_until(r" copy +%s -> " % re.escape(names[-1]),
+                        "the copy line of the last file")
+        lines, _ = self.finish()
+        self.assertFalse([l for l in lines if DROPPED.match(l)],
+                         "lines dropped below the backlog bound")
+        self.assertEqual(self.copied(lines), set(names))
+
+    def test_past_the_backlog_lines_are_dropped_and_counted(self):
+        # A 16 KiB backlog (test hook) instead of 4 MiB: a few hundred
+        # files' debug lines are far past it.
+        names = self.run_stalled({"TREESYNC_TEST_HOOKS": "1",
+                                  "TREESYNC_TEST_LOG_BACKLOG": "16384"})
+        self.read_until(DROPPED.pattern, "the dropped-lines count")
+        # The log goes on after the count: a file written now is logged.
+        write(os.path.join(self.src, "after.txt"), b"after")
+        self.wait_equal()
+        self.read_until(r" copy +after\.txt -> ", "the copy line after")
+        lines, _ = self.finish()
+        dropped = sum(int(DROPPED.match(l).group(1)) for l in lines
+                      if DROPPED.match(l))
+        self.assertGreater(dropped, 0)
+        missing = set(names) - self.copied(lines)
+        # Every copy line is there or counted among the dropped.
+        self.assertLessEqual(len(missing), dropped)
+        self.assertIn("after.txt", self.copied(lines))
+
+    def test_sigterm_with_a_stalled_log_still_exits_0(self):
+        self.run_stalled(files=200)
+        self.proc.send_signal(signal.SIGTERM)
+        # Nobody reads: the writer is given up on after its exit wait.
+        self.assertEqual(self.proc.wait(timeout=30 * SLOW), 0)
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        self.proc = None
+        self.assertRegex(err, r"log: about \d+ lines? not written at "
+                         r"exit: '%s'" % re.escape(self.log))
 
 
 if __name__ == "__main__":

@@ -477,6 +477,137 @@ START_TEST(test_out_of_range)
 }
 END_TEST
 
+/*
+ * Integers as written (issue 13): libconfig 1.5 keeps a decimal beyond 32
+ * bits wrapped and one beyond 64 bits saturated; the message must show
+ * the number in the file, and a wrapped number must never pass as the
+ * value it wrapped to (4294967346 would be a delay of 50 ms).
+ */
+START_TEST(test_integers_as_written)
+{
+	static const struct {
+		const char *setting;
+		const char *message;
+		const char *never;	/* what a wrapped value would show */
+	} cases[] = {
+		{ "workers = 99999999999999999999;", "workers: must be an "
+		    "integer from 1 to 256, got 99999999999999999999 (out of "
+		    "range)", "got -1" },
+		{ "delay_ms = 2147483648;", "delay_ms: must be an integer from "
+		    "0 to 60000, got 2147483648 (out of range)",
+		    "-2147483648" },
+		{ "delay_ms = 4294967346;", "delay_ms: must be an integer from "
+		    "0 to 60000, got 4294967346", "got 50" },
+		{ "workers = -4294967295;", "workers: must be an integer from "
+		    "1 to 256, got -4294967295", "got 1\n" },
+		{ "workers = 0x100000004;", "workers: must be an integer from "
+		    "1 to 256, got 0x100000004", "got 4\n" },
+		{ "max_delete = 99999999999999999999;", "max_delete: a count "
+		    "must be from 0 to 9223372036854775807, got "
+		    "99999999999999999999 (out of range)", "got -1" },
+		{ "max_delete = 99999999999999999999L;", "max_delete: a count "
+		    "must be from 0 to", "9223372036854775807 entries" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text, *errors;
+
+		ck_assert_int_ge(asprintf(&text, "log_level = \"warn\";\n%s\n"
+		    "syncs = ( { name = \"p\"; source = \"/s\"; "
+		    "destinations = ( \"/d\" ); } );\n", cases[i].setting), 0);
+		errors = load_fail(text);
+		ASSERT_PROBLEM(errors, 2, cases[i].message);
+		ck_assert_msg(strstr(errors, cases[i].never) == NULL, "%s",
+		    errors);
+		ck_assert_uint_eq(count_lines(errors), 1);
+		free(errors);
+		free(text);
+	}
+}
+END_TEST
+
+/* Numbers that fit are read as before, 64-bit ones and hex included. */
+START_TEST(test_integers_that_fit)
+{
+	Config *cfg = load_ok(
+	    "workers = 0x10;\n"
+	    "delay_ms = 60000L;\n"
+	    "max_delete = 5000000000;\n"
+	    "syncs = ( { name = \"p\"; source = \"/s\"; "
+	    "destinations = ( \"/d\" ); max_delete = 7; } );\n");
+
+	ck_assert_int_eq(cfg->workers, 16);
+	ck_assert_int_eq(cfg->delay_ms, 60000);
+	ck_assert_uint_eq(cfg->max_delete.value, 5000000000ULL);
+	ck_assert_uint_eq(cfg->syncs[0].max_delete.value, 7);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_missing_include_is_named)
+{
+	char *text, *errors;
+
+	ck_assert_int_ge(asprintf(&text, "workers = 4;\n"
+	    "@include \"%s/extra.conf\"\n", tmpdir), 0);
+	errors = load_fail(text);
+	free(text);
+	ck_assert_msg(strstr(errors, "/extra.conf': No such file or "
+	    "directory\n") != NULL, "%s", errors);
+	ASSERT_PROBLEM(errors, 2, "cannot open the include file '", tmpdir);
+	free(errors);
+}
+END_TEST
+
+START_TEST(test_unquoted_string_gets_a_hint)
+{
+	char *errors = load_fail(
+	    "workers = 4;\n"
+	    "log_level = info;\n");
+
+	ASSERT_PROBLEM(errors, 2, "log_level: a string must be in double "
+	    "quotes: log_level = \"info\";");
+	ck_assert_msg(strstr(errors, "syntax error: syntax error") == NULL,
+	    "%s", errors);
+	free(errors);
+	errors = load_fail("workers = 4;\ndelete = yes;\n");
+	ASSERT_PROBLEM(errors, 2, "delete = \"yes\";");
+	free(errors);
+}
+END_TEST
+
+/* -t: what the daemon would fail on at start, as FILE:LINE. */
+START_TEST(test_check_parents_exist)
+{
+	char *text, *errors = NULL, dir[PATH_MAX + 16];
+	Config *cfg;
+
+	snprintf(dir, sizeof dir, "%s/src", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_ge(asprintf(&text,
+	    "log_file = \"%s/no-such-dir/treesync.log\";\n"		/* 1 */
+	    "syncs = ( {\n"						/* 2 */
+	    "  name = \"p\";\n"						/* 3 */
+	    "  source = \"%s\";\n"					/* 4 */
+	    "  destinations = (\n"					/* 5 */
+	    "    \"%s/dst-made-at-start\",\n"				/* 6 */
+	    "    \"%s/missing/dst\"\n"					/* 7 */
+	    "  );\n"
+	    "} );\n", tmpdir, dir, tmpdir, tmpdir), 0);
+	cfg = load_ok(text);
+	free(text);
+	ck_assert_int_eq(config_check_sources(cfg, &errors), -EINVAL);
+	ASSERT_PROBLEM(errors, 1, "log_file '", "/no-such-dir/treesync.log': "
+	    "its directory '", "/no-such-dir': No such file or directory");
+	ASSERT_PROBLEM(errors, 7, "sync 'p': destination '", "/missing/dst': "
+	    "its parent directory '", "/missing': No such file or directory");
+	ck_assert_uint_eq(count_lines(errors), 2);
+	free(errors);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_max_delete)
 {
 	Config *cfg = load_ok(
@@ -1168,17 +1299,17 @@ START_TEST(test_check_sources)
 	    "  {\n"							/* 2 */
 	    "    name = \"ok\";\n"					/* 3 */
 	    "    source = \"%s\";\n"					/* 4 */
-	    "    destinations = ( \"/backup/ok\" );\n"			/* 5 */
+	    "    destinations = ( \"/tmp/ok\" );\n"			/* 5 */
 	    "  },\n"							/* 6 */
 	    "  {\n"							/* 7 */
 	    "    name = \"gone\";\n"					/* 8 */
-	    "    destinations = ( \"/backup/gone\" );\n"		/* 9 */
+	    "    destinations = ( \"/tmp/gone\" );\n"		/* 9 */
 	    "    source = \"%s/missing\";\n"				/* 10 */
 	    "  },\n"							/* 11 */
 	    "  {\n"							/* 12 */
 	    "    name = \"file\";\n"					/* 13 */
 	    "    source = \"%s\";\n"					/* 14 */
-	    "    destinations = ( \"/backup/file\" );\n"		/* 15 */
+	    "    destinations = ( \"/tmp/file\" );\n"		/* 15 */
 	    "  }\n"
 	    ");\n", dir, tmpdir, file), 0);
 	cfg = load_ok(text);
@@ -1313,6 +1444,11 @@ config_suite(void)
 	tcase_add_test(tc, test_unknown_sync_key);
 	tcase_add_test(tc, test_wrong_types);
 	tcase_add_test(tc, test_out_of_range);
+	tcase_add_test(tc, test_integers_as_written);
+	tcase_add_test(tc, test_integers_that_fit);
+	tcase_add_test(tc, test_missing_include_is_named);
+	tcase_add_test(tc, test_unquoted_string_gets_a_hint);
+	tcase_add_test(tc, test_check_parents_exist);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_dotdot_in_path);
 	tcase_add_test(tc, test_missing_required);
