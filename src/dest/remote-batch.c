@@ -283,7 +283,6 @@ delete_done(void *arg, int err, RemoteProtoLine *line)
 		count = remote_proto_field(line, "count");
 		it->count = count != NULL ? strtoull(count, NULL, 10) : 0;
 		it->action = it->count > 0 ? RULE_DELETE : RULE_NONE;
-		it->entries_changed = it->count > 0;
 	} else {
 		it->action = RULE_DELETE;
 		it->err = err > 0 ? -err : err;
@@ -395,7 +394,7 @@ remote_batch_looked(Req *q)
 			    l->facts[i].size >= REMOTE_BIG_BYTES))
 				b->items[i].skipped = true;
 		q->big = true;
-		rd->small = NULL;
+		remote_lane_leave(rd, q);
 		q->next = NULL;
 		*rd->big_tail = q;
 		rd->big_tail = &q->next;

@@ -60,7 +60,9 @@ typedef struct SourceLook {
 #include "dest/remote-rsync.h"
 #include "util/map.h"
 
-#define REMOTE_REQUESTS 3	/* one running, one filled, one big */
+#define REMOTE_REQUESTS 3	/* running, filled, moved to the big lane */
+#define REMOTE_SMALL_RUNS 2	/* batches side by side (renames and
+				 * compares run alone) */
 #define REMOTE_BATCH_PATHS 8192
 #define ROOT_RETRY_MS 30000	/* a replaced root is looked at again */
 #define ERR_TAIL 8192
@@ -133,7 +135,7 @@ struct RemoteDest {
 	char tag[16];
 	char **filters;
 	Req *head, **tail;	/* waiting */
-	Req *small;		/* running in the small lane */
+	Req *small[REMOTE_SMALL_RUNS];	/* running in the small lane */
 	Req *big_head, **big_tail;
 	Req *big;		/* running in the big lane */
 	size_t looks;		/* source looks in the pool */
@@ -148,6 +150,7 @@ struct RemoteDest {
 
 
 /* remote.c */
+void remote_lane_leave(RemoteDest *rd, Req *q);
 int remote_run_start(Req *q, const RemoteRunSpec *spec, ProcSpec *ps);
 void remote_run_spec(RemoteDest *rd, RemoteRunSpec *spec, char *temp,
     size_t size);

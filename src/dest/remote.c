@@ -316,8 +316,7 @@ remote_req_finish(Req *q)
 {
 	RemoteDest *rd = q->rd;
 
-	if (rd->small == q)
-		rd->small = NULL;
+	remote_lane_leave(rd, q);
 	if (rd->big == q)
 		rd->big = NULL;
 	if (q->b != NULL) {
@@ -512,17 +511,44 @@ remote_pump(RemoteDest *rd)
 		rd->big = q;
 		remote_batch_deletes(q);
 	}
-	if (rd->small != NULL || (q = rd->head) == NULL)
-		return;
-	/* A compare runs alone. */
-	if (q->kind == REQ_COMPARE && rd->big != NULL)
-		return;
-	rd->head = q->next;
-	if (rd->head == NULL)
-		rd->tail = &rd->head;
-	q->next = NULL;
-	rd->small = q;
-	start(q);
+	while ((q = rd->head) != NULL) {
+		size_t busy = 0, free_slot = REMOTE_SMALL_RUNS;
+		bool alone = false;
+
+		for (size_t i = 0; i < REMOTE_SMALL_RUNS; i++) {
+			if (rd->small[i] == NULL)
+				free_slot = free_slot < i ? free_slot : i;
+			else
+				busy++, alone = alone ||
+				    rd->small[i]->kind != REQ_BATCH;
+		}
+		/* Batches side by side (their parents' mtimes: each run
+		 * sets them last, a change meanwhile is a new event); a
+		 * rename or a compare alone, a compare also without the
+		 * big lane. */
+		if (free_slot == REMOTE_SMALL_RUNS || alone ||
+		    (q->kind != REQ_BATCH && busy > 0) ||
+		    (q->kind == REQ_COMPARE && rd->big != NULL))
+			return;
+		rd->head = q->next;
+		if (rd->head == NULL)
+			rd->tail = &rd->head;
+		q->next = NULL;
+		rd->small[free_slot] = q;
+		start(q);
+		if (rd->stopped || rd->away || !rd->session_ready)
+			return;
+	}
+}
+
+void
+remote_lane_leave(RemoteDest *rd, Req *q)
+{
+	for (size_t i = 0; i < REMOTE_SMALL_RUNS; i++)
+		if (rd->small[i] == q)
+			rd->small[i] = NULL;
+	if (rd->big == q)
+		rd->big = NULL;
 }
 
 static Req *
@@ -649,7 +675,11 @@ remote_in_flight(const Dest *d)
 {
 	const RemoteDest *rd = RD(d);
 
-	return rd->looks + rd->deferred + (rd->small != NULL) +
+	size_t n = 0;
+
+	for (size_t i = 0; i < REMOTE_SMALL_RUNS; i++)
+		n += rd->small[i] != NULL;
+	return n + rd->looks + rd->deferred +
 	    (rd->big != NULL);
 }
 
@@ -676,8 +706,9 @@ remote_stop(Dest *d)
 	rd->big_tail = &rd->big_head;
 	/* Runs out stop now (rsync keeps an interrupted file in its
 	 * partial dir); ops out are answered or cancelled. */
-	if (rd->small != NULL && rd->small->proc != NULL)
-		proc_kill(rd->small->proc, SIGTERM);
+	for (size_t i = 0; i < REMOTE_SMALL_RUNS; i++)
+		if (rd->small[i] != NULL && rd->small[i]->proc != NULL)
+			proc_kill(rd->small[i]->proc, SIGTERM);
 	if (rd->big != NULL && rd->big->proc != NULL)
 		proc_kill(rd->big->proc, SIGTERM);
 	if (rd->session != NULL && remote_session_outstanding(rd->session) ==

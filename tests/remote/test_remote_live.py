@@ -187,7 +187,11 @@ class RemoteLive(DaemonCase):
                   os.path.join(self.src, "tree2"))
         self.wait_equal()
         tx2, rx2 = h.counters()
-        self.assertLess((tx2 - tx) + (rx2 - rx), 1 << 20)
+        if SLOW == 1:
+            # Under valgrind the watcher may see a move's two halves
+            # too far apart to pair them (then it is a delete and a
+            # create, as for a local destination).
+            self.assertLess((tx2 - tx) + (rx2 - rx), 1 << 20)
         self.assertIn("rename", self.logtext())
 
     def test_ten_thousand_deletes_few_runs_one_connection(self):
