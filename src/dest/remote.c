@@ -5,9 +5,13 @@
  * the source remote-worker.c's (remote-int.h).
  *
  * DESIGN
- * Requests (batches, renames, compares) wait in one queue and run one at
- * a time in the "small" lane, in the order they came: two rsync runs in
- * one directory at once could leave its mtime as the slower one read it.
+ * Requests (batches, renames, compares) wait in one queue and start in
+ * the order they came in the "small" lane: up to REMOTE_SMALL_RUNS
+ * batches side by side, a rename or a compare alone (live hands those out
+ * alone too). Two batches in one directory each set its mtime last, from
+ * the source as they read it; one that read it before an entry changed
+ * there is followed by that change's own event for the directory (or by
+ * entries_changed), so the last word is the source's.
  * A batch that holds a big file (REMOTE_BIG_BYTES) hands its other paths
  * back (skipped: the caller re-batches them at once) and moves to the
  * "big" lane, where it runs beside the small lane without touching any
