@@ -45,6 +45,7 @@ mailbox_new(struct event_base *base, MailboxFn fn, void *arg, Mailbox **ret)
 
 	if (mb == NULL)
 		return -ENOMEM;
+	mb->efd = -1;	/* a failed eventfd must not close fd 0 */
 	pthread_mutex_init(&mb->lock, NULL);
 	mb->fn = fn;
 	mb->arg = arg;
