@@ -111,5 +111,9 @@ RemoteFault remote_classify(int status, const char *err_text, char *why,
 /* The errno of "... (28)" at the end of an rsync error line, or 0. */
 int remote_error_errno(const char *line);
 const char *remote_fault_name(RemoteFault f);
+/* Appends line (len bytes) and a '\n' to the NUL-terminated text in buf
+ * (size bytes), dropping its older half when full: a child's stderr tail
+ * for remote_classify. */
+void remote_tail_add(char *buf, size_t size, const char *line, size_t len);
 
 #endif

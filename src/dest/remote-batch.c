@@ -89,17 +89,7 @@ note_failed_path(Req *q, const char *line)
 void
 remote_keep_err(Req *q, const char *line, size_t len)
 {
-	size_t have = strlen(q->err);
-
-	if (have + len + 2 > sizeof q->err) {
-		memmove(q->err, q->err + have / 2, have - have / 2 + 1);
-		have = strlen(q->err);
-	}
-	if (have + len + 2 <= sizeof q->err) {
-		memcpy(q->err + have, line, len);
-		q->err[have + len] = '\n';
-		q->err[have + len + 1] = '\0';
-	}
+	remote_tail_add(q->err, sizeof q->err, line, len);
 }
 
 static void

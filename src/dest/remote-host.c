@@ -163,19 +163,8 @@ master_line(Proc *p, int fd, char *line, size_t len, void *arg)
 		notify(h);
 		return;
 	}
-	if (fd == 2) {
-		size_t have = strlen(h->err);
-
-		if (have + len + 2 > sizeof h->err) {
-			memmove(h->err, h->err + have / 2, have - have / 2 + 1);
-			have = strlen(h->err);
-		}
-		if (have + len + 2 <= sizeof h->err) {
-			memcpy(h->err + have, line, len);
-			h->err[have + len] = '\n';
-			h->err[have + len + 1] = '\0';
-		}
-	}
+	if (fd == 2)
+		remote_tail_add(h->err, sizeof h->err, line, len);
 }
 
 static void
@@ -428,13 +417,7 @@ session_line(Proc *p, int fd, char *line, size_t len, void *arg)
 
 	(void)p;
 	if (fd == 2) {
-		size_t have = strlen(s->err);
-
-		if (have + len + 2 <= sizeof s->err) {
-			memcpy(s->err + have, line, len);
-			s->err[have + len] = '\n';
-			s->err[have + len + 1] = '\0';
-		}
+		remote_tail_add(s->err, sizeof s->err, line, len);
 		return;
 	}
 	if (!s->ready) {

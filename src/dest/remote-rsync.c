@@ -407,6 +407,22 @@ remote_fault_name(RemoteFault f)
 	return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "?";
 }
 
+void
+remote_tail_add(char *buf, size_t size, const char *line, size_t len)
+{
+	size_t have = strlen(buf);
+
+	if (have + len + 2 > size) {
+		memmove(buf, buf + have / 2, have - have / 2 + 1);
+		have = strlen(buf);
+	}
+	if (have + len + 2 <= size) {
+		memcpy(buf + have, line, len);
+		buf[have + len] = '\n';
+		buf[have + len + 1] = '\0';
+	}
+}
+
 /* The last line of text that says something, into why. */
 static void
 last_line(const char *text, char *why, size_t size)

@@ -333,16 +333,6 @@ not_a_directory(const char *dir)
 	return NULL;
 }
 
-static void
-check_add(void *ctx, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	diag_vadd(ctx, NULL, line, fmt, ap);
-	va_end(ap);
-}
-
 int
 config_check_sources(const Config *cfg, char **errors)
 {
@@ -386,7 +376,7 @@ config_check_sources(const Config *cfg, char **errors)
 			    pair->destinations[j], parent, reason);
 		}
 	}
-	config_remotes_check_files(cfg, check_add, &pb);
+	config_remotes_check_files(cfg, &pb);
 	if (pb.oom)
 		r = -ENOMEM;
 	else if (pb.n > 0)

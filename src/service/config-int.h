@@ -100,6 +100,15 @@ int diag_integer(struct loader *ld, const config_setting_t *s,
 /* A parse error of libconfig's, made into a problem that says more. */
 void diag_parse_error(struct loader *ld, const config_t *lc);
 
+/* config.c: an absolute path without "//", "/./" or a trailing '/' in
+ * *out: 0; > 0 when relative or holding ".." (nothing in *out); or
+ * -ENOMEM. */
+int config_normalize_path(const char *in, char **out);
+/* A string setting holding an absolute path, normalized into *out (NULL
+ * when refused: the problem is reported). 0 or -ENOMEM. */
+int config_get_path(struct loader *ld, const config_setting_t *s,
+    const char *prefix, const char *what, char **out);
+
 /* config-check.c */
 int config_check_overlaps(struct loader *ld);
 

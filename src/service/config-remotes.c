@@ -36,15 +36,6 @@ static const char *const remote_keys[] = {
 	"timeout", NULL,
 };
 
-static void __attribute__((format(printf, 3, 4)))
-say(const ConfigVoice *v, const config_setting_t *at, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	v->report(v->ld, at, fmt, ap);
-	va_end(ap);
-}
 
 static bool
 is_remote_key(const char *key)
@@ -58,21 +49,21 @@ is_remote_key(const char *key)
 /* A string of chars, not empty, not starting with '-'; NULL otherwise
  * (reported). */
 static const char *
-get_word_of(const ConfigVoice *v, const config_setting_t *s,
+get_word_of(struct loader *ld, const config_setting_t *s,
     const char *label, const char *chars, const char *what)
 {
 	const char *w;
 	char got[160];
 
-	v->describe(v->ld, s, got, sizeof got);
+	diag_describe(ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		say(v, s, "%s: %s: must be a string holding %s, got %s", label,
+		diag_report(ld, s, "%s: %s: must be a string holding %s, got %s", label,
 		    config_setting_name(s), what, got);
 		return NULL;
 	}
 	w = config_setting_get_string(s);
 	if (w[0] == '\0' || w[0] == '-' || w[strspn(w, chars)] != '\0') {
-		say(v, s, "%s: %s: must be %s (not empty, no leading '-'), got "
+		diag_report(ld, s, "%s: %s: must be %s (not empty, no leading '-'), got "
 		    "%s", label, config_setting_name(s), what, got);
 		return NULL;
 	}
@@ -80,48 +71,48 @@ get_word_of(const ConfigVoice *v, const config_setting_t *s,
 }
 
 static int
-get_file(const ConfigVoice *v, const config_setting_t *s, const char *label,
+get_file(struct loader *ld, const config_setting_t *s, const char *label,
     char **out, int *line)
 {
 	char got[160];
 	int r;
 
-	v->describe(v->ld, s, got, sizeof got);
+	diag_describe(ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		say(v, s, "%s: %s: must be a string holding an absolute path, "
+		diag_report(ld, s, "%s: %s: must be a string holding an absolute path, "
 		    "got %s", label, config_setting_name(s), got);
 		return 0;
 	}
-	r = v->normalize(config_setting_get_string(s), out);
+	r = config_normalize_path(config_setting_get_string(s), out);
 	if (r < 0)
 		return r;
 	if (r != 0) {
-		say(v, s, "%s: %s: must be an absolute path without '..', got "
+		diag_report(ld, s, "%s: %s: must be an absolute path without '..', got "
 		    "%s", label, config_setting_name(s), got);
 		*out = NULL;
 		return 0;
 	}
-	*line = v->line_of(v->ld, s);
+	*line = diag_line_of(ld, s);
 	return 0;
 }
 
 static int
-get_int(const ConfigVoice *v, const config_setting_t *s, const char *label,
+get_int(struct loader *ld, const config_setting_t *s, const char *label,
     long long min, long long max, int *out)
 {
 	char got[160];
 	long long n;
 
-	v->describe(v->ld, s, got, sizeof got);
+	diag_describe(ld, s, got, sizeof got);
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		say(v, s, "%s: %s: must be an integer from %lld to %lld, got %s",
+		diag_report(ld, s, "%s: %s: must be an integer from %lld to %lld, got %s",
 		    label, config_setting_name(s), min, max, got);
 		return 0;
 	}
 	n = config_setting_get_int64(s);
 	if (n < min || n > max) {
-		say(v, s, "%s: %s: must be an integer from %lld to %lld, got %s",
+		diag_report(ld, s, "%s: %s: must be an integer from %lld to %lld, got %s",
 		    label, config_setting_name(s), min, max, got);
 		return 0;
 	}
@@ -132,7 +123,7 @@ get_int(const ConfigVoice *v, const config_setting_t *s, const char *label,
 /* bwlimit: bytes per second as an integer, or "20M", "512K", "1G"
  * (powers of 1024); rsync takes KiB/s, at least 1. */
 static void
-get_bwlimit(const ConfigVoice *v, const config_setting_t *s,
+get_bwlimit(struct loader *ld, const config_setting_t *s,
     const char *label, unsigned long long *kib)
 {
 	static const char expected[] = "bytes per second, as an integer or "
@@ -141,7 +132,7 @@ get_bwlimit(const ConfigVoice *v, const config_setting_t *s,
 	const char *t;
 	char *end, got[160];
 
-	v->describe(v->ld, s, got, sizeof got);
+	diag_describe(ld, s, got, sizeof got);
 	if (config_setting_type(s) == CONFIG_TYPE_INT ||
 	    config_setting_type(s) == CONFIG_TYPE_INT64) {
 		long long x = config_setting_get_int64(s);
@@ -173,7 +164,7 @@ get_bwlimit(const ConfigVoice *v, const config_setting_t *s,
 	*kib = n * mult / 1024;
 	return;
 bad:
-	say(v, s, "%s: bwlimit: must be %s, got %s", label, expected, got);
+	diag_report(ld, s, "%s: bwlimit: must be %s, got %s", label, expected, got);
 }
 
 static const RemoteConfig *
@@ -188,7 +179,7 @@ find_remote(const Config *cfg, const char *name, size_t len)
 }
 
 static int
-load_name(const ConfigVoice *v, const config_setting_t *g, size_t number,
+load_name(struct loader *ld, const config_setting_t *g, size_t number,
     Config *cfg, RemoteConfig *rc, char *label, size_t size)
 {
 	const config_setting_t *s = config_setting_get_member(g, "name");
@@ -196,20 +187,20 @@ load_name(const ConfigVoice *v, const config_setting_t *g, size_t number,
 
 	snprintf(label, size, "remote #%zu", number);
 	if (s == NULL) {
-		say(v, g, "%s: missing required key 'name'", label);
+		diag_report(ld, g, "%s: missing required key 'name'", label);
 		return 0;
 	}
-	name = get_word_of(v, s, label, REMOTE_NAME_CHARS, "a name of "
+	name = get_word_of(ld, s, label, REMOTE_NAME_CHARS, "a name of "
 	    "letters, digits, '.', '_' and '-'");
 	if (name == NULL)
 		return 0;
 	if (strlen(name) > REMOTE_NAME_MAX) {
-		say(v, s, "%s: name: at most %d characters, got \"%s\"", label,
+		diag_report(ld, s, "%s: name: at most %d characters, got \"%s\"", label,
 		    REMOTE_NAME_MAX, name);
 		return 0;
 	}
 	if (find_remote(cfg, name, strlen(name)) != NULL) {
-		say(v, s, "%s: name: '%s' is already the name of the remote "
+		diag_report(ld, s, "%s: name: '%s' is already the name of the remote "
 		    "at line %d; names must be unique", label, name,
 		    find_remote(cfg, name, strlen(name))->line);
 		return 0;
@@ -221,38 +212,38 @@ load_name(const ConfigVoice *v, const config_setting_t *g, size_t number,
 
 /* One setting of a remote group. */
 static int
-load_key(const ConfigVoice *v, const config_setting_t *s, RemoteConfig *rc,
+load_key(struct loader *ld, const config_setting_t *s, RemoteConfig *rc,
     const char *label)
 {
 	const char *key = config_setting_name(s), *w;
 	int r = 0;
 
 	if (strcmp(key, "host") == 0) {
-		w = get_word_of(v, s, label, HOST_CHARS, "a host name or "
+		w = get_word_of(ld, s, label, HOST_CHARS, "a host name or "
 		    "address");
 		if (w != NULL && (rc->host = strdup(w)) == NULL)
 			r = -ENOMEM;
 	} else if (strcmp(key, "user") == 0) {
-		w = get_word_of(v, s, label, REMOTE_NAME_CHARS, "a user name");
+		w = get_word_of(ld, s, label, REMOTE_NAME_CHARS, "a user name");
 		if (w != NULL && (rc->user = strdup(w)) == NULL)
 			r = -ENOMEM;
 	} else if (strcmp(key, "port") == 0) {
-		r = get_int(v, s, label, 1, 65535, &rc->port);
+		r = get_int(ld, s, label, 1, 65535, &rc->port);
 	} else if (strcmp(key, "timeout") == 0) {
-		r = get_int(v, s, label, 1, MAX_TIMEOUT_S, &rc->timeout_s);
+		r = get_int(ld, s, label, 1, MAX_TIMEOUT_S, &rc->timeout_s);
 	} else if (strcmp(key, "identity") == 0) {
-		r = get_file(v, s, label, &rc->identity, &rc->identity_line);
+		r = get_file(ld, s, label, &rc->identity, &rc->identity_line);
 	} else if (strcmp(key, "known_hosts") == 0) {
-		r = get_file(v, s, label, &rc->known_hosts,
+		r = get_file(ld, s, label, &rc->known_hosts,
 		    &rc->known_hosts_line);
 	} else if (strcmp(key, "bwlimit") == 0) {
-		get_bwlimit(v, s, label, &rc->bwlimit_kib);
+		get_bwlimit(ld, s, label, &rc->bwlimit_kib);
 	}
 	return r;
 }
 
 static int
-load_remote(const ConfigVoice *v, const config_setting_t *g, size_t number,
+load_remote(struct loader *ld, const config_setting_t *g, size_t number,
     Config *cfg)
 {
 	RemoteConfig *rc = &cfg->remotes[cfg->n_remotes];
@@ -261,8 +252,8 @@ load_remote(const ConfigVoice *v, const config_setting_t *g, size_t number,
 
 	rc->port = 22;
 	rc->timeout_s = DEFAULT_TIMEOUT_S;
-	rc->line = v->line_of(v->ld, g);
-	if ((r = load_name(v, g, number, cfg, rc, label, sizeof label)) < 0)
+	rc->line = diag_line_of(ld, g);
+	if ((r = load_name(ld, g, number, cfg, rc, label, sizeof label)) < 0)
 		return r;
 	/* Counted once named: destinations find it by name. */
 	cfg->n_remotes++;
@@ -272,36 +263,38 @@ load_remote(const ConfigVoice *v, const config_setting_t *g, size_t number,
 		const char *key = config_setting_name(s);
 
 		if (!is_remote_key(key))
-			say(v, s, "%s: unknown key '%s' (a remote has: name, "
+			diag_report(ld, s, "%s: unknown key '%s' (a remote has: name, "
 			    "host, port, user, identity, known_hosts, bwlimit, "
 			    "timeout)", label, key);
-		else if ((r = load_key(v, s, rc, label)) < 0)
+		else if ((r = load_key(ld, s, rc, label)) < 0)
 			return r;
 	}
 	if (rc->host == NULL && config_setting_get_member(g, "host") == NULL)
-		say(v, g, "%s: missing required key 'host'", label);
+		diag_report(ld, g, "%s: missing required key 'host'", label);
 	if (rc->identity == NULL &&
 	    config_setting_get_member(g, "identity") == NULL)
-		say(v, g, "%s: missing required key 'identity' (the private "
+		diag_report(ld, g, "%s: missing required key 'identity' (the private "
 		    "key: remote hosts are reached with a key only)", label);
 	if (rc->known_hosts == NULL &&
 	    config_setting_get_member(g, "known_hosts") == NULL)
-		say(v, g, "%s: missing required key 'known_hosts' (the file "
+		diag_report(ld, g, "%s: missing required key 'known_hosts' (the file "
 		    "that pins the host's key; a host whose key it does not "
 		    "hold is refused)", label);
 	return 0;
 }
 
+static int remotes_finish(struct loader *ld, Config *cfg);
+
 int
-config_remotes_load(const ConfigVoice *v, const config_setting_t *s,
-    Config *cfg)
+config_remotes_load(struct loader *ld, const config_setting_t *s)
 {
+	Config *cfg = ld->cfg;
 	char got[160];
 	int n, r = 0;
 
 	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
-		v->describe(v->ld, s, got, sizeof got);
-		say(v, s, "remotes: must be a list of remote groups, remotes = "
+		diag_describe(ld, s, got, sizeof got);
+		diag_report(ld, s, "remotes: must be a list of remote groups, remotes = "
 		    "( { name = ...; host = ...; identity = ...; known_hosts = "
 		    "...; } ), got %s", got);
 		return 0;
@@ -314,18 +307,20 @@ config_remotes_load(const ConfigVoice *v, const config_setting_t *s,
 		const config_setting_t *g = config_setting_get_elem(s, i);
 
 		if (!config_setting_is_group(g)) {
-			v->describe(v->ld, g, got, sizeof got);
-			say(v, g, "remotes: entry %d: must be a group { name = "
+			diag_describe(ld, g, got, sizeof got);
+			diag_report(ld, g, "remotes: entry %d: must be a group { name = "
 			    "...; host = ...; ... }, got %s", i + 1, got);
 			continue;
 		}
-		r = load_remote(v, g, (size_t)i + 1, cfg);
+		r = load_remote(ld, g, (size_t)i + 1, cfg);
 	}
-	return r;
+	return r < 0 ? r : remotes_finish(ld, cfg);
 }
 
-int
-config_remotes_finish(const ConfigVoice *v, Config *cfg)
+/* Each remote's control socket beside the control socket (too long a
+ * path is a problem at the remote). */
+static int
+remotes_finish(struct loader *ld, Config *cfg)
 {
 	const char *sock = cfg->control_socket;
 	const char *slash = sock != NULL ? strrchr(sock, '/') : NULL;
@@ -342,7 +337,7 @@ config_remotes_finish(const ConfigVoice *v, Config *cfg)
 			return -ENOMEM;
 		}
 		if (strlen(rc->control_path) > CONTROL_PATH_MAX)
-			say(v, NULL, "remote '%s' (line %d): its ssh control "
+			diag_report(ld, NULL, "remote '%s' (line %d): its ssh control "
 			    "socket '%s' would be too long (at most %d bytes; "
 			    "it lies beside control_socket: choose a shorter "
 			    "directory or remote name)", rc->name, rc->line,
@@ -352,10 +347,11 @@ config_remotes_finish(const ConfigVoice *v, Config *cfg)
 }
 
 int
-config_remote_destination(const ConfigVoice *v, const Config *cfg,
-    const config_setting_t *e, const char *prefix, const char *what,
-    char **path, const RemoteConfig **remote)
+config_remote_destination(struct loader *ld, const config_setting_t *e,
+    const char *prefix, const char *what, char **path,
+    const RemoteConfig **remote)
 {
+	const Config *cfg = ld->cfg;
 	const char *text, *colon;
 	char got[160], *norm = NULL;
 	int r;
@@ -369,19 +365,19 @@ config_remote_destination(const ConfigVoice *v, const Config *cfg,
 	if (text[0] == '/' || colon == NULL || colon == text ||
 	    memchr(text, '/', (size_t)(colon - text)) != NULL)
 		return 0;
-	v->describe(v->ld, e, got, sizeof got);
+	diag_describe(ld, e, got, sizeof got);
 	*remote = find_remote(cfg, text, (size_t)(colon - text));
 	if (*remote == NULL) {
-		say(v, e, "%s%s: '%.*s' is not a remote declared in 'remotes' "
+		diag_report(ld, e, "%s%s: '%.*s' is not a remote declared in 'remotes' "
 		    "(a remote destination is \"NAME:/absolute/path\"), got %s",
 		    prefix, what, (int)(colon - text), text, got);
 		return 1;
 	}
-	r = v->normalize(colon + 1, &norm);
+	r = config_normalize_path(colon + 1, &norm);
 	if (r < 0)
 		return r;
 	if (r != 0 || strcmp(norm, "/") == 0) {
-		say(v, e, "%s%s: the path on remote '%s' must be absolute, "
+		diag_report(ld, e, "%s%s: the path on remote '%s' must be absolute, "
 		    "without '..', and not '/' itself, got %s", prefix, what,
 		    (*remote)->name, got);
 		free(norm);
@@ -397,7 +393,7 @@ config_remote_destination(const ConfigVoice *v, const Config *cfg,
 }
 
 void
-config_remotes_check_excludes(const ConfigVoice *v,
+config_remotes_check_excludes(struct loader *ld,
     const config_setting_t *group, const SyncPairConfig *pair,
     const char *label)
 {
@@ -422,17 +418,17 @@ config_remotes_check_excludes(const ConfigVoice *v,
 		pat = config_setting_get_string(e);
 		r = rsync_filter_rule(pat, rule, sizeof rule);
 		if (r == -ENOTSUP)
-			say(v, e, "%s: exclude: entry %d: rsync cannot be told "
+			diag_report(ld, e, "%s: exclude: entry %d: rsync cannot be told "
 			    "this pattern (collating symbols, equivalence "
 			    "classes and newlines have no rsync form), and the "
 			    "sync has a remote destination", label, i + 1);
 		else if (r == -ENOSPC)
-			say(v, e, "%s: exclude: entry %d: too long for an rsync "
+			diag_report(ld, e, "%s: exclude: entry %d: too long for an rsync "
 			    "filter rule", label, i + 1);
 		else if (r < 0 && pat[0] != '\0' &&
 		    pat[strspn(pat, "/")] != '\0')
 			/* Empty and only-'/' patterns have their own message. */
-			say(v, e, "%s: exclude: entry %d: not a valid pattern "
+			diag_report(ld, e, "%s: exclude: entry %d: not a valid pattern "
 			    "for rsync (an invalid character class?)", label,
 			    i + 1);
 	}
@@ -456,8 +452,7 @@ readable(const char *path, struct stat *st)
 }
 
 void
-config_remotes_check_files(const Config *cfg,
-    void (*add)(void *ctx, int line, const char *fmt, ...), void *ctx)
+config_remotes_check_files(const Config *cfg, struct problems *pb)
 {
 	for (size_t i = 0; i < cfg->n_remotes; i++) {
 		const RemoteConfig *rc = &cfg->remotes[i];
@@ -466,19 +461,19 @@ config_remotes_check_files(const Config *cfg,
 
 		if (rc->identity != NULL &&
 		    (e = readable(rc->identity, &st)) != 0)
-			add(ctx, rc->identity_line, "remote '%s': identity "
+			diag_add(pb, NULL, rc->identity_line, "remote '%s': identity "
 			    "'%s': %s", rc->name, rc->identity, strerror(e));
 		else if (rc->identity != NULL && st.st_uid == geteuid() &&
 		    (st.st_mode & 077) != 0)
 			/* ssh ignores such a key ("UNPROTECTED PRIVATE KEY
 			 * FILE"). */
-			add(ctx, rc->identity_line, "remote '%s': identity "
+			diag_add(pb, NULL, rc->identity_line, "remote '%s': identity "
 			    "'%s': mode %04o lets others read it; ssh refuses "
 			    "such a key (chmod 600 it)", rc->name, rc->identity,
 			    (unsigned)(st.st_mode & 07777));
 		if (rc->known_hosts != NULL &&
 		    (e = readable(rc->known_hosts, &st)) != 0)
-			add(ctx, rc->known_hosts_line, "remote '%s': "
+			diag_add(pb, NULL, rc->known_hosts_line, "remote '%s': "
 			    "known_hosts '%s': %s", rc->name, rc->known_hosts,
 			    strerror(e));
 	}
@@ -503,9 +498,65 @@ config_remote_same(const RemoteConfig *a, const RemoteConfig *b)
 	    same_str(a->control_path, b->control_path);
 }
 
+/* A sync's destinations: local paths, or "NAME:/path" on a remote. */
+int
+config_load_destinations(struct loader *ld, const config_setting_t *s,
+    SyncPairConfig *pair, struct sync_load *sl)
+{
+	const char *prefix = sl->prefix;
+	char what[64], got[160];
+	int i, n, r = 0;
+
+	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+		diag_describe(ld, s, got, sizeof got);
+		diag_report(ld, s, "%sdestinations: must be a list of absolute paths, "
+		    "e.g. ( \"/backup/projects\" ), got %s", prefix, got);
+		goto out;
+	}
+	n = config_setting_length(s);
+	if (n == 0) {
+		diag_report(ld, s, "%sdestinations: must hold at least one path",
+		    prefix);
+		goto out;
+	}
+	pair->destinations = calloc((size_t)n, sizeof *pair->destinations);
+	pair->destination_lines = calloc((size_t)n,
+	    sizeof *pair->destination_lines);
+	pair->dest_remotes = calloc((size_t)n, sizeof *pair->dest_remotes);
+	sl->dest_settings = calloc((size_t)n, sizeof *sl->dest_settings);
+	if (pair->destinations == NULL || sl->dest_settings == NULL ||
+	    pair->destination_lines == NULL || pair->dest_remotes == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		char *path;
+
+		snprintf(what, sizeof what, "destinations: entry %d", i + 1);
+		/* "NAME:/path" names a remote (config-remotes.c). */
+		r = config_remote_destination(ld, e, prefix, what, &path,
+		    &pair->dest_remotes[pair->n_destinations]);
+		if (r == 0)
+			r = config_get_path(ld, e, prefix, what, &path);
+		if (r < 0)
+			goto out;
+		if (path == NULL)
+			continue;
+		sl->dest_settings[pair->n_destinations] = e;
+		pair->destination_lines[pair->n_destinations] =
+		    diag_line_of(ld, e);
+		pair->destinations[pair->n_destinations++] = path;
+	}
+out:
+	return r;
+}
+
 void
 config_remotes_free(Config *cfg)
 {
+	for (size_t i = 0; i < cfg->n_syncs; i++)
+		free(cfg->syncs[i].dest_remotes);
 	for (size_t i = 0; i < cfg->n_remotes; i++) {
 		RemoteConfig *rc = &cfg->remotes[i];
 

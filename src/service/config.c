@@ -51,8 +51,8 @@ enum {
  * resolves it through the symlink, so folding it would hide what the path
  * names.
  */
-static int
-normalize_path(const char *in, char **out)
+int
+config_normalize_path(const char *in, char **out)
 {
 	const char *p = in;
 	char *buf, *w;
@@ -91,47 +91,13 @@ normalize_path(const char *in, char **out)
 }
 
 
-/* The loader's voice for config-remotes.c. */
-static void
-voice_report(void *ld, const config_setting_t *at, const char *fmt,
-    va_list ap)
-{
-	struct loader *l = ld;
-
-	if (at != NULL)
-		diag_vadd(&l->pb, config_setting_source_file(at),
-		    diag_line_of(l, at), fmt, ap);
-	else
-		diag_vadd(&l->pb, NULL, 0, fmt, ap);
-}
-
-static int
-voice_line_of(void *ld, const config_setting_t *s)
-{
-	return diag_line_of(ld, s);
-}
-
-static void
-voice_describe(void *ld, const config_setting_t *s, char *buf, size_t size)
-{
-	diag_describe(ld, s, buf, size);
-}
-
-static ConfigVoice
-voice_of(struct loader *ld)
-{
-	return (ConfigVoice){ .ld = ld, .report = voice_report,
-	    .describe = voice_describe, .line_of = voice_line_of,
-	    .normalize = normalize_path };
-}
-
 /*
  * A string setting holding an absolute path, normalized into *out. what
  * names it in messages ("source", "destinations: entry 2"); prefix is ""
  * or "sync 'NAME': ". Returns -ENOMEM or 0 (problems are reported).
  */
-static int
-get_path(struct loader *ld, const config_setting_t *s, const char *prefix,
+int
+config_get_path(struct loader *ld, const config_setting_t *s, const char *prefix,
     const char *what, char **out)
 {
 	char got[160];
@@ -144,7 +110,7 @@ get_path(struct loader *ld, const config_setting_t *s, const char *prefix,
 		    "got %s", prefix, what, got);
 		return 0;
 	}
-	r = normalize_path(config_setting_get_string(s), out);
+	r = config_normalize_path(config_setting_get_string(s), out);
 	if (r < 0)
 		return r;
 	if (r != PATH_OK)
@@ -310,7 +276,7 @@ load_control_socket(struct loader *ld, const config_setting_t *s)
 	char *path = NULL;
 	int r;
 
-	r = get_path(ld, s, "", "control_socket", &path);
+	r = config_get_path(ld, s, "", "control_socket", &path);
 	if (r < 0 || path == NULL)
 		goto out;
 	if (strlen(path) > SOCKET_PATH_MAX) {
@@ -515,63 +481,6 @@ out:
 
 
 static int
-load_destinations(struct loader *ld, const config_setting_t *s,
-    SyncPairConfig *pair, struct sync_load *sl)
-{
-	const char *prefix = sl->prefix;
-	char what[64], got[160];
-	int i, n, r = 0;
-
-	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
-		diag_describe(ld, s, got, sizeof got);
-		diag_report(ld, s, "%sdestinations: must be a list of absolute paths, "
-		    "e.g. ( \"/backup/projects\" ), got %s", prefix, got);
-		goto out;
-	}
-	n = config_setting_length(s);
-	if (n == 0) {
-		diag_report(ld, s, "%sdestinations: must hold at least one path",
-		    prefix);
-		goto out;
-	}
-	pair->destinations = calloc((size_t)n, sizeof *pair->destinations);
-	pair->destination_lines = calloc((size_t)n,
-	    sizeof *pair->destination_lines);
-	pair->dest_remotes = calloc((size_t)n, sizeof *pair->dest_remotes);
-	sl->dest_settings = calloc((size_t)n, sizeof *sl->dest_settings);
-	if (pair->destinations == NULL || sl->dest_settings == NULL ||
-	    pair->destination_lines == NULL || pair->dest_remotes == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		ConfigVoice v = voice_of(ld);
-		const RemoteConfig *remote = NULL;
-		char *path;
-
-		snprintf(what, sizeof what, "destinations: entry %d", i + 1);
-		/* "NAME:/path" names a remote (config-remotes.c). */
-		r = config_remote_destination(&v, ld->cfg, e, prefix, what,
-		    &path, &remote);
-		if (r == 0)
-			r = get_path(ld, e, prefix, what, &path);
-		if (r < 0)
-			goto out;
-		if (path == NULL)
-			continue;
-		pair->dest_remotes[pair->n_destinations] = remote;
-		sl->dest_settings[pair->n_destinations] = e;
-		pair->destination_lines[pair->n_destinations] =
-		    diag_line_of(ld, e);
-		pair->destinations[pair->n_destinations++] = path;
-	}
-out:
-	return r;
-}
-
-
-static int
 load_exclude(struct loader *ld, const config_setting_t *s,
     SyncPairConfig *pair, struct sync_load *sl)
 {
@@ -644,14 +553,14 @@ load_sync(struct loader *ld, const config_setting_t *group, size_t number)
 			continue;
 		} else if (strcmp(key, "source") == 0) {
 			seen_source = true;
-			r = get_path(ld, s, prefix, "source", &pair->source);
+			r = config_get_path(ld, s, prefix, "source", &pair->source);
 			if (pair->source != NULL) {
 				pair->source_line = diag_line_of(ld, s);
 				sl->source_setting = s;
 			}
 		} else if (strcmp(key, "destinations") == 0) {
 			seen_destinations = true;
-			r = load_destinations(ld, s, pair, sl);
+			r = config_load_destinations(ld, s, pair, sl);
 		} else if (strcmp(key, "exclude") == 0) {
 			r = load_exclude(ld, s, pair, sl);
 		} else if (strcmp(key, "delete") == 0) {
@@ -690,11 +599,7 @@ load_sync(struct loader *ld, const config_setting_t *group, size_t number)
 	if (!seen_destinations)
 		diag_report(ld, group, "%s: missing required key 'destinations'",
 		    sl->label);
-	{
-		ConfigVoice v = voice_of(ld);
-
-		config_remotes_check_excludes(&v, group, pair, sl->label);
-	}
+	config_remotes_check_excludes(ld, group, pair, sl->label);
 out:
 	return r;
 }
@@ -747,7 +652,6 @@ static int
 load_globals(struct loader *ld, const config_setting_t *root)
 {
 	const config_setting_t *syncs = NULL, *remotes = NULL;
-	ConfigVoice v = voice_of(ld);
 	int i, n, r = 0;
 
 	n = config_setting_length(root);
@@ -762,7 +666,7 @@ load_globals(struct loader *ld, const config_setting_t *root)
 			get_int_range(ld, s, 0, CONFIG_MAX_DELAY_MS,
 			    &ld->cfg->delay_ms);
 		} else if (strcmp(key, "log_file") == 0) {
-			r = get_path(ld, s, "", "log_file", &ld->cfg->log_file);
+			r = config_get_path(ld, s, "", "log_file", &ld->cfg->log_file);
 			ld->cfg->log_file_line = diag_line_of(ld, s);
 		} else if (strcmp(key, "log_level") == 0) {
 			load_log_level(ld, s);
@@ -786,11 +690,7 @@ load_globals(struct loader *ld, const config_setting_t *root)
 		if (r < 0)
 			goto out;
 	}
-	/* Destinations name remotes: those first, wherever they are. */
-	if (remotes != NULL && (r = config_remotes_load(&v, remotes,
-	    ld->cfg)) < 0)
-		goto out;
-	if ((r = config_remotes_finish(&v, ld->cfg)) < 0)
+	if (remotes != NULL && (r = config_remotes_load(ld, remotes)) < 0)
 		goto out;
 	if (syncs == NULL)
 		diag_report(ld, NULL, "missing required key 'syncs' (a list of sync "
@@ -943,7 +843,6 @@ config_free(Config *cfg)
 		for (j = 0; j < pair->n_destinations; j++)
 			free(pair->destinations[j]);
 		free(pair->destinations);
-		free(pair->dest_remotes);
 		free(pair->destination_lines);
 		exclude_free(pair->exclude);
 	}
