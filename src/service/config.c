@@ -846,8 +846,8 @@ config_free(Config *cfg)
 		free(pair->destination_lines);
 		exclude_free(pair->exclude);
 	}
+	config_remotes_free(cfg);	/* it reads the syncs */
 	free(cfg->syncs);
-	config_remotes_free(cfg);
 	free(cfg->path);
 	free(cfg->log_file);
 	free(cfg->control_socket);
