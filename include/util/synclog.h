@@ -71,6 +71,12 @@ bool synclog_enabled(LogLevel level);
  * still held is counted on stderr. Then the file is closed.
  */
 void synclog_close(void);
+/*
+ * Waits, at most wait_ms, until the lines logged so far are written; false
+ * when the log did not take them in time. For an order others can see: the
+ * "ready" line before systemd's "Started" that READY=1 brings.
+ */
+bool synclog_flush(int wait_ms);
 /* True when lines go to the journal (sd_journal_send). */
 bool synclog_to_journal(void);
 /* True when the log goes to a terminal (the progress line shares it). */

@@ -231,43 +231,47 @@ bad:
 }
 
 
+/*
+ * A word setting whose value parse() knows (a log level, a watch mode):
+ * its value, or -1 with the line reported.
+ */
+static int
+load_choice(struct loader *ld, const config_setting_t *s, const char *key,
+    const char *expected, int (*parse)(const char *))
+{
+	const char *word = get_word(ld, s, "", expected);
+	char got[160];
+	int v;
+
+	if (word == NULL)
+		return -1;
+	if ((v = parse(word)) < 0) {
+		diag_describe(ld, s, got, sizeof got);
+		diag_report(ld, s, "%s: must be %s, got %s", key, expected, got);
+	}
+	return v;
+}
+
 static void
 load_log_level(struct loader *ld, const config_setting_t *s)
 {
-	static const char expected[] =
-	    "one of \"error\", \"warn\", \"info\", \"debug\"";
-	const char *word = get_word(ld, s, "", expected);
-	char got[160];
-	int level;
+	int v = load_choice(ld, s, "log_level",
+	    "one of \"error\", \"warn\", \"info\", \"debug\"",
+	    synclog_level_from_string);
 
-	if (word == NULL)
-		return;
-	level = synclog_level_from_string(word);
-	if (level < 0) {
-		diag_describe(ld, s, got, sizeof got);
-		diag_report(ld, s, "log_level: must be %s, got %s", expected, got);
-		return;
-	}
-	ld->cfg->log_level = (LogLevel)level;
+	if (v >= 0)
+		ld->cfg->log_level = (LogLevel)v;
 }
 
 static void
 load_watch(struct loader *ld, const config_setting_t *s)
 {
-	static const char expected[] =
-	    "one of \"auto\", \"inotify\", \"fanotify\"";
-	const char *word = get_word(ld, s, "", expected);
-	char got[160];
-	int mode;
+	int v = load_choice(ld, s, "watch",
+	    "one of \"auto\", \"inotify\", \"fanotify\"",
+	    watcher_mode_from_string);
 
-	if (word == NULL)
-		return;
-	if ((mode = watcher_mode_from_string(word)) < 0) {
-		diag_describe(ld, s, got, sizeof got);
-		diag_report(ld, s, "watch: must be %s, got %s", expected, got);
-		return;
-	}
-	ld->cfg->watch = (WatchMode)mode;
+	if (v >= 0)
+		ld->cfg->watch = (WatchMode)v;
 }
 
 static int

@@ -42,6 +42,8 @@ bool writer_running(void);
 void writer_put(int fd, bool journal, const struct iovec *iov, int n);
 /* Reopens path once what is queued now is written; info: log the success. */
 void writer_reopen(bool info);
+/* Waits (at most wait_ms) for what is queued now to be written. */
+bool writer_flush(int wait_ms);
 /* Writes what is queued (see synclog_close) and ends the thread. */
 void writer_stop(void);
 

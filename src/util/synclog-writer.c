@@ -69,6 +69,8 @@ static struct {
 	size_t limit;
 	unsigned long long dropped;	/* lines refused since the last count */
 	unsigned long long written;	/* bytes written, for writer_stop */
+	unsigned long long started;	/* batches taken, for writer_flush */
+	unsigned long long finished;	/* batches done with, written or not */
 	size_t reopen_at;		/* queue offset of a reopen; NO_MARK */
 	bool reopen_info;
 	bool stopping;
@@ -331,6 +333,7 @@ writer_main(void *arg)
 		w.queue = tmp;
 		w.queue.len = 0;
 		w.taken = w.batch.len;
+		w.started++;
 		mark = w.reopen_at;
 		info = w.reopen_info;
 		w.reopen_at = NO_MARK;
@@ -347,6 +350,7 @@ writer_main(void *arg)
 		pthread_mutex_lock(&w.lock);
 		w.taken = 0;
 		w.batch.len = 0;
+		w.finished++;
 		if (w.dropped > 0)
 			put_dropped_locked();
 		pthread_cond_broadcast(&w.progress);
@@ -521,6 +525,40 @@ wait_writer_locked(void)
 		}
 	}
 	return true;
+}
+
+/*
+ * Waits until every line queued before this call is written, for at most
+ * wait_ms: what is queued after the call does not extend the wait.
+ */
+bool
+writer_flush(int wait_ms)
+{
+	unsigned long long target;
+	struct timespec deadline;
+	bool done = true;
+
+	if (!w.running)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += wait_ms / 1000;
+	deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w.lock);
+	/* The batch being written, and the queue as the next one. */
+	target = w.started + (w.queue.len > 0 || w.reopen_at != NO_MARK);
+	while (!w.exited && w.finished < target) {
+		if (pthread_cond_timedwait(&w.progress, &w.lock, &deadline) ==
+		    ETIMEDOUT) {
+			done = w.finished >= target;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w.lock);
+	return done;
 }
 
 void

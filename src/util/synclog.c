@@ -158,6 +158,12 @@ synclog_is_tty(void)
 
 
 
+bool
+synclog_flush(int wait_ms)
+{
+	return writer_flush(wait_ms);
+}
+
 void
 synclog_close(void)
 {
